@@ -1,0 +1,6 @@
+"""BIP-327 MuSig2 and BIP-340 over libsecp256k1; never imports Electrum."""
+from .bip340 import (parse_xonly, plain_pubkey, schnorr_sign, schnorr_verify,
+                     tagged_hash, xonly_pubkey)
+from .errors import (BlameError, CryptoError, InvalidMessageLength, InvalidPartialSig,
+                     InvalidPubNonce, InvalidPublicKey, InvalidSecretKey, InvalidTweak,
+                     LibraryRefusal, NonceReuseError)
