@@ -4,3 +4,5 @@ from .bip340 import (parse_xonly, plain_pubkey, schnorr_sign, schnorr_verify,
 from .errors import (BlameError, CryptoError, InvalidMessageLength, InvalidPartialSig,
                      InvalidPubNonce, InvalidPublicKey, InvalidSecretKey, InvalidTweak,
                      LibraryRefusal, NonceReuseError)
+from .musig import (KeyAggContext, SecretNonce, SigningSession, key_sort, nonce_agg,
+                    nonce_gen, parse_partial_sig, parse_pubkey, parse_pubnonce)
