@@ -1,0 +1,231 @@
+"""Every process the test harness starts goes through here, so that it can always be stopped.
+
+Why a registry of our own: a test that fails, a Ctrl-C, a SIGTERM from CI or a forgotten
+``stop()`` must not leave a bitcoind, an ElectrumX or an Electrum daemon running (they hold ports
+and directories the next run wants).  Each child is started in a new session (its own process
+group), recorded by pid, and stopped by pid/process group from, in order of preference: the
+owner's ``stop()``, a pytest finalizer, a SIGTERM/SIGHUP handler, or ``atexit``.
+
+When ``MUSIG2_HARNESS_PIDLOG`` names a file, each started process is appended to it as
+``pid<TAB>starttime<TAB>name`` so that a test can later prove that none of them outlived its run
+(the start time, from /proc, tells a reused pid from ours).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, Mapping, Sequence
+
+PIDLOG_ENV = "MUSIG2_HARNESS_PIDLOG"
+
+_live: dict[int, tuple[str, subprocess.Popen]] = {}
+_adopted: dict[int, tuple[str, int | None]] = {}
+_lock = threading.Lock()
+_handlers_installed = False
+_previous_handlers: dict[int, object] = {}
+
+
+def proc_starttime(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of ``pid``, or None when no such process exists.
+
+    A zombie counts as gone: it runs nothing and holds no port or file.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(pid: int, starttime: int | None = None) -> bool:
+    """True when ``pid`` runs and (if given) is still the process that started at ``starttime``."""
+    current = proc_starttime(pid)
+    if current is None:
+        return False
+    return starttime is None or current == starttime
+
+
+def _record(pid: int, name: str) -> None:
+    log = os.environ.get(PIDLOG_ENV)
+    if not log:
+        return
+    start = proc_starttime(pid)
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"{pid}\t{start}\t{name}\n")
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    log: IO[bytes] | None = None,
+) -> subprocess.Popen:
+    """Start ``argv`` in its own process group, registered for clean-up; output goes to ``log``."""
+    _install_handlers()
+    proc = subprocess.Popen(
+        list(argv),
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log if log is not None else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    with _lock:
+        _live[proc.pid] = (name, proc)
+    _record(proc.pid, name)
+    return proc
+
+
+def adopt(name: str, pid: int) -> None:
+    """Record a process that some other launcher started (e.g. a self-daemonizing program).
+
+    It is then killed by pid at the end like our own children.
+    """
+    _install_handlers()
+    _record(pid, name)
+    with _lock:
+        _adopted[pid] = (name, proc_starttime(pid))
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
+    """Stop ``proc`` and everything in its process group: SIGTERM, then SIGKILL after ``timeout``.
+
+    Returns the exit status.  Safe to call twice.
+    """
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # Helpers it forked into the same group must not outlive it either.
+    _signal_group(proc.pid, signal.SIGKILL)
+    with _lock:
+        _live.pop(proc.pid, None)
+    return proc.returncode
+
+
+def kill_pid(pid: int, starttime: int | None, timeout: float = 10.0) -> None:
+    """Stop a process we did not start as a child (see :func:`adopt`): SIGTERM, then SIGKILL."""
+    if not is_alive(pid, starttime):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid, starttime):
+            return
+        time.sleep(0.05)
+    if is_alive(pid, starttime):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def release(pid: int) -> None:
+    """Forget an adopted pid once its owner stopped it."""
+    with _lock:
+        _adopted.pop(pid, None)
+
+
+def stop_all(timeout: float = 5.0) -> None:
+    """Stop every registered process, newest first (clients before the servers they use), then
+    remove the tracked throwaway directories."""
+    with _lock:
+        adopted = list(_adopted.items())
+        _adopted.clear()
+        live = list(_live.values())
+    for pid, (_name, start) in reversed(adopted):
+        kill_pid(pid, start, timeout)
+    for _name, proc in reversed(live):
+        stop(proc, timeout)
+    _remove_all_dirs()
+
+
+def live_names() -> list[str]:
+    """Names of the registered processes still running (for diagnostics)."""
+    with _lock:
+        names = [name for name, p in _live.values() if p.poll() is None]
+        names += [name for pid, (name, start) in _adopted.items() if is_alive(pid, start)]
+    return names
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    stop_all()
+    previous = _previous_handlers.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+        return
+    # Die of the same signal, as the default action would have.
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(stop_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.getsignal(sig)
+        if previous is signal.SIG_IGN:
+            continue
+        _previous_handlers[sig] = previous
+        signal.signal(sig, _on_signal)
+
+
+# ----------------------------------------------------------------------------------------------
+# Throwaway directories: removed by their owner's stop(), or at exit with the processes.
+
+_dirs: dict[str, bool] = {}
+
+
+def track_dir(path: str | os.PathLike[str], keep: bool = False) -> None:
+    """Register a throwaway directory for removal at exit (unless ``keep``, for debugging)."""
+    with _lock:
+        _dirs[str(path)] = keep
+    _install_handlers()
+
+
+def remove_dir(path: str | os.PathLike[str]) -> None:
+    """Remove a tracked directory now (a kept one stays, and is forgotten)."""
+    with _lock:
+        keep = _dirs.pop(str(path), False)
+    if not keep:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_all_dirs() -> None:
+    with _lock:
+        paths = list(_dirs)
+    for path in paths:
+        remove_dir(path)
