@@ -22,11 +22,75 @@ SCHNORR_SIG_LEN = 64
 BIP328_CHAINCODE = bytes.fromhex("868087ca02a6f974c4598924c36b57762d32cb45717167e300622c7167e38965")
 
 # --- records (tags for BIP-340 tagged hashes of canonical encodings) --------
+RECORD_VERSION = 1                  # first byte of every encoded record
+RECORD_TAG_ADVERTISEMENT = "musig2_plugin/record/advertisement/v1"
+RECORD_TAG_WITHDRAWAL = "musig2_plugin/record/withdrawal/v1"
+RECORD_TAG_SIGNING_REQUEST = "musig2_plugin/record/signing-request/v1"
+TOPIC_TAG_SIGNERS = "musig2_plugin/topic/signers/v1"
+TOPIC_TAG_REQUESTS = "musig2_plugin/topic/requests/v1"
+TOPIC_LEN = 20                      # kademlia ids are 160 bits
+MAX_RECORD_BYTES = 7680             # whole encoded record; a store RPC must fit rpcudp's 8 KiB request cap
+MAX_CLOCK_SKEW_S = 120              # created_at may be this far in our future, no more
+MIN_TTL_S = 0.2                     # shorter would expire in flight (tests use ~1 s)
+MAX_TTL_S = 7 * 24 * 3600           # no record may claim a longer life
+ADVERTISEMENT_DEFAULT_TTL_S = 3600
+SIGNING_REQUEST_DEFAULT_TTL_S = 24 * 3600
+WITHDRAWAL_DEFAULT_TTL_S = 24 * 3600  # outlives any advertisement it buries (owners pick ad TTL <= this)
+MAX_MONEY_SAT = 21_000_000 * 100_000_000
+MAX_NICKNAME_BYTES = 32
+MAX_DESCRIPTION_BYTES = 280
+MAX_TRUST_REQUIREMENTS = 8
+MAX_TRUST_REQUIREMENT_BYTES = 32
+MAX_HOST_BYTES = 253
+MAX_RESPONSE_TIME_S = 7 * 24 * 3600
+MAX_REPUTATION = 100                # self-reported, 0..100
+MAX_REQUEST_KEYS = 16               # participants named by one signing request
+MAX_REQUEST_MESSAGES = 50           # 32-byte messages (one sighash per input; = MAX_SPEND_INPUTS)
+MAX_REQUEST_PAYLOAD_BYTES = 4096    # opaque (encrypted) transaction payload
+MAX_REQUEST_METADATA_BYTES = 512
 
 # --- dht --------------------------------------------------------------------
+DHT_KSIZE = 20
+DHT_ALPHA = 3
+DHT_RPC_TIMEOUT_S = 2.0
+DHT_MAX_RECORDS_PER_TOPIC = 512     # one slot per owner key (per request for request topics)
+DHT_MAX_TOPICS = 20_000
+DHT_MAX_TOTAL_RECORDS = 50_000
+DHT_MAX_RESPONSE_BYTES = 16_384     # records carried by one find_records reply (a UDP datagram)
+DHT_MAX_DATAGRAM_BYTES = 24_576     # anything larger is dropped unread
+DHT_STORE_RATE_PER_MINUTE = 300     # store attempts accepted per source per minute
+DHT_RPC_RATE_PER_SECOND = 200       # datagrams handled per source per second
+DHT_MAX_RATE_SOURCES = 4096         # rate-limiter memory bound (oldest sources forgotten)
+DHT_MAX_PAGES = 64                  # pages fetched from one peer per lookup
+DHT_REPUBLISH_INTERVAL_S = 600
+DHT_PRUNE_INTERVAL_S = 30
 
 # --- transport --------------------------------------------------------------
+ENVELOPE_VERSION = 1
+ENVELOPE_TAG = "musig2_plugin/message/v1"      # BIP-340 tagged hash of a protocol message
+RPC_MESSAGE = "m2.msg"                         # one signed envelope (hex)
+RPC_SIGNING_REQUEST = "m2.request"             # one signed signing-request record (hex)
+MAX_ENVELOPE_BODY_BYTES = 64 * 1024            # body of one protocol message
+PAYLOAD_VERSION = 1
+PAYLOAD_KDF_TAG = "musig2_plugin/payload-key/v1"  # per-recipient wrap key from the ECDH secret
+PAYLOAD_AAD_TAG = "musig2_plugin/payload-aad/v1"
 
 # --- session ----------------------------------------------------------------
+SESSION_ID_TAG = "musig2_plugin/session-id/v1"        # hash(request id, sorted participant keys)
+COORDINATOR_RANK_TAG = "musig2_plugin/coordinator/v1"  # election order: hash(session id, key)
+REQUEST_ID_TAG = "musig2_plugin/request-id/v1"
 
 # --- electrum edge ----------------------------------------------------------
+# Participant key: <keystore xprv>/327'/0'. Hardened so the wallet's xpub (shared
+# with watch-only copies and servers) can neither derive it nor, combined with a
+# leaked participant secret, reveal the wallet's xprv. 327 = BIP-327 (MuSig2),
+# a child number Electrum itself never uses under a keystore node (it uses 0/1
+# for addresses and 67' for lightning); the last level is a key version.
+PARTICIPANT_KEY_PURPOSE = 327
+PARTICIPANT_KEY_VERSION = 0
+MIN_OUTPUT_PARTICIPANTS = 2          # a MuSig2 output of one key is just a P2TR key
+MAX_OUTPUT_PARTICIPANTS = 15         # keeps PSBTs, sessions and dialogs small
+MAX_SPEND_INPUTS = 50                # inputs of one spend request we will look at
+MAX_SPEND_OUTPUTS = 100
+MAX_PSBT_BYTES = 400_000             # a PSBT from a peer larger than this is refused
+TAPROOT_KEYPATH_WITNESS_SIZE = 66    # item count + length byte + 64-byte signature

@@ -1,0 +1,140 @@
+"""Signing request: "these n keys, please co-sign these messages".
+
+Stored under the request topic of every addressed key (except the creator's
+own), so an offline participant finds it later by polling its own topic. The
+transaction payload is opaque here: the session layer encrypts it to the
+participants because the DHT is public, and co-signers recompute the messages
+from the decrypted transaction instead of trusting ``messages``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+from .. import constants as C
+from .base import Record
+from .codec import Reader, Writer
+from .errors import InvalidField
+from .fields import (Endpoint, TxType, check_bytes, check_int, check_pubkey33, check_text,
+                     code_to_tx_type, decode_text, tx_type)
+from .topics import topic_for_requests
+
+KIND_SIGNING_REQUEST = 3
+REQUEST_SLOT_PREFIX = b"R"
+REQUEST_ID_LEN = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigningRequest(Record):
+    KIND = KIND_SIGNING_REQUEST
+    TAG = C.RECORD_TAG_SIGNING_REQUEST
+
+    request_id: bytes
+    tx_type: TxType
+    keys: tuple[bytes, ...]
+    messages: tuple[bytes, ...]
+    payload: bytes = b""
+    metadata: str = ""
+    endpoint: Endpoint | None = None
+
+    @classmethod
+    def create(cls, seckey: bytes, *, keys: Sequence[bytes], messages: Sequence[bytes],
+               payload: bytes = b"", tx_type: "TxType | str" = TxType.SPEND, metadata: str = "",
+               request_id: bytes | None = None, host: str | None = None, port: int | None = None,
+               ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S, seq: int | None = None,
+               now: float | None = None) -> "SigningRequest":
+        """Sign a request as its creator; ``host``/``port`` say where the creator listens."""
+        endpoint = None if host is None and port is None else Endpoint(host, port)
+        return cls._signed(seckey, ttl=ttl, seq=seq, now=now,
+                           request_id=os.urandom(REQUEST_ID_LEN) if request_id is None else request_id,
+                           tx_type=_tx(tx_type), keys=tuple(keys), messages=tuple(messages),
+                           payload=payload, metadata=metadata, endpoint=endpoint)
+
+    @property
+    def creator(self) -> bytes:
+        return self.owner
+
+    @property
+    def slot(self) -> bytes:
+        return REQUEST_SLOT_PREFIX + self.owner_xonly + self.request_id
+
+    def addressed_keys(self) -> tuple[bytes, ...]:
+        others = tuple(k for k in self.keys if k[1:] != self.owner_xonly)
+        return others or self.keys
+
+    def topics(self) -> tuple[bytes, ...]:
+        return tuple(topic_for_requests(k) for k in self.addressed_keys())
+
+    def addresses(self, pubkey: bytes) -> bool:
+        """Whether ``pubkey`` (33-byte or x-only) is one of the participants."""
+        return any(k[1:] == bytes(pubkey[-32:]) for k in self.keys)
+
+    def _validate_body(self) -> None:
+        check_bytes(self.request_id, REQUEST_ID_LEN, REQUEST_ID_LEN, "request id")
+        if not isinstance(self.tx_type, TxType):
+            raise InvalidField("tx_type must be a TxType")
+        if not isinstance(self.keys, tuple) or not 1 <= len(self.keys) <= C.MAX_REQUEST_KEYS:
+            raise InvalidField(f"a request names 1..{C.MAX_REQUEST_KEYS} keys")
+        for i, key in enumerate(self.keys):
+            check_pubkey33(key, f"participant key {i}")
+        if len({k[1:] for k in self.keys}) != len(self.keys):
+            raise InvalidField("participant keys must be distinct")
+        if not isinstance(self.messages, tuple) or not 1 <= len(self.messages) <= C.MAX_REQUEST_MESSAGES:
+            raise InvalidField(f"a request carries 1..{C.MAX_REQUEST_MESSAGES} messages")
+        for i, msg in enumerate(self.messages):
+            check_bytes(msg, C.MESSAGE_LEN, C.MESSAGE_LEN, f"message {i}")
+        check_bytes(self.payload, None, C.MAX_REQUEST_PAYLOAD_BYTES, "payload")
+        check_text(self.metadata, C.MAX_REQUEST_METADATA_BYTES, "metadata", multiline=True)
+        if self.endpoint is not None and not isinstance(self.endpoint, Endpoint):
+            raise InvalidField("endpoint must be an Endpoint or None")
+
+    def _encode_body(self, w: Writer) -> None:
+        w.raw(self.request_id)
+        w.u8(self.tx_type.bit)
+        w.u8(len(self.keys))
+        for key in self.keys:
+            w.raw(key)
+        w.u8(len(self.messages))
+        for msg in self.messages:
+            w.raw(msg)
+        w.var16(self.payload)
+        w.var16(self.metadata.encode("utf-8"))
+        if self.endpoint is None:
+            w.u8(0)
+        else:
+            w.u8(1)
+            w.var8(self.endpoint.host.encode("ascii"))
+            w.u16(self.endpoint.port)
+
+    @classmethod
+    def _decode_body(cls, r: Reader) -> dict:
+        request_id = r.take(REQUEST_ID_LEN, "request id")
+        kind = code_to_tx_type(r.u8("tx type"))
+        n_keys = r.u8("key count")
+        if not 1 <= n_keys <= C.MAX_REQUEST_KEYS:
+            raise InvalidField(f"a request names 1..{C.MAX_REQUEST_KEYS} keys")
+        keys = tuple(r.take(33, "participant key") for _ in range(n_keys))
+        n_msgs = r.u8("message count")
+        if not 1 <= n_msgs <= C.MAX_REQUEST_MESSAGES:
+            raise InvalidField(f"a request carries 1..{C.MAX_REQUEST_MESSAGES} messages")
+        messages = tuple(r.take(C.MESSAGE_LEN, "message") for _ in range(n_msgs))
+        payload = r.var16("payload", C.MAX_REQUEST_PAYLOAD_BYTES)
+        metadata = decode_text(r.var16("metadata", C.MAX_REQUEST_METADATA_BYTES),
+                               C.MAX_REQUEST_METADATA_BYTES, "metadata", multiline=True)
+        flag = r.u8("endpoint flag")
+        if flag == 0:
+            endpoint = None
+        elif flag == 1:
+            host = r.var8("endpoint host", C.MAX_HOST_BYTES)
+            if not host.isascii():
+                raise InvalidField("endpoint host is not ASCII")
+            endpoint = Endpoint(host.decode("ascii"), r.u16("endpoint port"))
+        else:
+            raise InvalidField("endpoint flag must be 0 or 1")
+        return dict(request_id=request_id, tx_type=kind, keys=keys, messages=messages,
+                    payload=payload, metadata=metadata, endpoint=endpoint)
+
+
+def _tx(kind: "TxType | str") -> TxType:
+    return tx_type(kind)
