@@ -1,8 +1,9 @@
 """BIP-327 MuSig2 and BIP-340 over libsecp256k1; never imports Electrum."""
 from .bip340 import (parse_xonly, plain_pubkey, schnorr_sign, schnorr_verify,
                      tagged_hash, xonly_pubkey)
-from .errors import (BlameError, CryptoError, InvalidMessageLength, InvalidPartialSig,
+from .errors import (BlameError, CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig,
                      InvalidPubNonce, InvalidPublicKey, InvalidSecretKey, InvalidTweak,
                      LibraryRefusal, NonceReuseError)
 from .musig import (KeyAggContext, SecretNonce, SigningSession, key_sort, nonce_agg,
                     nonce_gen, parse_partial_sig, parse_pubkey, parse_pubnonce)
+from .bip328 import Bip328Node, bip328_derive, bip328_xpub

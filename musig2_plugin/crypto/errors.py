@@ -15,7 +15,11 @@ class InvalidSecretKey(CryptoError):
 
 
 class InvalidMessageLength(CryptoError):
-    """libsecp256k1's MuSig2 and our BIP-340 use sign exactly 32-byte messages."""
+    """libsecp256k1's MuSig2 and our BIP-340 use sign exactly 32-byte messages.
+
+    BIP-327 allows any length, but libsecp256k1 0.6.0's MuSig2 API takes a
+    32-byte ``msg32`` only; every message we sign is a sighash anyway.
+    """
 
 
 class InvalidTweak(CryptoError):
@@ -42,6 +46,10 @@ class InvalidPubNonce(BlameError):
 
 class InvalidPartialSig(BlameError):
     pass
+
+
+class InvalidAggNonce(BlameError):
+    """The aggregate nonce does not parse: the coordinator (index None) sent garbage."""
 
 
 class NonceReuseError(CryptoError):

@@ -23,7 +23,7 @@ from typing import Sequence
 
 from ..constants import AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN, PUBNONCE_LEN
 from .bip340 import plain_pubkey, schnorr_verify, tagged_hash
-from .errors import (CryptoError, InvalidMessageLength, InvalidPartialSig, InvalidPubNonce,
+from .errors import (CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig, InvalidPubNonce,
                      InvalidPublicKey, InvalidSecretKey, InvalidTweak, LibraryRefusal,
                      NonceReuseError)
 from .secp import call, ffi, lib
@@ -88,10 +88,10 @@ def parse_partial_sig(psig: bytes, index: int | None = None):
 
 def _parse_aggnonce(aggnonce: bytes):
     if not _is_bytes(aggnonce, AGGNONCE_LEN):
-        raise CryptoError(f"aggregate nonce must be {AGGNONCE_LEN} bytes")
+        raise InvalidAggNonce(None, f"aggregate nonce must be {AGGNONCE_LEN} bytes")
     out = ffi.new("secp256k1_musig_aggnonce *")
     if call(lib.secp256k1_musig_aggnonce_parse, out, bytes(aggnonce)) != 1:
-        raise CryptoError("aggregate nonce is invalid")
+        raise InvalidAggNonce(None, "aggregate nonce is not two valid points (or infinity)")
     return out
 
 
