@@ -1,0 +1,13 @@
+"""The discovery DHT: a kademlia node with a validating multi-value record store.
+
+Never imports Electrum. See docs/records-and-dht.md.
+"""
+from ..records import topic_for_requests, topic_for_type
+from .config import DhtConfig
+from .discovery import Discovery, rank_key
+from .node import DhtNode
+from .republish import OwnRecords
+from .store import ACCEPTED, DUPLICATE, STORED, RecordStore
+
+__all__ = ["DhtNode", "DhtConfig", "Discovery", "OwnRecords", "RecordStore", "rank_key",
+           "topic_for_type", "topic_for_requests", "STORED", "DUPLICATE", "ACCEPTED"]

@@ -1,0 +1,244 @@
+"""DhtNode: a kademlia node that publishes and looks up signed records.
+
+Built on ``kademlia.network.Server`` for routing (bootstrap, node lookups,
+bucket refresh) with our ``RecordProtocol`` and an always-empty legacy
+storage; records live in a ``RecordStore``. ``publish`` stores a record at
+the k closest nodes of each of its topics; ``lookup`` walks towards a topic
+gathering every record set on the way and merges them (newest per slot).
+Owners keep records alive with ``start_republishing``.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from collections import Counter
+from typing import Awaitable, Callable, Iterable, Union
+
+from kademlia.crawling import NodeSpiderCrawl
+from kademlia.network import Server
+from kademlia.node import Node
+
+from .. import constants as C
+from ..records import Record, RecordError, decode_record, supersedes
+from .config import DhtConfig
+from .crawl import RecordCrawl
+from .protocol import RecordProtocol, RefusingStorage
+from .store import ACCEPTED, RecordStore, refusal
+
+log = logging.getLogger(__name__)
+
+RecordsGetter = Callable[[], Union[Iterable[Record], Awaitable[Iterable[Record]]]]
+
+
+class _Server(Server):
+    """kademlia's Server, building our protocol."""
+
+    def __init__(self, factory, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._factory = factory
+
+    def _create_protocol(self):
+        return self._factory(self.node, self.storage, self.ksize)
+
+
+class DhtNode:
+    def __init__(self, config: DhtConfig | None = None, *, node_id: bytes | None = None) -> None:
+        self.config = config or DhtConfig()
+        self._counters: Counter = Counter()
+        self.records = RecordStore(max_per_topic=self.config.max_records_per_topic,
+                                   max_topics=self.config.max_topics,
+                                   max_total=self.config.max_total_records,
+                                   clock=self.config.clock, stats=self._counters)
+        self._node_id = node_id or os.urandom(20)
+        self.server: _Server | None = None
+        self.host: str | None = None
+        self.port: int | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    bootstrap: list[tuple[str, int]] = []) -> None:  # noqa: B006 (never mutated)
+        if self.server is not None:
+            raise RuntimeError("node already started")
+
+        def factory(node, storage, ksize):
+            return RecordProtocol(node, storage, ksize, records=self.records, config=self.config)
+
+        self.server = _Server(factory, ksize=self.config.ksize, alpha=self.config.alpha,
+                              node_id=self._node_id, storage=RefusingStorage(self._counters))
+        await self.server.listen(port, host)
+        self.host, self.port = self.server.transport.get_extra_info("sockname")[:2]
+        self._spawn(self._prune_loop(), "prune")
+        if bootstrap:
+            await self.bootstrap(bootstrap)
+
+    async def bootstrap(self, addrs: list[tuple[str, int]]) -> int:
+        """Join through known nodes; returns how many nodes the join walk found."""
+        found = await self._require_server().bootstrap([tuple(a) for a in addrs])
+        return len(found)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.server is not None:
+            self.server.stop()
+            if self.server.protocol is not None:
+                self.server.protocol.cancel_outstanding()
+            self.server = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def node_id(self) -> bytes:
+        return self._node_id
+
+    @property
+    def protocol(self) -> RecordProtocol:
+        return self._require_server().protocol
+
+    @property
+    def stats(self) -> dict:
+        """Counters (stored, duplicate, refused:<reason>, published, ...) and gauges."""
+        out = dict(self._counters)
+        out["records"] = len(self.records)
+        out["topics"] = len(self.records.topics())
+        if self.server is not None and self.server.protocol is not None:
+            out["contacts"] = sum(len(b) for b in self.server.protocol.router.buckets)
+        return out
+
+    def _require_server(self) -> _Server:
+        if self.server is None or self.server.protocol is None:
+            raise RuntimeError("node is not started")
+        return self.server
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"dht-{name}-{self.port}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("DHT task %s died: %r", task.get_name(), task.exception())
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.prune_interval)
+            self.records.prune()
+
+    # -- publishing -----------------------------------------------------------------------
+    async def closest_nodes(self, topic: bytes) -> list[Node]:
+        server = self._require_server()
+        target = Node(topic)
+        nearest = server.protocol.router.find_neighbors(target)
+        if not nearest:
+            return []
+        spider = NodeSpiderCrawl(server.protocol, target, nearest, self.config.ksize,
+                                 self.config.alpha)
+        return await spider.find()
+
+    async def publish(self, record: Record) -> int:
+        """Store ``record`` at the k closest nodes of each of its topics.
+
+        Returns how many stores were accepted (ours included when we are among
+        the closest), summed over topics. A record we would refuse ourselves is
+        never sent: ``RecordError`` is raised instead.
+        """
+        data = record.encode()
+        decode_record(data, now=self.config.clock())  # same checks our peers will make
+        counts = await asyncio.gather(*(self._publish_topic(t, record, data) for t in record.topics()))
+        self._counters["published"] += 1
+        return sum(counts)
+
+    async def _publish_topic(self, topic: bytes, record: Record, data: bytes) -> int:
+        nodes = await self.closest_nodes(topic)
+        target = Node(topic)
+        stored = 0
+        me = self._require_server().node
+        if len(nodes) < self.config.ksize or me.distance_to(target) < max(n.distance_to(target) for n in nodes):
+            if self.records.put(topic, record, source="self") in ACCEPTED:
+                stored += 1
+        protocol = self.protocol
+        results = await asyncio.gather(*(protocol.call_store_record(n, topic, data) for n in nodes))
+        for ok, status in results:
+            if ok and status in ACCEPTED:
+                stored += 1
+            elif ok:
+                self._counters["publish_" + str(status)[:40]] += 1
+        return stored
+
+    def start_republishing(self, records_getter: RecordsGetter, interval: float = C.DHT_REPUBLISH_INTERVAL_S,
+                           *, immediately: bool = True) -> asyncio.Task:
+        """Every ``interval`` seconds publish whatever ``records_getter()`` returns.
+
+        The getter (sync or async) belongs to the owner: it returns the current
+        records, renewed (``record.renewed(seckey)``) when they approach expiry,
+        and keeps returning a withdrawal until it expires. Cancel the returned
+        task (or stop the node) to end it.
+        """
+        return self._spawn(self._republish_loop(records_getter, interval, immediately), "republish")
+
+    async def _republish_loop(self, getter: RecordsGetter, interval: float, immediately: bool) -> None:
+        if not immediately:
+            await asyncio.sleep(interval)
+        while True:
+            try:
+                records = getter()
+                if inspect.isawaitable(records):
+                    records = await records
+                now = self.config.clock()
+                live = [r for r in records if not r.is_expired(now)]
+                await asyncio.gather(*(self.publish(r) for r in live))
+                self._counters["republished"] += len(live)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("republishing failed; will retry")
+            await asyncio.sleep(interval)
+
+    # -- lookup --------------------------------------------------------------------------------
+    async def lookup(self, topic: bytes) -> list[Record]:
+        """Every live record stored under ``topic`` among the nodes closest to it.
+
+        Records from all replies are verified again here (a peer may lie) and
+        merged newest-per-slot, so a withdrawal hides the advertisement it buries;
+        withdrawals are included in the result. Order: by slot.
+        """
+        if not isinstance(topic, bytes) or len(topic) != C.TOPIC_LEN:
+            raise ValueError("topic must be 20 bytes")
+        server = self._require_server()
+        target = Node(topic)
+        raw: list[bytes] = [r.encode() for r in self.records.get(topic)]
+        nearest = server.protocol.router.find_neighbors(target)
+        if nearest:
+            crawl = RecordCrawl(server.protocol, target, nearest, self.config.ksize,
+                                self.config.alpha, self.config.max_pages)
+            raw.extend(await crawl.find())
+        self._counters["lookups"] += 1
+        return self._merge(topic, raw)
+
+    def _merge(self, topic: bytes, raw: list[bytes]) -> list[Record]:
+        now = self.config.clock()
+        best: dict[bytes, Record] = {}
+        for data in set(raw):
+            try:
+                record = decode_record(data, now=now)
+            except RecordError as exc:
+                self._counters[refusal("lookup_" + type(exc).__name__)] += 1
+                continue
+            if topic not in record.topics():
+                self._counters[refusal("lookup_wrong_topic")] += 1
+                continue
+            old = best.get(record.slot)
+            if old is None or supersedes(record, old):
+                best[record.slot] = record
+        return [best[s] for s in sorted(best)]

@@ -1,0 +1,226 @@
+"""kademlia protocol extended with validating multi-value record RPCs.
+
+Added RPCs:
+
+* ``store_record(nodeid, topic, record_bytes) -> status`` : validated store;
+* ``find_records(nodeid, topic, cursor) -> {"records", "next", "nodes"}`` : one
+  page of the topic's records (bounded so the reply fits one UDP datagram)
+  plus, on the first page, the closest nodes we know (so it doubles as the
+  iterative lookup step).
+
+The inherited single-value ``store`` RPC is refused (anyone could otherwise
+park unvalidated bytes on us) and ``find_value`` answers with nodes only.
+Every datagram and RPC from the network is guarded: oversized datagrams,
+undecodable ones, wrong argument types and rate excess are counted in
+``stats`` and dropped, never raised into the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+from kademlia.node import Node
+from kademlia.protocol import KademliaProtocol
+from kademlia.storage import IStorage
+
+from .config import DhtConfig
+from .ratelimit import RateLimiter
+from .store import RecordStore, refusal
+
+log = logging.getLogger(__name__)
+
+ID_LEN = 20
+
+
+def valid_id(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == ID_LEN
+
+
+class RefusingStorage(IStorage):
+    """Stand-in for kademlia's single-value storage: holds nothing, accepts nothing.
+
+    ``kademlia.network.Server`` insists on a storage object (it republishes from
+    it hourly); ours is always empty so only validated records live on a node.
+    """
+
+    def __init__(self, stats: Counter) -> None:
+        self.stats = stats
+
+    def __setitem__(self, key, value):
+        self.stats[refusal("legacy_store")] += 1
+
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        return default
+
+    def iter_older_than(self, seconds_old):
+        return iter(())
+
+    def __iter__(self):
+        return iter(())
+
+
+class RecordProtocol(KademliaProtocol):
+    def __init__(self, source_node: Node, storage: IStorage, ksize: int, *,
+                 records: RecordStore, config: DhtConfig) -> None:
+        super().__init__(source_node, storage, ksize)
+        self._wait_timeout = config.rpc_timeout
+        self.records = records
+        self.config = config
+        self.stats = records.stats
+        self.store_limiter = RateLimiter(config.store_rate_per_minute, 60.0, config.max_rate_sources)
+        self.rpc_limiter = RateLimiter(config.rpc_rate_per_second, 1.0, config.max_rate_sources)
+
+    def source_key(self, address) -> object:
+        return address[0] if self.config.rate_limit_by == "host" else (address[0], address[1])
+
+    # -- datagram guards ----------------------------------------------------------------
+    def datagram_received(self, data, addr):
+        if len(data) > self.config.max_datagram_bytes:
+            self.stats[refusal("oversized_datagram")] += 1
+            log.info("dropped %d-byte datagram from %s", len(data), addr)
+            return
+        if data[:1] == b"\x00" and not self.rpc_limiter.allow(self.source_key(addr)):
+            self.stats[refusal("rpc_rate_limited")] += 1
+            return
+        super().datagram_received(data, addr)
+
+    async def _solve_datagram(self, datagram, address):
+        try:
+            await super()._solve_datagram(datagram, address)
+        except Exception as exc:  # umsgpack raises many types on garbage
+            self.stats[refusal("malformed_datagram")] += 1
+            log.info("undecodable datagram from %s: %r", address, exc)
+
+    async def _accept_request(self, msg_id, data, address):
+        try:
+            await super()._accept_request(msg_id, data, address)
+        except Exception as exc:
+            self.stats[refusal("bad_rpc")] += 1
+            log.info("bad RPC from %s: %r", address, exc)
+
+    def cancel_outstanding(self) -> None:
+        """Resolve every pending call as "no answer" (used when the node stops)."""
+        for future, timeout in list(self._outstanding.values()):
+            timeout.cancel()
+            if not future.done():
+                future.set_result((False, None))
+        self._outstanding.clear()
+
+    def _welcome(self, sender, nodeid) -> bool:
+        if not valid_id(nodeid):
+            self.stats[refusal("bad_node_id")] += 1
+            return False
+        self.welcome_if_new(Node(nodeid, sender[0], sender[1]))
+        return True
+
+    # -- inherited RPCs, hardened -----------------------------------------------------
+    def rpc_ping(self, sender, nodeid):
+        if not self._welcome(sender, nodeid):
+            return None
+        return self.source_node.id
+
+    def rpc_store(self, sender, nodeid, key, value):
+        self.stats[refusal("legacy_store")] += 1
+        return False
+
+    def rpc_find_node(self, sender, nodeid, key):
+        if not valid_id(key) or not self._welcome(sender, nodeid):
+            return []
+        neighbors = self.router.find_neighbors(Node(key), exclude=Node(nodeid, sender[0], sender[1]))
+        return [tuple(n) for n in neighbors]
+
+    def rpc_find_value(self, sender, nodeid, key):
+        return self.rpc_find_node(sender, nodeid, key)
+
+    # -- record RPCs -----------------------------------------------------------------------
+    def rpc_store_record(self, sender, nodeid, topic, data):
+        if not self._welcome(sender, nodeid):
+            return refusal("bad_node_id")
+        if not self.store_limiter.allow(self.source_key(sender)):
+            self.stats[refusal("rate_limited")] += 1
+            log.info("store from %s over its rate budget", sender)
+            return refusal("rate_limited")
+        if not isinstance(data, bytes):
+            self.stats[refusal("MalformedRecord")] += 1
+            return refusal("MalformedRecord")
+        return self.records.put_bytes(topic, data, source=sender)
+
+    def rpc_find_records(self, sender, nodeid, topic, cursor):
+        if not valid_id(topic) or not isinstance(cursor, int) or cursor < 0:
+            self.stats[refusal("bad_find")] += 1
+            return None
+        if not self._welcome(sender, nodeid):
+            return None
+        records = self.records.get(topic)
+        budget = self.config.max_response_bytes
+        nodes = []
+        if cursor == 0:
+            neighbors = self.router.find_neighbors(Node(topic), exclude=Node(nodeid, sender[0], sender[1]))
+            nodes = [tuple(n) for n in neighbors]
+            budget -= sum(ID_LEN + len(n[1]) + 8 for n in nodes)
+        page, index = [], cursor
+        while index < len(records):
+            data = records[index].encode()
+            if page and len(data) + 5 > budget:
+                break
+            page.append(data)
+            budget -= len(data) + 5
+            index += 1
+        return {"records": page, "next": index if index < len(records) else None, "nodes": nodes}
+
+    # -- client side ----------------------------------------------------------------------
+    async def call_store_record(self, node: Node, topic: bytes, data: bytes):
+        result = await self.store_record((node.ip, node.port), self.source_node.id, topic, data)
+        return self.handle_call_response(result, node)
+
+    async def call_find_records(self, node: Node, target: Node, cursor: int = 0):
+        result = await self.find_records((node.ip, node.port), self.source_node.id, target.id, cursor)
+        return self.handle_call_response(result, node)
+
+    def welcome_if_new(self, node: Node) -> None:
+        """Add a new contact; push it (a bounded number of) records it should now hold.
+
+        As in the paper (section 2.5): for topics where the newcomer is among the k
+        closest we know and we are closer than all of them, hand it our copies.
+        """
+        if not self.router.is_new_node(node):
+            return
+        pushed = 0
+        for topic, record in self.records.items():
+            if pushed >= self.config.replicate_max:
+                break
+            keynode = Node(topic)
+            neighbors = self.router.find_neighbors(keynode)
+            if neighbors:
+                new_close = node.distance_to(keynode) < neighbors[-1].distance_to(keynode)
+                we_closest = self.source_node.distance_to(keynode) < neighbors[0].distance_to(keynode)
+            if not neighbors or (new_close and we_closest):
+                asyncio.ensure_future(self.call_store_record(node, topic, record.encode()))
+                pushed += 1
+        self.router.add_contact(node)
+
+
+def page_shape_ok(value: object) -> bool:
+    """A find_records reply from a peer has the shape we expect (types only)."""
+    if not isinstance(value, dict):
+        return False
+    records, nxt, nodes = value.get("records"), value.get("next"), value.get("nodes")
+    if not isinstance(records, list) or not all(isinstance(r, bytes) for r in records):
+        return False
+    if nxt is not None and (not isinstance(nxt, int) or nxt < 0):
+        return False
+    return isinstance(nodes, list)
+
+
+def parse_nodes(nodes: list, limit: int) -> list[Node]:
+    out = []
+    for item in nodes[:limit]:
+        if (isinstance(item, (list, tuple)) and len(item) == 3 and valid_id(item[0])
+                and isinstance(item[1], str) and isinstance(item[2], int) and 0 < item[2] < 65536):
+            out.append(Node(item[0], item[1], item[2]))
+    return out
+
