@@ -22,7 +22,7 @@ import os
 from typing import Sequence
 
 from ..constants import AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN, PUBNONCE_LEN
-from .bip340 import plain_pubkey, schnorr_verify, tagged_hash
+from .bip340 import _keypair, _keypair_plain, schnorr_verify, tagged_hash
 from .errors import (CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig, InvalidPubNonce,
                      InvalidPublicKey, InvalidSecretKey, InvalidTweak, LibraryRefusal,
                      NonceReuseError)
@@ -93,15 +93,6 @@ def _parse_aggnonce(aggnonce: bytes):
     if call(lib.secp256k1_musig_aggnonce_parse, out, bytes(aggnonce)) != 1:
         raise InvalidAggNonce(None, "aggregate nonce is not two valid points (or infinity)")
     return out
-
-
-def _keypair(seckey: bytes):
-    if not _is_bytes(seckey, 32):
-        raise InvalidSecretKey("secret key must be 32 bytes")
-    kp = ffi.new("secp256k1_keypair *")
-    if call(lib.secp256k1_keypair_create, kp, bytes(seckey)) != 1:
-        raise InvalidSecretKey("secret key out of range")
-    return kp
 
 
 def _xonly_of(pk) -> bytes:
@@ -235,7 +226,7 @@ class SecretNonce:
     nonce and public key so the signer can check its own partial signature.
     """
 
-    __slots__ = ("_secnonce", "_consumed", "pubnonce", "pubkey", "__weakref__")
+    __slots__ = ("_secnonce", "_consumed", "pubnonce", "pubkey", "_pubnonce_struct", "__weakref__")
 
     def __init__(self, _token: object = None):
         if _token is not _CONSTRUCT_TOKEN:
@@ -244,6 +235,7 @@ class SecretNonce:
         self._consumed = False
         self.pubnonce = b""
         self.pubkey = b""
+        self._pubnonce_struct = None  # parsed public nonce, kept for the self-check
 
     @property
     def consumed(self) -> bool:
@@ -293,11 +285,11 @@ def _nonce_gen_with_rand(session_rand: bytes, *, pubkey: bytes, seckey: bytes | 
                          extra_in: bytes | None) -> tuple[SecretNonce, bytes]:
     """nonce_gen with caller-chosen session randomness (vector tests only)."""
     pk = parse_pubkey(pubkey)
-    if seckey is not None:
-        if not _is_bytes(seckey, 32):
-            raise InvalidSecretKey("secret key must be 32 bytes")
-        if plain_pubkey(bytes(seckey)) != bytes(pubkey):
-            raise InvalidSecretKey("secret key does not match the public key")
+    # The secret key only strengthens the nonce's randomness (BIP-327); that it
+    # belongs to ``pubkey`` is enforced where it matters, in partial_sign
+    # (by us and by libsecp), so we skip a second point multiplication here.
+    if seckey is not None and not _is_bytes(seckey, 32):
+        raise InvalidSecretKey("secret key must be 32 bytes")
     msg_arg = ffi.NULL if msg is None else _check_msg(msg)
     if extra_in is not None and not _is_bytes(extra_in, 32):
         raise CryptoError("extra_in must be 32 bytes (libsecp256k1 takes 32 bytes of extra input)")
@@ -315,6 +307,7 @@ def _nonce_gen_with_rand(session_rand: bytes, *, pubkey: bytes, seckey: bytes | 
     out = ffi.new("unsigned char[66]")
     call(lib.secp256k1_musig_pubnonce_serialize, out, pubnonce)
     nonce.pubnonce = bytes(ffi.buffer(out, 66))
+    nonce._pubnonce_struct = pubnonce
     nonce.pubkey = bytes(pubkey)
     return nonce, nonce.pubnonce
 
@@ -359,22 +352,21 @@ class SigningSession:
     """
 
     def __init__(self, keyagg: KeyAggContext, aggnonce: bytes, msg: bytes,
-                 pubnonces: Sequence[bytes] | None = None):
+                 pubnonces: Sequence[bytes] | None = None, *, _aggnonce_from_pubnonces: bool = False):
         if not isinstance(keyagg, KeyAggContext):
             raise CryptoError("keyagg must be a KeyAggContext")
         self.keyagg = keyagg
         self.msg = _check_msg(msg)
         self.aggnonce = bytes(aggnonce) if isinstance(aggnonce, (bytes, bytearray)) else aggnonce
         agg = _parse_aggnonce(self.aggnonce)
+        self.pubnonces: tuple[bytes, ...] | None = None
         if pubnonces is not None:
             if len(pubnonces) != len(keyagg.pubkeys):
                 raise CryptoError("need exactly one public nonce per signer")
-            self.pubnonces: tuple[bytes, ...] | None = tuple(bytes(p) for p in pubnonces)
             # Reject a nonce set that does not match the aggregate nonce.
-            if nonce_agg(self.pubnonces) != self.aggnonce:
+            if not _aggnonce_from_pubnonces and nonce_agg(pubnonces) != self.aggnonce:
                 raise CryptoError("aggregate nonce does not match the public nonces")
-        else:
-            self.pubnonces = None
+            self.pubnonces = tuple(bytes(p) for p in pubnonces)
         self._cache = keyagg._cache_ptr()
         self._session = ffi.new("secp256k1_musig_session *")
         if call(lib.secp256k1_musig_nonce_process, self._session, agg, self.msg, self._cache) != 1:
@@ -384,14 +376,14 @@ class SigningSession:
     def from_pubnonces(cls, keyagg: KeyAggContext, pubnonces: Sequence[bytes],
                        msg: bytes) -> "SigningSession":
         """Aggregate the signers' public nonces (blaming a bad one) and open the session."""
-        return cls(keyagg, nonce_agg(pubnonces), msg, pubnonces)
+        return cls(keyagg, nonce_agg(pubnonces), msg, pubnonces, _aggnonce_from_pubnonces=True)
 
     def partial_sign(self, secnonce: SecretNonce, seckey: bytes) -> bytes:
         """Sign once with ``secnonce`` (consuming it) and check our own partial signature."""
         if not isinstance(secnonce, SecretNonce):
             raise CryptoError("secnonce must be a SecretNonce from nonce_gen")
         kp = _keypair(seckey)
-        own_pk = plain_pubkey(bytes(seckey))
+        own_pk = _keypair_plain(kp)
         if own_pk not in self.keyagg.pubkeys:
             raise InvalidSecretKey("our public key is not one of the session's signers")
         if secnonce.pubkey != own_pk:
@@ -407,7 +399,9 @@ class SigningSession:
         out = ffi.new("unsigned char[32]")
         call(lib.secp256k1_musig_partial_sig_serialize, out, psig)
         result = bytes(ffi.buffer(out, 32))
-        if not self._verify(psig, parse_pubnonce(secnonce.pubnonce), parse_pubkey(own_pk)):
+        # BIP-327 recommends this check: a fault during signing must not leak a
+        # partial signature that could reveal the secret key.
+        if not self._verify(psig, secnonce._pubnonce_struct, parse_pubkey(own_pk)):
             raise LibraryRefusal("our own partial signature does not verify (fault?); not released")
         return result
 
@@ -429,27 +423,45 @@ class SigningSession:
         k = parse_pubkey(self.keyagg.pubkeys[signer_index], signer_index)
         return self._verify(p, n, k)
 
-    def aggregate(self, psigs: Sequence[bytes]) -> bytes:
-        """Combine partial signatures into a BIP-340 signature and verify it.
+    def find_invalid(self, psigs: Sequence[bytes]) -> int | None:
+        """Index of the first partial signature that fails verification, else None.
 
-        If the session knows the public nonces, each partial signature is
-        verified first and the first bad one raises InvalidPartialSig(index).
+        Needs the public nonces (``from_pubnonces``): a partial signature is
+        only attributable against the nonce its sender committed to.
+        """
+        if self.pubnonces is None:
+            raise CryptoError("blame needs the signers' public nonces (use from_pubnonces)")
+        for i, ps in enumerate(psigs):
+            p = parse_partial_sig(ps, i)
+            if not self._verify(p, parse_pubnonce(self.pubnonces[i], i),
+                                parse_pubkey(self.keyagg.pubkeys[i], i)):
+                return i
+        return None
+
+    def aggregate(self, psigs: Sequence[bytes]) -> bytes:
+        """Combine partial signatures into a BIP-340 signature that verifies.
+
+        Optimistic: aggregate, then verify the final signature once (one
+        verification instead of n).  Only if it fails are the partial
+        signatures checked one by one (against the public nonces, when the
+        session has them) to raise InvalidPartialSig naming the culprit.  A
+        valid final signature is the only thing that matters on chain, so
+        nothing is lost by not checking the parts of a good whole.
         """
         n = len(self.keyagg.pubkeys)
         if len(psigs) != n:
             raise CryptoError(f"need exactly {n} partial signatures; got {len(psigs)}")
         parsed = [parse_partial_sig(ps, i) for i, ps in enumerate(psigs)]
-        if self.pubnonces is not None:
-            for i, p in enumerate(parsed):
-                if not self._verify(p, parse_pubnonce(self.pubnonces[i], i),
-                                    parse_pubkey(self.keyagg.pubkeys[i], i)):
-                    raise InvalidPartialSig(i, "partial signature does not verify")
         arr = ffi.new("secp256k1_musig_partial_sig *[]", parsed)
         sig = ffi.new("unsigned char[64]")
         if call(lib.secp256k1_musig_partial_sig_agg, sig, self._session, arr, n) != 1:
             raise LibraryRefusal("secp256k1_musig_partial_sig_agg failed")
         result = bytes(ffi.buffer(sig, 64))
-        if not schnorr_verify(self.keyagg.xonly(), self.msg, result):
-            raise InvalidPartialSig(None, "aggregate signature does not verify; "
-                                    "check each partial signature with partial_sig_verify")
-        return result
+        if schnorr_verify(self.keyagg.xonly(), self.msg, result):
+            return result
+        if self.pubnonces is not None:
+            culprit = self.find_invalid(psigs)
+            if culprit is not None:
+                raise InvalidPartialSig(culprit, "partial signature does not verify")
+        raise InvalidPartialSig(None, "aggregate signature does not verify; check each partial "
+                                "signature with partial_sig_verify (session lacks the public nonces)")
