@@ -14,3 +14,4 @@ from .participant import (PARTICIPANT_PATH, PARTICIPANT_PATH_STR, ParticipantKey
 from .spend import (MusigCoin, SpendReview, attach_signature, broadcast, build_spend,
                     check_input_info, finalize, keypath_sighash, musig_inputs, parse_psbt,
                     psbt_base64, review_spend, sighashes)
+from .psbt_signer import PsbtSigner, aggregate_all, aggregate_input

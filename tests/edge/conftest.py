@@ -61,3 +61,10 @@ class WalletFactory:
 @pytest.fixture
 def wallets(electrum_config, tmp_path):
     return WalletFactory(electrum_config, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_wallets(tmp_path_factory, electrum_loop):
+    """Wallets shared by one test module (creating an Electrum wallet takes about a second)."""
+    d = tmp_path_factory.mktemp("wallets")
+    return WalletFactory(SimpleConfig({"electrum_path": str(d / "electrum")}), d)
