@@ -1,0 +1,95 @@
+"""The one configuration object of bounds for the transport, session and coordinator layers.
+
+Every number a peer can push against (sizes, counts, rates, waits) is a field
+here with a documented default, so an operator or a test can tighten one bound
+without touching protocol code, and a reviewer can audit all of them at once.
+The defaults are chosen for a desktop wallet talking to a handful of strangers:
+generous enough for 50 signers on loopback, strict enough that one hostile peer
+cannot make a node allocate or wait without limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from . import constants as C
+
+
+@dataclass(frozen=True)
+class Musig2Config:
+    # --- session size and lifetime -------------------------------------------------
+    #: Most participants one session may have. The seed's anchor stops at 15; we test to 50.
+    max_signers: int = 50
+    #: Hard end of a session (seconds from creation), whatever its state.
+    session_lifetime: float = 600.0
+    #: How long the coordinator waits for every JOIN before aborting (names the missing ones).
+    join_timeout: float = 300.0
+    #: After a failover, how long the new coordinator waits for every JOIN (everyone had
+    #: already approved; only a restarting participant may still be on its way back).
+    rejoin_timeout: float = 30.0
+    #: How long the coordinator waits for all public nonces / all partial signatures.
+    round_timeout: float = 10.0
+    #: Extra wait a participant grants the coordinator beyond ``round_timeout`` before it
+    #: declares the coordinator silent and fails over to the next one in the election order.
+    coordinator_grace: float = 5.0
+    #: While waiting for READY a participant re-sends its JOIN this often; a failed
+    #: delivery is how a dead coordinator is noticed before anyone is ready.
+    heartbeat_interval: float = 5.0
+    #: New attempts (fresh nonces for everyone) one session may go through: rejoins after
+    #: a restart and coordinator failovers each start one. Bounds a griefing coordinator.
+    max_attempts: int = 8
+    #: Coordinator failovers one participant will perform before it gives up.
+    max_failovers: int = 3
+    #: Sessions one node keeps at once (memory bound against request spam).
+    max_sessions: int = 64
+
+    # --- transport ------------------------------------------------------------------
+    #: Largest framed message accepted from a peer (bytes); larger ones are dropped.
+    max_message_bytes: int = 256 * 1024
+    #: TCP connect timeout to a peer (seconds).
+    connect_timeout: float = 5.0
+    #: Time to wait for a peer's answer to one request (seconds).
+    request_timeout: float = 10.0
+    #: Requests from one connection processed concurrently.
+    max_concurrent_per_peer: int = 16
+    #: Sustained messages per second accepted from one connection (token bucket rate).
+    peer_rate_per_sec: float = 200.0
+    #: Burst of messages accepted from one connection before the rate applies.
+    peer_burst: int = 400
+    #: Open inbound connections accepted at once.
+    max_inbound_connections: int = 256
+    #: Accepted difference between a message's timestamp and our clock (seconds).
+    max_clock_skew: float = 120.0
+    #: Invalid messages after which a peer is blocked (the anchor uses 10).
+    block_after_invalid: int = 10
+    #: How long a blocked participant key stays blocked (seconds).
+    block_duration: float = 3600.0
+    #: Width of the anti-replay window over a sender's counters (reordering tolerated).
+    replay_window: int = 1024
+
+    # --- signing requests -----------------------------------------------------------
+    #: Largest (plaintext) transaction payload a request may carry.
+    max_payload_bytes: int = 128 * 1024
+    #: Signing requests remembered per node (pushed or found), oldest evicted first.
+    max_known_requests: int = 256
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"Musig2Config.{f.name} must be a positive number, got {value!r}")
+        if self.max_signers < 2 or self.max_signers > C.MAX_SIGNERS:
+            raise ValueError(f"max_signers must be within 2..{C.MAX_SIGNERS}")
+        if self.max_payload_bytes >= self.max_message_bytes:
+            raise ValueError("max_payload_bytes must leave room inside max_message_bytes")
+
+    def with_(self, **changes) -> "Musig2Config":
+        """A copy with some bounds changed (tests shorten the waits this way)."""
+        return replace(self, **changes)
+
+    @property
+    def participant_wait(self) -> float:
+        """How long a participant waits for the coordinator's next message in a round."""
+        return self.round_timeout + self.coordinator_grace
+
+
+DEFAULT_CONFIG = Musig2Config()

@@ -1,0 +1,98 @@
+"""Routes admitted envelopes to their Session objects and bounds how many exist.
+
+A session object is created either by our own join or by the first message
+that arrives for a request we know (a JOIN can reach the coordinator before
+its user has approved). Messages for requests we do not know are refused by
+the transport's membership check before any state is allocated.
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from ..config import Musig2Config
+from ..events import EventEmitter
+from ..transport import Envelope, Transport
+from .machine import Session
+from .spec import SessionSpec
+
+log = logging.getLogger(__name__)
+
+
+class SessionLimit(Exception):
+    pass
+
+
+class SessionManager:
+    def __init__(self, seckey: bytes, config: Musig2Config, emitter: EventEmitter,
+                 endpoints: dict) -> None:
+        self._seckey = seckey
+        self.config = config
+        self.emitter = emitter
+        self.endpoints = endpoints
+        self.transport: Transport | None = None
+        self.specs: OrderedDict[bytes, SessionSpec] = OrderedDict()
+        self.sessions: OrderedDict[bytes, Session] = OrderedDict()
+        #: Factory hook so a test can run a deliberately faulty participant (see tests).
+        self.session_class = Session
+
+    def attach(self, transport: Transport) -> None:
+        self.transport = transport
+
+    # -- transport callbacks ------------------------------------------------------
+    def membership(self, session_id: bytes):
+        spec = self.specs.get(session_id)
+        return None if spec is None else spec.participants
+
+    async def on_envelope(self, env: Envelope) -> None:
+        session = self.sessions.get(env.session_id)
+        if session is None:
+            session = self._create(self.specs[env.session_id], auto=True)
+        await session.handle(env)
+
+    # -- API ---------------------------------------------------------------------------
+    def register(self, spec: SessionSpec) -> None:
+        if self.transport.pubkey not in spec.participants:
+            raise ValueError("we are not a participant of this session")
+        if spec.session_id not in self.specs:
+            self.specs[spec.session_id] = spec
+            while len(self.specs) > self.config.max_sessions * 4:
+                old, _ = self.specs.popitem(last=False)
+                self.sessions.pop(old, None)
+        for key, ep in spec.endpoints.items():
+            self.endpoints.setdefault(key, tuple(ep))
+
+    def get(self, session_id: bytes) -> Session | None:
+        return self.sessions.get(session_id)
+
+    def session_for(self, spec: SessionSpec, *, auto: bool = True) -> Session:
+        self.register(spec)
+        session = self.sessions.get(spec.session_id)
+        if session is None:
+            session = self._create(spec, auto=auto)
+        elif not auto:
+            session.set_auto(False)
+        return session
+
+    def _create(self, spec: SessionSpec, *, auto: bool) -> Session:
+        live = [s for s in self.sessions.values() if not s.closed]
+        if len(live) >= self.config.max_sessions:
+            raise SessionLimit("too many open sessions")
+        while len(self.sessions) >= self.config.max_sessions:
+            oldest = next((sid for sid, s in self.sessions.items() if s.closed), None)
+            if oldest is None:
+                break
+            del self.sessions[oldest]
+        session = self.session_class(spec, seckey=self._seckey, transport=self.transport,
+                                     config=self.config, emitter=self.emitter,
+                                     endpoints=self.endpoints, auto=auto,
+                                     on_closed=self._closed)
+        self.sessions[spec.session_id] = session
+        return session
+
+    def _closed(self, session: Session) -> None:
+        log.debug("session %s closed: %s", session.sid.hex()[:8], session.status)
+
+    def stop(self) -> None:
+        for s in self.sessions.values():
+            s.stop()

@@ -1,0 +1,104 @@
+"""What a session signs and who runs it: participants, message, tweak, id, election order.
+
+Everything here is a pure function of the signing request, so every
+participant computes the same session id and the same coordinator order
+without exchanging a single message.
+
+* ``session_id = tagged_hash(SESSION_ID_TAG, request_id || sorted keys || u16 input index)``.
+  The input index is our addition to the design's "hash of request id and
+  sorted keys": a request may carry one message per transaction input, and each
+  needs its own MuSig2 session (its own nonces).
+* Coordinator election: rank every participant key by
+  ``tagged_hash(COORDINATOR_RANK_TAG, session_id || key)`` (ties impossible:
+  keys are distinct); the coordinator of epoch ``e`` is ``order[e mod n]``. Each
+  failover moves to the next epoch. Hashing with the session id spreads the
+  coordinator role over participants across sessions instead of always picking
+  the smallest key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .. import constants as C
+from ..crypto import KeyAggContext, key_sort, tagged_hash
+
+
+class SpecError(ValueError):
+    pass
+
+
+TWEAK_NONE = "none"
+TWEAK_TAPROOT = "taproot"
+
+
+def compute_session_id(request_id: bytes, participants, index: int = 0) -> bytes:
+    keys = key_sort(list(participants))
+    return tagged_hash(C.SESSION_ID_TAG, bytes(request_id) + b"".join(keys)
+                       + index.to_bytes(2, "big"))
+
+
+def election_order(session_id: bytes, participants) -> tuple[bytes, ...]:
+    return tuple(sorted(participants,
+                        key=lambda k: tagged_hash(C.COORDINATOR_RANK_TAG, session_id + k)))
+
+
+@dataclass(frozen=True, eq=False)
+class SessionSpec:
+    request_id: bytes
+    participants: tuple[bytes, ...]        # sorted (BIP-327 KeySort)
+    message: bytes                         # 32 bytes (a sighash)
+    index: int = 0                         # which of the request's messages
+    tweak: str = TWEAK_TAPROOT
+    merkle_root: bytes | None = None
+    endpoints: dict = field(default_factory=dict)   # key -> (host, port) hints
+
+    @classmethod
+    def build(cls, request_id: bytes, participants, message: bytes, *, index: int = 0,
+              tweak: str = TWEAK_TAPROOT, merkle_root: bytes | None = None,
+              endpoints: dict | None = None, max_signers: int = C.MAX_SIGNERS) -> "SessionSpec":
+        keys = [bytes(k) for k in participants]
+        if not 2 <= len(keys) <= max_signers:
+            raise SpecError(f"a session has 2..{max_signers} participants, not {len(keys)}")
+        if len(set(keys)) != len(keys):
+            raise SpecError("participant keys must be distinct")
+        if len(message) != C.MESSAGE_LEN:
+            raise SpecError("the message must be 32 bytes")
+        if tweak not in (TWEAK_NONE, TWEAK_TAPROOT):
+            raise SpecError(f"unknown tweak {tweak!r}")
+        if merkle_root is not None and (tweak != TWEAK_TAPROOT or len(merkle_root) != 32):
+            raise SpecError("a merkle root is 32 bytes and only with the taproot tweak")
+        spec = cls(bytes(request_id), tuple(key_sort(keys)), bytes(message), index, tweak,
+                   merkle_root, dict(endpoints or {}))
+        spec.keyagg  # validates every key (raises InvalidPublicKey naming its index)
+        return spec
+
+    @cached_property
+    def session_id(self) -> bytes:
+        return compute_session_id(self.request_id, self.participants, self.index)
+
+    @cached_property
+    def order(self) -> tuple[bytes, ...]:
+        return election_order(self.session_id, self.participants)
+
+    def coordinator(self, epoch: int) -> bytes:
+        return self.order[epoch % len(self.order)]
+
+    @cached_property
+    def keyagg(self) -> KeyAggContext:
+        ctx = KeyAggContext.from_pubkeys(self.participants)
+        if self.tweak == TWEAK_TAPROOT:
+            ctx = ctx.with_taproot_tweak(self.merkle_root)
+        return ctx
+
+    @property
+    def aggregate_xonly(self) -> bytes:
+        """The key the final signature verifies under (the taproot output key Q)."""
+        return self.keyagg.xonly()
+
+    def index_of(self, key: bytes) -> int:
+        return self.participants.index(key)
+
+    @property
+    def n(self) -> int:
+        return len(self.participants)

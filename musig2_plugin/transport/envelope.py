@@ -1,0 +1,161 @@
+"""The signed envelope around every protocol message.
+
+A message between participants is only worth acting on if we know who sent it,
+for which session, what kind of message it is and that we have not seen it
+before. So the sender signs (BIP-340, tagged hash) one fixed binary layout that
+binds all four: the session id, the message type, its participant key and a
+per-sender counter, plus a timestamp for the clock-skew check. Replaying a
+message, moving it to another session or relabelling its type each break the
+signature or trip the replay window.
+
+Layout (big-endian)::
+
+    version u8 | type u8 | session_id 32 | sender 33 | counter u64 | time_ms u64 |
+    body_len u32 | body | signature 64
+"""
+from __future__ import annotations
+
+import enum
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+from .. import constants as C
+from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
+
+_HEADER = struct.Struct(">BB32s33sQQI")
+SIG_LEN = 64
+MIN_ENVELOPE_LEN = _HEADER.size + SIG_LEN
+
+
+class MsgType(enum.IntEnum):
+    """Protocol message types (the session layer gives them meaning)."""
+    JOIN = 1        # participant -> coordinator (or all, on a rejoin after a restart)
+    READY = 2       # coordinator -> all: every participant joined; start an attempt
+    NONCE = 3       # participant -> coordinator: public nonce of this attempt
+    NONCES = 4      # coordinator -> all: every public nonce and their aggregate
+    PSIG = 5        # participant -> coordinator: partial signature of this attempt
+    FINAL = 6       # coordinator -> all: the verified final signature
+    ABORT = 7       # coordinator -> all: the session ends; culprits named
+
+
+class EnvelopeError(ValueError):
+    """A message refused by the transport; ``authentic`` says whether its signature held."""
+    authentic = False
+
+
+class MalformedEnvelope(EnvelopeError):
+    pass
+
+
+class BadSignature(EnvelopeError):
+    pass
+
+
+class AuthenticRefusal(EnvelopeError):
+    """Correctly signed, yet refused: counted against the sender's key."""
+    authentic = True
+
+
+class ReplayedMessage(AuthenticRefusal):
+    pass
+
+
+class StaleMessage(AuthenticRefusal):
+    """Timestamp outside the accepted clock skew."""
+
+
+class WrongSession(AuthenticRefusal):
+    pass
+
+
+class NotAParticipant(AuthenticRefusal):
+    pass
+
+
+class PeerBlocked(AuthenticRefusal):
+    pass
+
+
+class RateLimited(EnvelopeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Envelope:
+    msg_type: MsgType
+    session_id: bytes
+    sender: bytes            # 33-byte participant key; signature verifies under sender[1:]
+    counter: int
+    time_ms: int
+    body: bytes
+    signature: bytes = b""
+
+    def signed_part(self) -> bytes:
+        return _HEADER.pack(C.ENVELOPE_VERSION, int(self.msg_type), self.session_id, self.sender,
+                            self.counter, self.time_ms, len(self.body)) + self.body
+
+    def digest(self) -> bytes:
+        return tagged_hash(C.ENVELOPE_TAG, self.signed_part())
+
+    def encode(self) -> bytes:
+        if len(self.signature) != SIG_LEN:
+            raise ValueError("envelope is not signed")
+        return self.signed_part() + self.signature
+
+    def verify(self) -> bool:
+        return schnorr_verify(self.sender[1:], self.digest(), self.signature)
+
+    @classmethod
+    def sign(cls, seckey: bytes, *, msg_type: MsgType, session_id: bytes, sender: bytes,
+             counter: int, body: bytes, time_ms: int | None = None) -> "Envelope":
+        if len(session_id) != 32 or len(sender) != 33:
+            raise ValueError("session id must be 32 bytes and sender a 33-byte key")
+        if len(body) > C.MAX_ENVELOPE_BODY_BYTES:
+            raise ValueError("message body too large")
+        env = cls(MsgType(msg_type), bytes(session_id), bytes(sender), int(counter),
+                  int(time.time() * 1000) if time_ms is None else int(time_ms), bytes(body))
+        sig = schnorr_sign(seckey, env.digest())
+        return cls(env.msg_type, env.session_id, env.sender, env.counter, env.time_ms,
+                   env.body, sig)
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_body: int = C.MAX_ENVELOPE_BODY_BYTES) -> "Envelope":
+        """Parse strictly; the signature is NOT checked here (see ``verify``)."""
+        if not isinstance(data, (bytes, bytearray)) or len(data) < MIN_ENVELOPE_LEN:
+            raise MalformedEnvelope("envelope too short")
+        version, mtype, sid, sender, counter, time_ms, body_len = _HEADER.unpack_from(data, 0)
+        if version != C.ENVELOPE_VERSION:
+            raise MalformedEnvelope(f"unknown envelope version {version}")
+        try:
+            msg_type = MsgType(mtype)
+        except ValueError:
+            raise MalformedEnvelope(f"unknown message type {mtype}") from None
+        if body_len > max_body:
+            raise MalformedEnvelope("message body too large")
+        if len(data) != _HEADER.size + body_len + SIG_LEN:
+            raise MalformedEnvelope("envelope length does not match its body length")
+        if sender[0] not in (2, 3):
+            raise MalformedEnvelope("sender is not a compressed public key")
+        body = bytes(data[_HEADER.size:_HEADER.size + body_len])
+        sig = bytes(data[_HEADER.size + body_len:])
+        return cls(msg_type, sid, sender, counter, time_ms, body, sig)
+
+
+class CounterSource:
+    """Per-sender message counters that keep rising across restarts.
+
+    Starting from the wall clock in microseconds means a restarted process (which
+    has forgotten its last counter) still sends counters above the ones its peers
+    have seen, so its fresh messages are not mistaken for replays.
+    """
+
+    def __init__(self) -> None:
+        self._last = time.time_ns() // 1000
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns() // 1000)
+            return self._last

@@ -1,0 +1,163 @@
+"""The transport facade: one aiorpcx server, a client pool, and the admission pipeline.
+
+Everything a peer sends passes the same pipeline before the session layer sees
+it: strict decoding, blocked-key check, BIP-340 signature, clock skew, "is the
+sender a participant of that session", then the replay window. Refusals whose
+signature held are charged to the sender's key (blocked after
+``block_after_invalid``); junk that cannot be pinned on a key is charged to the
+connection, which is closed after as many.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable, Collection
+
+from aiorpcx.rawsocket import RSTransport
+from aiorpcx.session import SessionKind
+from functools import partial
+
+from .. import constants as C
+from ..config import Musig2Config
+from ..crypto import plain_pubkey
+from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
+                       EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant)
+from .guards import PeerScore, ReplayGuard, check_clock
+from .peer import ClientPool, Endpoint, ServerSession, make_refusal
+
+log = logging.getLogger(__name__)
+
+
+class UnknownSession(AuthenticRefusal):
+    """We hold no session under that id (yet): refused, but not the sender's fault."""
+
+
+Membership = Callable[[bytes], "Collection[bytes] | None"]
+EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+RequestHandler = Callable[[bytes], Awaitable[None]]
+
+
+class Transport:
+    def __init__(self, seckey: bytes, config: Musig2Config, *, membership: Membership,
+                 on_envelope: EnvelopeHandler, on_request: RequestHandler) -> None:
+        self._seckey = seckey
+        self.pubkey = plain_pubkey(seckey)
+        self.config = config
+        self._membership = membership
+        self._on_envelope = on_envelope
+        self._on_request = on_request
+        self._counter = CounterSource()
+        self.replay = ReplayGuard(config.replay_window)
+        self.scores = PeerScore(config.block_after_invalid, config.block_duration)
+        self.pool = ClientPool(config)
+        self._server: asyncio.base_events.Server | None = None
+        self._inbound: set = set()
+        self.endpoint: Endpoint | None = None
+        #: Called with every envelope that passed admission (tests record nonces with it).
+        self.observers: list[Callable[[Envelope], None]] = []
+        #: Refusals seen, by exception class name (observability and tests).
+        self.refusals: dict[str, int] = {}
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Endpoint:
+        loop = asyncio.get_running_loop()
+
+        def session_factory(rs_transport):
+            return ServerSession(self._dispatch, self.config, self._inbound, rs_transport)
+
+        factory = partial(RSTransport, session_factory, None, SessionKind.SERVER)
+        self._server = await loop.create_server(factory, host, port)
+        sock_host, sock_port = self._server.sockets[0].getsockname()[:2]
+        self.endpoint = (sock_host, sock_port)
+        return self.endpoint
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for s in list(self._inbound):
+                try:
+                    await s.abort()
+                except Exception:
+                    pass
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+            self._server = None
+        await self.pool.close()
+
+    # -- sending ----------------------------------------------------------------------
+    def seal(self, msg_type: MsgType, session_id: bytes, body: bytes) -> Envelope:
+        return Envelope.sign(self._seckey, msg_type=msg_type, session_id=session_id,
+                             sender=self.pubkey, counter=self._counter.next(), body=body)
+
+    async def send(self, endpoint: Endpoint, env: Envelope) -> None:
+        """Deliver one envelope; raises PeerUnreachable / PeerRefused."""
+        if endpoint == self.endpoint:
+            await self.accept(env.encode())
+            return
+        await self.pool.request(endpoint, C.RPC_MESSAGE, [env.encode().hex()])
+
+    async def push_request(self, endpoint: Endpoint, record: bytes) -> None:
+        await self.pool.request(endpoint, C.RPC_SIGNING_REQUEST, [record.hex()])
+
+    # -- receiving --------------------------------------------------------------------
+    async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
+        if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST) or len(args) != 1 \
+                or not isinstance(args[0], str) \
+                or len(args[0]) > 2 * self.config.max_message_bytes:
+            raise make_refusal("unknown method or bad arguments", conn.charge_invalid())
+        try:
+            data = bytes.fromhex(args[0])
+        except ValueError:
+            raise make_refusal("argument is not hex", conn.charge_invalid()) from None
+        if method == C.RPC_SIGNING_REQUEST:
+            try:
+                await self._on_request(data)
+            except ValueError as exc:
+                self._count(exc)
+                raise make_refusal(f"signing request refused: {exc}", conn.charge_invalid()) \
+                    from None
+            return True
+        try:
+            await self.accept(data)
+        except EnvelopeError as exc:
+            disconnect = (not exc.authentic) and conn.charge_invalid()
+            raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
+        return True
+
+    async def accept(self, data: bytes) -> Envelope:
+        """The admission pipeline; raises an EnvelopeError subclass on refusal."""
+        try:
+            env = Envelope.decode(data)
+            self.scores.check(env.sender)
+            if not env.verify():
+                raise BadSignature("message signature does not verify")
+            check_clock(env, self.config)
+            members = self._membership(env.session_id)
+            if members is None:
+                raise UnknownSession("no such session here")
+            if env.sender not in members:
+                raise NotAParticipant("sender is not a participant of this session")
+            self.replay.check_and_record(env.session_id, env.sender, env.counter)
+            for observer in list(self.observers):
+                observer(env)
+            await self._on_envelope(env)
+            return env
+        except EnvelopeError as exc:
+            self._count(exc)
+            if exc.authentic and not isinstance(exc, UnknownSession):
+                if self.scores.charge(env.sender):
+                    log.warning("blocking peer %s after repeated invalid messages",
+                                env.sender.hex())
+            raise
+        except Exception as exc:  # a bug or an unforeseen input: refuse, never crash
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.exception("unexpected error handling a message")
+            self._count(exc)
+            raise MalformedEnvelope(f"message could not be processed: {exc!r}") from None
+
+    def _count(self, exc: Exception) -> None:
+        name = type(exc).__name__
+        self.refusals[name] = self.refusals.get(name, 0) + 1

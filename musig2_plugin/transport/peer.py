@@ -1,0 +1,162 @@
+"""aiorpcx sessions: the node's server and its pool of client connections to peers.
+
+We use aiorpcx's JSON-RPC over newline framing because the seed's anchor does
+and because it gives request/answer pairing, per-session concurrency control and
+a bounded framer for free. Each protocol message travels as one request whose
+answer is an acknowledgement: data only ever flows in signed envelopes, so the
+JSON layer carries nothing we would have to trust.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from aiorpcx import NewlineFramer, ReplyAndDisconnect, RPCError, RPCSession, TaskTimeout
+from aiorpcx.rawsocket import RSTransport
+from aiorpcx.session import SessionKind
+from functools import partial
+
+from ..config import Musig2Config
+from .guards import TokenBucket
+
+log = logging.getLogger(__name__)
+
+Endpoint = tuple[str, int]
+
+# JSON-RPC error codes of our own (the -32000..-32099 range is for servers).
+ERR_REFUSED = -32001
+ERR_RATE = -32002
+ERR_BAD_ARGS = -32003
+
+
+class TransportError(Exception):
+    """Base of the errors a send can end with."""
+
+
+class PeerUnreachable(TransportError):
+    """Could not connect, or no answer within the request timeout: the peer is silent."""
+
+
+class PeerRefused(TransportError):
+    """The peer answered with an error: our message was refused."""
+
+
+Handler = Callable[[str, list, "ServerSession"], Awaitable[object]]
+
+
+class ServerSession(RPCSession):
+    """One inbound connection: rate-limited, size-bounded, closed after repeated junk."""
+
+    def __init__(self, handler: Handler, config: Musig2Config, registry: set, transport):
+        # aiorpcx reads these in SessionBase.__init__, so they must be set first.
+        self.initial_concurrent = config.max_concurrent_per_peer
+        self.processing_timeout = config.request_timeout
+        super().__init__(transport)
+        self._handler = handler
+        self._config = config
+        self._bucket = TokenBucket(config.peer_rate_per_sec, config.peer_burst)
+        self.invalid_messages = 0
+        self._registry = registry
+        registry.add(self)
+        if len(registry) > config.max_inbound_connections:
+            log.warning("too many inbound connections; refusing one")
+            asyncio.get_event_loop().create_task(self.abort())
+
+    def default_framer(self):
+        return NewlineFramer(max_size=self._config.max_message_bytes)
+
+    async def connection_lost(self):
+        self._registry.discard(self)
+        await super().connection_lost()
+
+    def charge_invalid(self) -> bool:
+        """Count junk that cannot be pinned on a key; True when the connection must close."""
+        self.invalid_messages += 1
+        return self.invalid_messages >= self._config.block_after_invalid
+
+    async def handle_request(self, request):
+        if not self._bucket.take():
+            raise RPCError(ERR_RATE, "rate limit exceeded")
+        args = request.args
+        if not isinstance(args, list):
+            raise RPCError(ERR_BAD_ARGS, "positional arguments expected")
+        return await self._handler(request.method, args, self)
+
+
+def make_refusal(message: str, disconnect: bool) -> Exception:
+    err = RPCError(ERR_REFUSED, message)
+    return ReplyAndDisconnect(err) if disconnect else err
+
+
+class ClientPool:
+    """One reusable client connection per peer endpoint, created on first use."""
+
+    def __init__(self, config: Musig2Config) -> None:
+        self._config = config
+        self._sessions: dict[Endpoint, RPCSession] = {}
+        self._locks: dict[Endpoint, asyncio.Lock] = {}
+        self._closed = False
+
+    async def _session(self, endpoint: Endpoint) -> RPCSession:
+        session = self._sessions.get(endpoint)
+        if session is not None and not session.is_closing():
+            return session
+        lock = self._locks.setdefault(endpoint, asyncio.Lock())
+        async with lock:
+            session = self._sessions.get(endpoint)
+            if session is not None and not session.is_closing():
+                return session
+            if self._closed:
+                raise PeerUnreachable("transport stopped")
+            loop = asyncio.get_running_loop()
+            factory = partial(RSTransport, RPCSession, None, SessionKind.CLIENT)
+            try:
+                _t, protocol = await asyncio.wait_for(
+                    loop.create_connection(factory, endpoint[0], endpoint[1]),
+                    self._config.connect_timeout)
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise PeerUnreachable(f"cannot connect to {endpoint[0]}:{endpoint[1]}: {exc!r}") \
+                    from None
+            session = protocol.session
+            session.sent_request_timeout = self._config.request_timeout
+            self._sessions[endpoint] = session
+            return session
+
+    async def request(self, endpoint: Endpoint, method: str, args: list) -> object:
+        session = await self._session(endpoint)
+        try:
+            return await asyncio.wait_for(session.send_request(method, args),
+                                          self._config.request_timeout + 1)
+        except RPCError as exc:
+            raise PeerRefused(str(exc.message)) from None
+        except (TaskTimeout, asyncio.TimeoutError):
+            await self._drop(endpoint, session)
+            raise PeerUnreachable(f"no answer from {endpoint[0]}:{endpoint[1]}") from None
+        except (OSError, ConnectionError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not session.is_closing():
+                raise
+            await self._drop(endpoint, session)
+            raise PeerUnreachable(f"connection to {endpoint[0]}:{endpoint[1]} lost") from None
+        except Exception as exc:  # aiorpcx signals a lost connection in several ways
+            await self._drop(endpoint, session)
+            raise PeerUnreachable(f"connection to {endpoint[0]}:{endpoint[1]} failed: "
+                                  f"{exc!r}") from None
+
+    async def _drop(self, endpoint: Endpoint, session: RPCSession) -> None:
+        if self._sessions.get(endpoint) is session:
+            del self._sessions[endpoint]
+        try:
+            await session.abort()
+        except Exception:
+            pass
+
+    async def close(self) -> None:
+        self._closed = True
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for s in sessions:
+            try:
+                await asyncio.wait_for(s.close(force_after=0.5), 2)
+            except Exception:
+                pass
