@@ -1,9 +1,18 @@
 """BIP-327 MuSig2 and BIP-340 over libsecp256k1; never imports Electrum."""
 from .bip340 import (parse_xonly, plain_pubkey, schnorr_sign, schnorr_verify,
                      tagged_hash, xonly_pubkey)
-from .errors import (BlameError, CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig,
-                     InvalidPubNonce, InvalidPublicKey, InvalidSecretKey, InvalidTweak,
-                     LibraryRefusal, NonceReuseError)
+from .bip328 import Bip328Node, bip328_derive, bip328_xpub
+from .errors import (BlameError, CryptoError, InvalidAggNonce, InvalidMessageLength,
+                     InvalidPartialSig, InvalidPubNonce, InvalidPublicKey, InvalidSecretKey,
+                     InvalidTweak, LibraryRefusal, NonceReuseError)
 from .musig import (KeyAggContext, SecretNonce, SigningSession, key_sort, nonce_agg,
                     nonce_gen, parse_partial_sig, parse_pubkey, parse_pubnonce)
-from .bip328 import Bip328Node, bip328_derive, bip328_xpub
+
+__all__ = [
+    "parse_xonly", "plain_pubkey", "schnorr_sign", "schnorr_verify", "tagged_hash",
+    "xonly_pubkey", "Bip328Node", "bip328_derive", "bip328_xpub", "BlameError", "CryptoError",
+    "InvalidAggNonce", "InvalidMessageLength", "InvalidPartialSig", "InvalidPubNonce",
+    "InvalidPublicKey", "InvalidSecretKey", "InvalidTweak", "LibraryRefusal", "NonceReuseError",
+    "KeyAggContext", "SecretNonce", "SigningSession", "key_sort", "nonce_agg", "nonce_gen",
+    "parse_partial_sig", "parse_pubkey", "parse_pubnonce",
+]

@@ -37,13 +37,14 @@ def _keypair(seckey: bytes):
     return kp
 
 
-def _keypair_plain(kp) -> bytes:
+def _keypair_pub(kp):
+    """(``secp256k1_pubkey *``, 33-byte encoding) of a keypair, without re-multiplying."""
     pk = ffi.new("secp256k1_pubkey *")
     call(lib.secp256k1_keypair_pub, pk, kp)
     out = ffi.new("unsigned char[33]")
     size = ffi.new("size_t *", 33)
     call(lib.secp256k1_ec_pubkey_serialize, out, size, pk, lib.SECP256K1_EC_COMPRESSED)
-    return bytes(ffi.buffer(out, 33))
+    return pk, bytes(ffi.buffer(out, 33))
 
 
 def xonly_pubkey(seckey: bytes) -> bytes:

@@ -13,19 +13,21 @@ Design points (see docs/crypto.md):
 * A coordinator that builds the session with :meth:`SigningSession.from_pubnonces`
   can attribute every failure: a public nonce that does not parse is blamed at
   nonce aggregation; one that parses but was altered makes *that* signer's
-  partial signature fail verification, and :meth:`SigningSession.aggregate`
-  verifies each partial signature against its sender's public nonce first.
+  partial signature fail verification.  :meth:`SigningSession.aggregate`
+  checks the final signature and, only if it fails, each partial signature
+  against its sender's public nonce, raising InvalidPartialSig(index).
 """
 from __future__ import annotations
 
 import os
 from typing import Sequence
 
-from ..constants import AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN, PUBNONCE_LEN
-from .bip340 import _keypair, _keypair_plain, schnorr_verify, tagged_hash
-from .errors import (CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig, InvalidPubNonce,
-                     InvalidPublicKey, InvalidSecretKey, InvalidTweak, LibraryRefusal,
-                     NonceReuseError)
+from ..constants import (AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN,
+                         PUBNONCE_LEN)
+from .bip340 import _keypair, _keypair_pub, schnorr_verify, tagged_hash
+from .errors import (CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig,
+                     InvalidPubNonce, InvalidPublicKey, InvalidSecretKey, InvalidTweak,
+                     LibraryRefusal, NonceReuseError)
 from .secp import call, ffi, lib
 
 __all__ = ["key_sort", "KeyAggContext", "SecretNonce", "nonce_gen", "nonce_agg",
@@ -272,6 +274,14 @@ class SecretNonce:
     def __bytes__(self):
         raise NonceReuseError("secret nonces cannot be exported")
 
+    def __del__(self):
+        # Best effort: do not leave an unused nonce's secrets in freed memory.
+        try:
+            if not self._consumed:
+                self.discard()
+        except Exception:
+            pass
+
     def __repr__(self) -> str:
         state = "consumed" if self._consumed else "fresh"
         return f"SecretNonce({state}, pubnonce={self.pubnonce.hex()[:16]}…)"
@@ -288,8 +298,11 @@ def _nonce_gen_with_rand(session_rand: bytes, *, pubkey: bytes, seckey: bytes | 
     # The secret key only strengthens the nonce's randomness (BIP-327); that it
     # belongs to ``pubkey`` is enforced where it matters, in partial_sign
     # (by us and by libsecp), so we skip a second point multiplication here.
-    if seckey is not None and not _is_bytes(seckey, 32):
-        raise InvalidSecretKey("secret key must be 32 bytes")
+    if seckey is not None:
+        if not _is_bytes(seckey, 32):
+            raise InvalidSecretKey("secret key must be 32 bytes")
+        if call(lib.secp256k1_ec_seckey_verify, bytes(seckey)) != 1:
+            raise InvalidSecretKey("secret key out of range")
     msg_arg = ffi.NULL if msg is None else _check_msg(msg)
     if extra_in is not None and not _is_bytes(extra_in, 32):
         raise CryptoError("extra_in must be 32 bytes (libsecp256k1 takes 32 bytes of extra input)")
@@ -383,7 +396,7 @@ class SigningSession:
         if not isinstance(secnonce, SecretNonce):
             raise CryptoError("secnonce must be a SecretNonce from nonce_gen")
         kp = _keypair(seckey)
-        own_pk = _keypair_plain(kp)
+        own_pk_struct, own_pk = _keypair_pub(kp)
         if own_pk not in self.keyagg.pubkeys:
             raise InvalidSecretKey("our public key is not one of the session's signers")
         if secnonce.pubkey != own_pk:
@@ -401,7 +414,7 @@ class SigningSession:
         result = bytes(ffi.buffer(out, 32))
         # BIP-327 recommends this check: a fault during signing must not leak a
         # partial signature that could reveal the secret key.
-        if not self._verify(psig, secnonce._pubnonce_struct, parse_pubkey(own_pk)):
+        if not self._verify(psig, secnonce._pubnonce_struct, own_pk_struct):
             raise LibraryRefusal("our own partial signature does not verify (fault?); not released")
         return result
 
