@@ -66,11 +66,48 @@ def medians(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(wall) * 1000, statistics.median(cpu) * 1000
 
 
+def breakdown(n: int, repeats: int) -> None:
+    """CPU time per stage of one in-process session (where does the time go?)."""
+    by_pk = {plain_pubkey(sk): sk for sk in (os.urandom(32) for _ in range(n))}
+    msg = os.urandom(32)
+    stages: dict[str, list[float]] = {}
+
+    def lap(name: str, start: float) -> float:
+        now = time.process_time()
+        stages.setdefault(name, []).append((now - start) * 1000)
+        return now
+
+    for _ in range(repeats):
+        t = time.process_time()
+        pks = key_sort(list(by_pk))
+        t = lap("key_sort", t)
+        keyagg = KeyAggContext.from_pubkeys(pks).with_taproot_tweak()
+        t = lap("key aggregation + taproot tweak", t)
+        ordered = [by_pk[pk] for pk in pks]
+        nonces = [nonce_gen(pubkey=pk, seckey=sk, keyagg=keyagg, msg=msg) for pk, sk in zip(pks, ordered)]
+        t = lap(f"{n} x nonce_gen", t)
+        session = SigningSession.from_pubnonces(keyagg, [pn for _, pn in nonces], msg)
+        t = lap("nonce_agg + session", t)
+        psigs = [session.partial_sign(sn, sk) for (sn, _), sk in zip(nonces, ordered)]
+        t = lap(f"{n} x partial_sign (incl. self-check)", t)
+        session.aggregate(psigs)
+        t = lap("aggregate + final verify", t)
+        session.find_invalid(psigs)
+        lap(f"(blame path only: {n} x partial_sig_verify)", t)
+    for name, values in stages.items():
+        print(f"  {name:<42} {statistics.median(values):8.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=0, help="0 = automatic per size")
     parser.add_argument("--sizes", default="2,3,10,100")
+    parser.add_argument("--breakdown", type=int, default=0, metavar="N",
+                        help="print a per-stage CPU-time breakdown for n=N and exit")
     args = parser.parse_args()
+    if args.breakdown:
+        breakdown(args.breakdown, args.repeats or 21)
+        return
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs (shared); times in ms, medians (wall / cpu)")
     print(f"{'n':>4} | {'full session':>15} | {'own views':>15} | {'per signer':>13} | {'repeats':>7}")

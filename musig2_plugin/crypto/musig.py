@@ -127,14 +127,16 @@ class KeyAggContext:
     ``i`` of a session is ``pubkeys[i]`` (callers sort with :func:`key_sort`).
     """
 
-    __slots__ = ("_cache", "pubkeys", "_internal_xonly", "tweaks")
+    __slots__ = ("_cache", "pubkeys", "_internal_xonly", "tweaks", "_xonly")
 
     def __init__(self, _cache: bytes, pubkeys: tuple[bytes, ...], internal_xonly: bytes,
                  tweaks: tuple[tuple[bytes, bool], ...]):
+        """Internal: use :meth:`from_pubkeys` and the ``with_*`` methods."""
         self._cache = _cache
         self.pubkeys = pubkeys
         self._internal_xonly = internal_xonly
         self.tweaks = tweaks
+        self._xonly: bytes | None = None  # immutable object: computed once
 
     @classmethod
     def from_pubkeys(cls, pubkeys: Sequence[bytes]) -> "KeyAggContext":
@@ -172,7 +174,9 @@ class KeyAggContext:
 
     def xonly(self) -> bytes:
         """The x-only aggregate key (tweaks applied): what the signature verifies under."""
-        return _xonly_of(self._aggregate_point())
+        if self._xonly is None:
+            self._xonly = _xonly_of(self._aggregate_point())
+        return self._xonly
 
     def internal_xonly(self) -> bytes:
         """The x-only key the last taproot tweak was applied to.
