@@ -33,6 +33,7 @@ with the key Electrum derives from the password (``Plugins.derive_privkey``). Th
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -80,6 +81,13 @@ def build_plugin_zip(out_dir: Path) -> Path:
     return build_plugin.build(Path(out_dir))
 
 
+@functools.lru_cache(maxsize=8)
+def _derive_privkey(password: str, salt: bytes):
+    # Electrum's own derivation (pbkdf2-sha256, 1e5 rounds: cached, it costs ~0.1 s each time)
+    from electrum.plugin import Plugins
+    return Plugins.derive_privkey(password, salt)
+
+
 @dataclass(frozen=True)
 class PluginKey:
     """The plugin authorization key pair, as Electrum derives it from a password and a salt."""
@@ -88,8 +96,7 @@ class PluginKey:
     salt: bytes
 
     def _privkey(self):
-        from electrum.plugin import Plugins  # Electrum's own derivation (pbkdf2-sha256, 1e5 rounds)
-        return Plugins.derive_privkey(self.password, self.salt)
+        return _derive_privkey(self.password, self.salt)
 
     def keyfile_hex(self) -> str:
         """Content of /etc/electrum/plugins_key: version byte, salt, compressed pubkey (hex)."""
@@ -172,23 +179,35 @@ class ElectrumDaemon:
         target = plugins_dir / Path(zip_path).name
         shutil.copyfile(zip_path, target)
         config = self._config()
-        config.set_key(f"plugins.{PLUGIN_NAME}.authorized",
-                       self.plugin_key.sign_zip(target) if authorize else None)
+        if authorize:
+            config.set_key(f"plugins.{PLUGIN_NAME}.authorized", self.plugin_key.sign_zip(target))
+        elif config.get(f"plugins.{PLUGIN_NAME}.authorized") is not None:
+            config.set_key(f"plugins.{PLUGIN_NAME}.authorized", None)
         config.set_key(f"plugins.{PLUGIN_NAME}.enabled", bool(enable))
         return target
 
     # --- running Electrum -------------------------------------------------------------------
-    def _argv(self, args: Sequence[str]) -> list[str]:
-        """Electrum's own launcher, inside a mount namespace that shows our plugins_key."""
-        if not ELECTRUM_BIN.exists():
-            raise HarnessError(f"{ELECTRUM_BIN} missing: run scripts/bootstrap.sh first")
+    def namespace_argv(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` wrapped to run where /etc/electrum/plugins_key is this directory's test key.
+
+        For any program that must see the plugin as authorized: Electrum's launcher, or a Python
+        script driving Electrum's Qt plugin machinery.
+        """
         if os.geteuid() != 0:
             raise HarnessError("the Electrum harness needs root (private mount namespace for "
                                "/etc/electrum/plugins_key); run the tests as root, as CI does")
+        if shutil.which("unshare") is None:
+            raise HarnessError("'unshare' (util-linux) not found; the harness needs it")
         script = ('mount -t overlay musig2-etc -o "lowerdir=$0:/etc" /etc || '
                   '{ echo "harness: cannot overlay /etc in a mount namespace" >&2; exit 97; }; exec "$@"')
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                str(self.etc_overlay), str(ELECTRUM_BIN), "--regtest", "-D", str(self.workdir), *args]
+                str(self.etc_overlay), *map(str, argv)]
+
+    def _argv(self, args: Sequence[str]) -> list[str]:
+        """Electrum's own launcher on this directory, regtest."""
+        if not ELECTRUM_BIN.exists():
+            raise HarnessError(f"{ELECTRUM_BIN} missing: run scripts/bootstrap.sh first")
+        return self.namespace_argv([ELECTRUM_BIN, "--regtest", "-D", str(self.workdir), *args])
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
