@@ -7,8 +7,9 @@ group), recorded by pid, and stopped by pid/process group from, in order of pref
 owner's ``stop()``, a pytest finalizer, a SIGTERM/SIGHUP handler, or ``atexit``.
 
 When ``MUSIG2_HARNESS_PIDLOG`` names a file, each started process is appended to it as
-``pid<TAB>starttime<TAB>name`` so that a test can later prove that none of them outlived its run
-(the start time, from /proc, tells a reused pid from ours).
+``proc<TAB>pid<TAB>starttime<TAB>name`` and each throwaway directory as ``dir<TAB>path``, so that
+a test can later prove that none of them outlived its run (the start time, from /proc, tells a
+reused pid from ours).
 """
 
 from __future__ import annotations
@@ -56,13 +57,30 @@ def is_alive(pid: int, starttime: int | None = None) -> bool:
     return starttime is None or current == starttime
 
 
-def _record(pid: int, name: str) -> None:
+def _log_line(*fields: object) -> None:
     log = os.environ.get(PIDLOG_ENV)
     if not log:
         return
-    start = proc_starttime(pid)
     with open(log, "a", encoding="utf-8") as fh:
-        fh.write(f"{pid}\t{start}\t{name}\n")
+        fh.write("\t".join(str(f) for f in fields) + "\n")
+
+
+def _record(pid: int, name: str) -> None:
+    _log_line("proc", pid, proc_starttime(pid), name)
+
+
+def read_pidlog(path: str | os.PathLike[str]) -> tuple[list[tuple[int, int | None, str]], list[str]]:
+    """The processes ``(pid, starttime, name)`` and directories a harness run recorded."""
+    processes: list[tuple[int, int | None, str]] = []
+    dirs: list[str] = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        kind, *rest = line.split("\t")
+        if kind == "proc":
+            pid, start, name = rest
+            processes.append((int(pid), None if start == "None" else int(start), name))
+        elif kind == "dir":
+            dirs.append(rest[0])
+    return processes, dirs
 
 
 def spawn(
@@ -213,6 +231,7 @@ def track_dir(path: str | os.PathLike[str], keep: bool = False) -> None:
     """Register a throwaway directory for removal at exit (unless ``keep``, for debugging)."""
     with _lock:
         _dirs[str(path)] = keep
+    _log_line("dir", path)
     _install_handlers()
 
 
