@@ -53,7 +53,7 @@ class Transport:
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
-        #: Called with every envelope that passed admission (tests record nonces with it).
+        #: Called with every envelope that passed admission and was handled (tests record nonces).
         self.observers: list[Callable[[Envelope], None]] = []
         #: Refusals seen, by exception class name (observability and tests).
         self.refusals: dict[str, int] = {}
@@ -140,9 +140,12 @@ class Transport:
             if env.sender not in members:
                 raise NotAParticipant("sender is not a participant of this session")
             self.replay.check_and_record(env.session_id, env.sender, env.counter)
-            for observer in list(self.observers):
-                observer(env)
             await self._on_envelope(env)
+            for observer in list(self.observers):
+                try:
+                    observer(env)
+                except Exception:
+                    log.exception("message observer failed")
             return env
         except EnvelopeError as exc:
             self._count(exc)

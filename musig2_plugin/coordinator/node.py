@@ -1,0 +1,416 @@
+"""``Musig2Node``: the public API of the seed (advertise, find, announce, join, rounds, events).
+
+One object per participant key. It owns the aiorpcx transport, the optional
+DHT node, the session manager and the event hub, and it is the only layer that
+knows about records: it turns a ``SigningRequest`` into one ``SessionSpec`` per
+message (one MuSig2 session per transaction input).
+
+Every method is a coroutine running on the node's loop; events are delivered
+on the loop of whoever subscribed (see events.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence
+
+from .. import constants as C
+from ..config import DEFAULT_CONFIG, Musig2Config
+from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
+from ..events import EventEmitter, Subscription
+from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
+from ..records import (Advertisement, RecordError, SigningRequest, TxType, Withdrawal,
+                       decode_record)
+from ..session import SessionManager, SessionSpec, SpecError
+from ..session.spec import TWEAK_TAPROOT
+from ..transport import PeerRefused, PeerUnreachable, Transport
+from .payload import PayloadFormatError, RequestPayload
+
+log = logging.getLogger(__name__)
+
+Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
+
+
+class CoordinatorError(Exception):
+    """Base of the coordinator API's errors."""
+
+
+class RequestRefused(CoordinatorError, ValueError):
+    """A signing request we cannot act on (not for us, tampered, unknown)."""
+
+
+class ApprovalDenied(CoordinatorError):
+    pass
+
+
+class NotStarted(CoordinatorError):
+    pass
+
+
+def request_key(request: SigningRequest) -> bytes:
+    """The id our sessions use for a request: binds its creator, its id and its messages.
+
+    The record's own 32-byte id is chosen by its creator; hashing the creator and
+    the messages in means two different requests can never share a session id.
+    """
+    return tagged_hash(C.REQUEST_ID_TAG, request.creator + request.request_id
+                       + b"".join(request.messages))
+
+
+def _encryption_context(request_id: bytes, creator: bytes, messages: Sequence[bytes]) -> bytes:
+    return request_id + creator + b"".join(messages)
+
+
+@dataclass
+class KnownRequest:
+    record: SigningRequest
+    payload: RequestPayload
+    specs: tuple[SessionSpec, ...]
+    via: str
+
+    @property
+    def key(self) -> bytes:
+        return self.specs[0].request_id
+
+
+class Musig2Node:
+    def __init__(self, seckey: bytes, *, config: Musig2Config = DEFAULT_CONFIG,
+                 approve: Approval | None = None, dht_config: Any = None) -> None:
+        self._seckey = bytes(seckey)
+        self.pubkey = plain_pubkey(self._seckey)
+        self.config = config
+        self.events = EventEmitter()
+        self._approve = approve
+        self.endpoints: dict[bytes, tuple[str, int]] = {}
+        self.sessions = SessionManager(self._seckey, config, self.events, self.endpoints)
+        self.transport = Transport(self._seckey, config, membership=self.sessions.membership,
+                                   on_envelope=self.sessions.on_envelope,
+                                   on_request=self._on_pushed_request)
+        self.sessions.attach(self.transport)
+        self._dht_config = dht_config
+        self.dht = None
+        self.discovery = None
+        self._own_records = None
+        self._republish_task: asyncio.Task | None = None
+        self.advertisement: Advertisement | None = None
+        self.requests: OrderedDict[bytes, KnownRequest] = OrderedDict()
+        self._discovered: set[bytes] = set()
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        if self.transport.endpoint is None:
+            raise NotStarted("node not started")
+        return self.transport.endpoint
+
+    @property
+    def dht_address(self) -> tuple[str, int] | None:
+        return None if self.dht is None else self.dht.address
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
+                    dht_port: int | None = None,
+                    bootstrap: Sequence[tuple[str, int]] = ()) -> tuple[str, int]:
+        """Listen for peers on ``host:port`` (TCP); with ``dht``, also run a DHT node
+        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``."""
+        endpoint = await self.transport.start(host, port)
+        self.endpoints[self.pubkey] = endpoint
+        if dht:
+            from ..dht import DhtNode, Discovery, OwnRecords
+            self.dht = DhtNode(self._dht_config)
+            try:
+                await self.dht.start(host, endpoint[1] if dht_port is None else dht_port)
+            except OSError:
+                self.dht = DhtNode(self._dht_config)
+                await self.dht.start(host, 0)
+            self.discovery = Discovery(self.dht, emitter=self.events)
+            self._own_records = OwnRecords(margin=2 * C.DHT_REPUBLISH_INTERVAL_S)
+            if bootstrap:
+                await self.dht.bootstrap(list(bootstrap))
+        self._started = True
+        return endpoint
+
+    async def stop(self) -> None:
+        """Stop serving; every open session is dropped (its secret nonce destroyed)."""
+        self.sessions.stop()
+        if self.discovery is not None:
+            self.discovery.stop_watching()
+        if self.dht is not None:
+            await self.dht.stop()
+        await self.transport.stop()
+        self._started = False
+
+    async def __aenter__(self) -> "Musig2Node":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    def on(self, event: str, callback: Callable[..., Any],
+           loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
+        """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
+        return self.events.on(event, callback, loop)
+
+    def add_peer(self, pubkey: bytes, endpoint: tuple[str, int]) -> None:
+        """Make a peer reachable without the DHT (tests, or endpoints learnt out of band)."""
+        self.endpoints[bytes(pubkey)] = (endpoint[0], int(endpoint[1]))
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise NotStarted("call start() first")
+
+    # ------------------------------------------------------------------ signers
+    async def advertise_signer(self, *, tx_types=(TxType.SPEND,), min_amount_sat: int = 0,
+                               max_amount_sat: int = C.MAX_MONEY_SAT, nickname: str = "",
+                               description: str = "", fee_per_signature_sat: int = 0,
+                               response_time_s: int = 60, reputation: int = 0,
+                               trust_requirements: Sequence[str] = (),
+                               ttl: float = C.ADVERTISEMENT_DEFAULT_TTL_S) -> Advertisement:
+        """Publish a signed advertisement with our endpoint (kept alive until withdrawn)."""
+        self._require_started()
+        host, port = self.endpoint
+        ad = Advertisement.create(self._seckey, tx_types=tx_types, min_amount_sat=min_amount_sat,
+                                  max_amount_sat=max_amount_sat, host=host, port=port,
+                                  nickname=nickname, description=description,
+                                  fee_per_signature_sat=fee_per_signature_sat,
+                                  response_time_s=response_time_s, reputation=reputation,
+                                  trust_requirements=trust_requirements, ttl=ttl)
+        self.advertisement = ad
+        if self.discovery is not None:
+            self._own_records.put(self._seckey, ad, ttl)
+            await self.discovery.advertise(ad)           # emits signer:advertised
+            self._ensure_republishing()
+        else:
+            self.events.emit("signer:advertised", advertisement=ad, stored=0)
+        return ad
+
+    def _ensure_republishing(self) -> None:
+        if self._republish_task is None:
+            self._republish_task = self.dht.start_republishing(
+                self._own_records.current, immediately=False)
+
+    async def withdraw_advertisement(self) -> Withdrawal | None:
+        """Replace our advertisement by a signed tombstone (higher seq)."""
+        self._require_started()
+        if self.advertisement is None:
+            return None
+        # Its seq must beat the advertisement's even within the same millisecond.
+        withdrawal = Withdrawal.create(self._seckey, seq=self.advertisement.seq + 1,
+                                       ttl=C.WITHDRAWAL_DEFAULT_TTL_S)
+        self.advertisement = None
+        if self.discovery is not None:
+            self._own_records.put(self._seckey, withdrawal, C.WITHDRAWAL_DEFAULT_TTL_S)
+            await self.discovery.withdraw(withdrawal)    # emits signer:withdrawn
+        else:
+            self.events.emit("signer:withdrawn", owner=self.pubkey, withdrawal=withdrawal)
+        return withdrawal
+
+    async def find_available_signers(self, tx_type: "TxType | str" = TxType.SPEND, *,
+                                     amount: int | None = None, min_reputation: int | None = None,
+                                     max_results: int | None = None,
+                                     include_self: bool = False) -> list[Advertisement]:
+        """Live advertisements from the DHT, best first; remembers their (signed) endpoints."""
+        self._require_started()
+        if self.discovery is None:
+            raise NotStarted("the DHT is off on this node")
+        ads = await self.discovery.find_signers(tx_type, amount=amount,
+                                                min_reputation=min_reputation)
+        out = []
+        for ad in ads:
+            if ad.owner == self.pubkey and not include_self:
+                continue
+            self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
+            if ad.owner not in self._discovered:
+                self._discovered.add(ad.owner)
+                self.events.emit("signer:discovered", advertisement=ad, tx_type=TxType(tx_type))
+            out.append(ad)
+        return out if max_results is None else out[:max_results]
+
+    @staticmethod
+    def aggregate_key(participants: Sequence[bytes], *, tweak: str = TWEAK_TAPROOT,
+                      merkle_root: bytes | None = None) -> KeyAggContext:
+        """The key-aggregation context of a participant set (sorted), tweaked as a session
+        would: ``.xonly()`` is the taproot output key, ``.internal_xonly()`` the inner key."""
+        ctx = KeyAggContext.from_pubkeys(key_sort(list(participants)))
+        return ctx.with_taproot_tweak(merkle_root) if tweak == TWEAK_TAPROOT else ctx
+
+    # ------------------------------------------------------------------ requests
+    def _specs(self, record: SigningRequest, payload: RequestPayload) -> tuple[SessionSpec, ...]:
+        rid = request_key(record)
+        return tuple(SessionSpec.build(rid, record.keys, msg, index=i, tweak=payload.tweak,
+                                       merkle_root=payload.merkle_root,
+                                       endpoints=payload.endpoints,
+                                       max_signers=self.config.max_signers)
+                     for i, msg in enumerate(record.messages))
+
+    async def announce_signing_request(self, participants: Sequence[bytes],
+                                       messages: Sequence[bytes], *, app_data: bytes = b"",
+                                       tx_type: "TxType | str" = TxType.SPEND, metadata: str = "",
+                                       tweak: str = TWEAK_TAPROOT,
+                                       merkle_root: bytes | None = None,
+                                       ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S,
+                                       ) -> SigningRequest:
+        """Sign a request to ``participants`` for ``messages`` (32-byte sighashes), push it to
+        every participant whose endpoint we know and store it in the DHT for the others."""
+        self._require_started()
+        keys = key_sort([bytes(k) for k in participants])
+        if len(app_data) > self.config.max_payload_bytes:
+            raise CoordinatorError("application data larger than max_payload_bytes")
+        # Endpoint hints for the first coordinators of each session (see payload.py).
+        rid = os.urandom(32)
+        hints: dict[bytes, tuple[str, int]] = {}
+        for i in range(len(messages)):
+            probe = SessionSpec.build(rid, keys, bytes(messages[i]), index=i, tweak=tweak,
+                                      merkle_root=merkle_root, max_signers=self.config.max_signers)
+            for k in probe.order[:self.config.max_failovers + 1]:
+                if k in self.endpoints:
+                    hints[k] = self.endpoints[k]
+        plain = RequestPayload(tweak, merkle_root, hints, bytes(app_data)).encode()
+        blob = encrypt_payload(plain, keys, _encryption_context(rid, self.pubkey,
+                                                                 [bytes(m) for m in messages]))
+        host, port = self.endpoint
+        record = SigningRequest.create(self._seckey, keys=keys, messages=[bytes(m) for m in messages],
+                                       payload=blob, tx_type=tx_type, metadata=metadata,
+                                       request_id=rid, host=host, port=port, ttl=ttl)
+        known = None
+        if self.pubkey in keys:
+            known = self._remember(record, "created")
+        self.events.emit("signing-request:created", request_id=request_key(record),
+                         request=record, participants=tuple(keys))
+        data = record.encode()
+        targets = [k for k in keys if k != self.pubkey and k in self.endpoints]
+        await asyncio.gather(*(self._push(self.endpoints[k], data) for k in targets))
+        if self.dht is not None:
+            try:
+                await self.dht.publish(record)
+            except Exception:
+                log.exception("publishing the signing request to the DHT failed")
+        if known is None:
+            log.info("announced a request we are not a participant of")
+        return record
+
+    async def _push(self, endpoint, data: bytes) -> bool:
+        try:
+            await self.transport.push_request(endpoint, data)
+            return True
+        except (PeerUnreachable, PeerRefused) as exc:
+            log.info("push of a signing request to %s failed: %s", endpoint, exc)
+            return False
+
+    def _remember(self, record: SigningRequest, via: str) -> KnownRequest:
+        """Check a request is for us and readable; register its sessions (idempotent)."""
+        if not record.addresses(self.pubkey) or self.pubkey not in record.keys:
+            raise RequestRefused("signing request is not addressed to us")
+        if len(record.keys) > self.config.max_signers:
+            raise RequestRefused("too many participants")
+        rid = request_key(record)
+        known = self.requests.get(rid)
+        if known is not None:
+            return known
+        try:
+            plain = decrypt_payload(record.payload, self._seckey, key_sort(list(record.keys)),
+                                    _encryption_context(record.request_id, record.creator,
+                                                        record.messages))
+            payload = RequestPayload.decode(plain, max_app=self.config.max_payload_bytes)
+            specs = self._specs(record, payload)
+        except (PayloadError, PayloadFormatError, SpecError) as exc:
+            raise RequestRefused(f"unreadable signing request: {exc}") from None
+        except Exception as exc:  # e.g. an invalid participant key in the aggregation
+            raise RequestRefused(f"unusable signing request: {exc!r}") from None
+        for spec in specs:
+            self.sessions.register(spec)
+        if record.endpoint is not None:
+            self.endpoints.setdefault(record.creator, (record.endpoint.host, record.endpoint.port))
+        known = KnownRequest(record, payload, specs, via)
+        self.requests[rid] = known
+        while len(self.requests) > self.config.max_known_requests:
+            self.requests.popitem(last=False)
+        return known
+
+    def _receive(self, record: SigningRequest, via: str) -> KnownRequest:
+        is_new = request_key(record) not in self.requests
+        known = self._remember(record, via)
+        if is_new:
+            self.events.emit("signing-request:received", request_id=known.key, request=record,
+                             creator=record.creator, participants=tuple(record.keys), via=via,
+                             session_ids=tuple(s.session_id for s in known.specs))
+        return known
+
+    async def _on_pushed_request(self, data: bytes) -> None:
+        try:
+            record = decode_record(data)
+        except RecordError as exc:
+            raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(record, SigningRequest):
+            raise RequestRefused("not a signing request")
+        self._receive(record, "push")
+
+    async def find_signing_requests_for_me(self) -> list[SigningRequest]:
+        """Requests addressed to us stored in the DHT (for when we were offline)."""
+        self._require_started()
+        if self.discovery is None:
+            return [k.record for k in self.requests.values()]
+        found = []
+        for record in await self.discovery.find_requests_for(self.pubkey):
+            try:
+                found.append(self._receive(record, "dht").record)
+            except RequestRefused as exc:
+                log.info("ignoring a request from the DHT: %s", exc)
+        return found
+
+    def known_request(self, request: "SigningRequest | bytes") -> KnownRequest:
+        rid = request_key(request) if isinstance(request, SigningRequest) else bytes(request)
+        known = self.requests.get(rid)
+        if known is None and isinstance(request, SigningRequest):
+            known = self._receive(request, "api")
+        if known is None:
+            raise RequestRefused("unknown signing request")
+        return known
+
+    # ------------------------------------------------------------------ joining and rounds
+    async def join_signing_request(self, request: "SigningRequest | bytes", *, auto: bool = True,
+                                   rejoin: bool = False) -> tuple[bytes, ...]:
+        """Approve (callback) and join every session of the request; returns the session ids.
+
+        ``auto``: run both rounds as soon as possible (else call start_round1/2).
+        ``rejoin``: we restarted after having joined; our old nonces are gone, so
+        the sessions restart round 1 with fresh ones.
+        """
+        self._require_started()
+        known = self.known_request(request)
+        if self._approve is not None:
+            verdict = self._approve(known.record, known.payload)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            if verdict is not True:
+                raise ApprovalDenied("the approval callback refused this signing request")
+        ids = []
+        for spec in known.specs:
+            session = self.sessions.session_for(spec, auto=auto)
+            session.join(rejoin=rejoin)
+            ids.append(spec.session_id)
+        self.events.emit("signing-request:joined", request_id=known.key,
+                         session_ids=tuple(ids), participant=self.pubkey)
+        return tuple(ids)
+
+    def _session(self, session_id: bytes):
+        session = self.sessions.get(bytes(session_id))
+        if session is None:
+            raise CoordinatorError("no such session here (join the request first)")
+        return session
+
+    async def start_round1(self, session_id: bytes, timeout: float | None = None) -> bytes:
+        """Send our public nonce (once the session is ready); returns the checked aggnonce."""
+        return await asyncio.wait_for(self._session(session_id).round1(), timeout)
+
+    async def start_round2(self, session_id: bytes, timeout: float | None = None) -> bytes:
+        """Send our partial signature; returns the final signature once verified."""
+        return await asyncio.wait_for(self._session(session_id).round2(), timeout)
+
+    async def get_final_signature(self, session_id: bytes, timeout: float | None = None) -> bytes:
+        """The BIP-340 signature (64 bytes), verified under the session's aggregate key."""
+        return await asyncio.wait_for(self._session(session_id).wait_final(), timeout)

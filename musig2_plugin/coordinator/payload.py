@@ -1,0 +1,103 @@
+"""The plaintext inside a signing request's encrypted payload.
+
+The record itself (records.SigningRequest) carries the participants and the
+32-byte messages in the clear, because the DHT must route it and anyone may
+check its signature. What only participants should see goes here, encrypted
+to them (payload_crypto):
+
+* the tweak the messages are signed under (taproot output key by default,
+  optionally with a script-tree merkle root; or none),
+* endpoint hints for the first coordinators in each session's election order,
+  so participants can reach the coordinator without a DHT lookup (the
+  coordinator learns everyone else's endpoint from their signed JOINs),
+* the application data: for the Electrum edge, the PSBT from which each
+  co-signer recomputes the sighash before approving.
+
+Layout: version u8 | tweak u8 (0 none, 1 taproot) | merkle flag u8 [| root 32] |
+hint count u8 | hints (key 33 | host len u8 | host | port u16) | app len u32 | app.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from ..session.spec import TWEAK_NONE, TWEAK_TAPROOT
+
+PAYLOAD_PLAIN_VERSION = 1
+_TWEAKS = {TWEAK_NONE: 0, TWEAK_TAPROOT: 1}
+_TWEAK_NAMES = {v: k for k, v in _TWEAKS.items()}
+
+
+class PayloadFormatError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RequestPayload:
+    tweak: str = TWEAK_TAPROOT
+    merkle_root: bytes | None = None
+    endpoints: dict = field(default_factory=dict)     # key33 -> (host, port)
+    app_data: bytes = b""
+
+    def encode(self) -> bytes:
+        out = bytearray([PAYLOAD_PLAIN_VERSION, _TWEAKS[self.tweak]])
+        if self.merkle_root is None:
+            out.append(0)
+        else:
+            if len(self.merkle_root) != 32:
+                raise PayloadFormatError("merkle root must be 32 bytes")
+            out.append(1)
+            out += self.merkle_root
+        if len(self.endpoints) > 255:
+            raise PayloadFormatError("too many endpoint hints")
+        out.append(len(self.endpoints))
+        for key, (host, port) in sorted(self.endpoints.items()):
+            h = host.encode("ascii")
+            if len(key) != 33 or not 0 < len(h) < 256 or not 0 < port < 65536:
+                raise PayloadFormatError("bad endpoint hint")
+            out += key + bytes([len(h)]) + h + struct.pack(">H", port)
+        out += struct.pack(">I", len(self.app_data)) + self.app_data
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_app: int) -> "RequestPayload":
+        try:
+            return cls._decode(data, max_app)
+        except (IndexError, struct.error, UnicodeDecodeError):
+            raise PayloadFormatError("truncated or malformed payload") from None
+
+    @classmethod
+    def _decode(cls, data: bytes, max_app: int) -> "RequestPayload":
+        if data[0] != PAYLOAD_PLAIN_VERSION:
+            raise PayloadFormatError(f"unknown payload version {data[0]}")
+        tweak = _TWEAK_NAMES.get(data[1])
+        if tweak is None:
+            raise PayloadFormatError("unknown tweak")
+        pos = 3
+        merkle = None
+        if data[2] == 1:
+            if tweak != TWEAK_TAPROOT:
+                raise PayloadFormatError("merkle root without taproot tweak")
+            merkle = bytes(data[3:35])
+            if len(merkle) != 32:
+                raise PayloadFormatError("truncated merkle root")
+            pos = 35
+        elif data[2] != 0:
+            raise PayloadFormatError("bad merkle flag")
+        count = data[pos]
+        pos += 1
+        endpoints = {}
+        for _ in range(count):
+            key = bytes(data[pos:pos + 33])
+            hlen = data[pos + 33]
+            host = bytes(data[pos + 34:pos + 34 + hlen]).decode("ascii")
+            (port,) = struct.unpack_from(">H", data, pos + 34 + hlen)
+            if len(key) != 33 or key[0] not in (2, 3) or not host or port == 0:
+                raise PayloadFormatError("bad endpoint hint")
+            endpoints[key] = (host, port)
+            pos += 34 + hlen + 2
+        (alen,) = struct.unpack_from(">I", data, pos)
+        pos += 4
+        if alen > max_app or pos + alen != len(data):
+            raise PayloadFormatError("application data length is wrong or too large")
+        return cls(tweak, merkle, endpoints, bytes(data[pos:pos + alen]))
