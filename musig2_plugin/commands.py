@@ -3,12 +3,23 @@
 Electrum names a plugin command ``<plugin name>_<function name>``, so ``status`` here is the
 command ``musig2_plugin_status``. Every command gets the loaded plugin object as ``plugin``.
 Imported by the package ``__init__`` only when Electrum is importable.
+
+Every command answers JSON. Every refusal raises Electrum's ``UserFacingException`` whose text
+starts with our error's class name (``SighashMismatch: input 1: ...``), so scripts can tell
+refusals apart and users read a sentence, never a traceback. Amounts are integer satoshis.
+
+The PSBT commands (``psbt_*``) are the file-based path: a PSBT carrying BIP-373 fields goes from
+participant to participant (round 1: ``psbt_nonce``, round 2: ``psbt_sign``), anyone combines and
+finalizes. Secret nonces stay in the daemon's memory between the two rounds, never on disk.
 """
 from __future__ import annotations
 
+import json
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Optional
 
 from electrum.commands import plugin_command
+from electrum.util import UserFacingException
 
 from .plugin import PLUGIN_NAME
 
@@ -19,6 +30,71 @@ if TYPE_CHECKING:
     from .plugin import Musig2Plugin
 
 
+@contextmanager
+def _clear_errors():
+    """Our typed errors -> one-line user-facing messages (class name first)."""
+    from . import crypto
+    from .wallet_bridge import BridgeError
+    try:
+        yield
+    except UserFacingException:
+        raise
+    except (BridgeError, crypto.CryptoError) as exc:
+        raise UserFacingException(f"{type(exc).__name__}: {exc}") from None
+
+
+def _json_list(value: Any, what: str) -> list:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                got = json.loads(text)
+            except ValueError:
+                raise UserFacingException(f"BadArgument: {what} is not valid JSON") from None
+            if isinstance(got, list):
+                return got
+        return [part.strip() for part in text.split(",") if part.strip()]
+    raise UserFacingException(f"BadArgument: {what} must be a list")
+
+
+def _hex_key(text: Any, i: int) -> bytes:
+    try:
+        key = bytes.fromhex(str(text).strip())
+    except ValueError:
+        raise UserFacingException(f"BadArgument: key {i} is not hex") from None
+    if len(key) != 33:
+        raise UserFacingException(f"BadArgument: key {i} is not a 33-byte compressed public key")
+    return key
+
+
+def _payees(outputs: Any) -> list[tuple[str, int]]:
+    """``[[address, sats], ...]`` (JSON) or ``address:sats,address:sats``."""
+    items = _json_list(outputs, "outputs")
+    result = []
+    for i, item in enumerate(items):
+        if isinstance(item, str) and ":" in item:
+            item = item.rsplit(":", 1)
+        if not (isinstance(item, (list, tuple)) and len(item) == 2):
+            raise UserFacingException(f"BadArgument: output {i} must be [address, satoshis]")
+        try:
+            amount = int(item[1])
+        except (TypeError, ValueError):
+            raise UserFacingException(f"BadArgument: output {i} amount is not an integer") from None
+        result.append((str(item[0]), amount))
+    if not result:
+        raise UserFacingException("BadArgument: no outputs given")
+    return result
+
+
+def _wallet_network(wallet):
+    network = getattr(wallet, "network", None)
+    if network is None:
+        raise UserFacingException("Offline: this command needs the wallet's network connection")
+    return network
+
+
 @plugin_command('', PLUGIN_NAME)
 async def status(self: "Commands", plugin: "Musig2Plugin" = None,
                  wallet: Optional["Abstract_Wallet"] = None) -> dict[str, Any]:
@@ -26,4 +102,256 @@ async def status(self: "Commands", plugin: "Musig2Plugin" = None,
     Works without a wallet; with -w it reports that wallet.
     """
     loaded = list(self.daemon.get_wallets().values()) if self.daemon is not None else []
-    return plugin.status(wallet=wallet, loaded_wallets=loaded)
+    result = plugin.status(wallet=wallet, loaded_wallets=loaded)
+    if wallet is None and len(loaded) == 1:
+        wallet = loaded[0]
+    if wallet is not None:
+        try:
+            key = plugin.cached_participant_key(wallet)
+        except Exception as exc:   # unsupported wallet types still get a status
+            result["participant_key"] = None
+            result["participant_key_error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            result["participant_key"] = key.pubkey.hex() if key else None
+        try:
+            result["musig_outputs"] = len(plugin.vaults(wallet).all())
+        except Exception as exc:
+            result["musig_outputs_error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+@plugin_command('wp', PLUGIN_NAME)
+async def participant_key(self: "Commands", password=None, wallet=None,
+                          plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Show this wallet's MuSig2 participant key: the public key other co-signers use.
+    It is derived from the wallet's seed at <keystore>/327h/0h, so a restore from seed recovers it.
+    """
+    with _clear_errors():
+        key = plugin.participant_key(wallet, password)
+    return {"pubkey": key.pubkey.hex(), "path": key.path,
+            "keystore_xpub": key.keystore_xpub}
+
+
+@plugin_command('wp', PLUGIN_NAME)
+async def create_output(self: "Commands", keys=None, descriptor=None, label="", password=None,
+                        wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Create a MuSig2 output (aggregate-key taproot address) with other participants' keys.
+    Your own participant key is added if missing. The output is remembered in this wallet.
+    arg:str:keys:the other participants' public keys (hex), comma separated or a JSON list
+    arg:str:descriptor:instead of keys, a tr(musig(...)) descriptor that includes your key
+    arg:str:label:a label for this output
+    """
+    from .wallet_bridge import InvalidParticipants, MusigOutput
+    with _clear_errors():
+        me = plugin.participant_key(wallet, password).pubkey
+        if (keys is None) == (descriptor is None):
+            raise UserFacingException("BadArgument: give either keys or descriptor")
+        if descriptor is not None:
+            out = MusigOutput.from_descriptor(str(descriptor))
+            if out.index_of(me) is None:
+                raise InvalidParticipants("your participant key is not in this descriptor")
+        else:
+            given = [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))]
+            if me not in given:
+                given.append(me)
+            out = MusigOutput.from_pubkeys(given)
+        stored = plugin.vaults(wallet).add(out, label or "")
+        wallet.save_db()
+        plugin.watch_output(out)
+    return stored.to_json()
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def list_outputs(self: "Commands", wallet=None,
+                       plugin: "Musig2Plugin" = None) -> list[dict[str, Any]]:
+    """List this wallet's MuSig2 outputs with balance and coins (followed on the wallet's server).
+    Amounts in satoshis.
+    """
+    with _clear_errors():
+        stored = plugin.vaults(wallet).all()
+        watcher = plugin.watcher
+        if watcher is not None:
+            for s in stored:
+                watcher.watch(s.output)
+            await watcher.wait_synced(timeout=20)
+        result = []
+        for s in stored:
+            entry = s.to_json()
+            if watcher is not None:
+                entry["balance"] = watcher.balance(s.output)
+                heights = watcher.coin_heights(s.output)
+                entry["coins"] = [{"outpoint": c.outpoint, "value_sats": c.value_sats,
+                                   "height": heights.get(c.outpoint, 0)}
+                                  for c in watcher.coins(s.output)]
+            else:
+                entry["balance"] = None
+                entry["coins"] = None
+            result.append(entry)
+    return result
+
+
+@plugin_command('wp', PLUGIN_NAME)
+async def request_spend(self: "Commands", outputs, from_output=None, fee=None, feerate=None,
+                        change_address=None, password=None, wallet=None,
+                        plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Build a transaction spending MuSig2 coins; returns the PSBT (BIP-373 fields) and sighashes.
+    arg:str:outputs:payees as a JSON list [[address, satoshis], ...] or address:sats,address:sats
+    arg:str:from_output:the MuSig2 output(s) to spend from (address or descriptor, comma separated); default: all with coins
+    arg:int:fee:absolute fee in satoshis
+    arg:float:feerate:fee rate in sat/vbyte (instead of fee)
+    arg:str:change_address:where change goes (default: a receiving address of this wallet)
+    """
+    from .wallet_bridge import build_spend, psbt_base64, review_spend, sighashes
+    with _clear_errors():
+        me = plugin.participant_key(wallet, password).pubkey
+        vaults = plugin.vaults(wallet)
+        if from_output:
+            chosen = [vaults.find(ref) for ref in _json_list(from_output, "from_output")]
+        else:
+            chosen = vaults.all()
+        chosen = [s for s in chosen if s.output.index_of(me) is not None]
+        watcher = plugin.watcher
+        if watcher is None:
+            _wallet_network(wallet)
+            raise UserFacingException("Offline: MuSig2 outputs are not being followed yet")
+        for s in chosen:
+            watcher.watch(s.output)
+        await watcher.wait_synced(timeout=30)
+        coins = [c for s in chosen for c in watcher.coins(s.output)]
+        if not coins:
+            raise UserFacingException("NoCoins: the chosen MuSig2 outputs hold no coins")
+        change = change_address or wallet.get_receiving_address()
+        tx = build_spend(coins, _payees(outputs),
+                         fee_sats=int(fee) if fee is not None else None,
+                         feerate_sat_vb=float(feerate) if feerate is not None else None,
+                         change_address=change,
+                         locktime=max(0, wallet.adb.get_local_height()))
+        msgs = sighashes(tx)
+        review = review_spend(tx, me, {i: m for i, m in msgs.items()
+                                       if tx and _input_has(tx, i, me)})
+    return {"psbt": psbt_base64(tx), "txid": tx.txid(),
+            "sighashes": {str(i): m.hex() for i, m in sorted(msgs.items())},
+            "review": review.to_json()}
+
+
+def _input_has(tx, i, me) -> bool:
+    from .wallet_bridge import musig_inputs
+    out = musig_inputs(tx).get(i)
+    return out is not None and out.index_of(me) is not None
+
+
+def _claimed(sighashes_arg) -> Optional[dict[int, bytes]]:
+    if sighashes_arg is None:
+        return None
+    if isinstance(sighashes_arg, str):
+        try:
+            sighashes_arg = json.loads(sighashes_arg)
+        except ValueError:
+            raise UserFacingException("BadArgument: sighashes must be a JSON object") from None
+    if not isinstance(sighashes_arg, dict):
+        raise UserFacingException("BadArgument: sighashes must map input index to hex")
+    try:
+        return {int(k): bytes.fromhex(v) for k, v in sighashes_arg.items()}
+    except (TypeError, ValueError):
+        raise UserFacingException("BadArgument: sighashes must map input index to hex") from None
+
+
+@plugin_command('wp', PLUGIN_NAME)
+async def psbt_review(self: "Commands", psbt, sighashes=None, password=None, wallet=None,
+                      plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """What signing this PSBT would approve: outputs, amounts and fee computed from the transaction.
+    Refuses a PSBT whose inputs lack amount or script, or whose claimed sighashes differ.
+    arg:str:psbt:the PSBT (base64 or hex)
+    arg:str:sighashes:optional JSON object input index -> sighash hex, as claimed by the requester
+    """
+    from .wallet_bridge import keypath_sighash, musig_inputs, parse_psbt, review_spend
+    with _clear_errors():
+        me = plugin.participant_key(wallet, password).pubkey
+        tx = parse_psbt(psbt)
+        claimed = _claimed(sighashes)
+        if claimed is None:
+            claimed = {i: keypath_sighash(tx, i) for i, out in musig_inputs(tx).items()
+                       if out.index_of(me) is not None}
+        return review_spend(tx, me, claimed).to_json()
+
+
+@plugin_command('wp', PLUGIN_NAME)
+async def psbt_nonce(self: "Commands", psbt, sighashes=None, password=None, wallet=None,
+                     plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Round 1: review the PSBT, then add this wallet's public nonces (BIP-373) to it.
+    The secret nonces stay in this daemon's memory until psbt_sign.
+    arg:str:psbt:the PSBT (base64 or hex)
+    arg:str:sighashes:optional JSON object input index -> sighash hex, as claimed by the requester
+    """
+    from .wallet_bridge import parse_psbt, psbt_base64
+    with _clear_errors():
+        signer = plugin.psbt_signer(wallet, password)
+        tx = parse_psbt(psbt)
+        review = signer.round1(tx, _claimed(sighashes))
+    return {"psbt": psbt_base64(tx), "review": review.to_json()}
+
+
+@plugin_command('wp', PLUGIN_NAME)
+async def psbt_sign(self: "Commands", psbt, password=None, wallet=None,
+                    plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Round 2: add this wallet's partial signatures; needs every participant's nonce in the PSBT.
+    arg:str:psbt:the PSBT with all public nonces (base64 or hex)
+    """
+    from .wallet_bridge import parse_psbt, psbt_base64
+    with _clear_errors():
+        signer = plugin.psbt_signer(wallet, password)
+        tx = parse_psbt(psbt)
+        signed = signer.round2(tx, lambda: plugin.participant_secret(wallet, password))
+    return {"psbt": psbt_base64(tx), "signed_inputs": signed}
+
+
+@plugin_command('', PLUGIN_NAME)
+async def psbt_combine(self: "Commands", psbts, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Merge PSBTs of the same transaction (each participant's nonces or partial signatures).
+    arg:str:psbts:JSON list of PSBTs (base64 or hex)
+    """
+    from .wallet_bridge import MalformedPsbt, parse_psbt, psbt_base64
+    with _clear_errors():
+        items = _json_list(psbts, "psbts")
+        if not items or len(items) > 100:
+            raise UserFacingException("BadArgument: give 1 to 100 PSBTs")
+        first = parse_psbt(items[0])
+        for other in items[1:]:
+            tx = parse_psbt(other)
+            if tx.txid() != first.txid():
+                raise MalformedPsbt("the PSBTs are not for the same transaction")
+            for a, b in zip(first.inputs(), tx.inputs()):
+                for k, v in b._unknown.items():
+                    if k in a._unknown and a._unknown[k] != v:
+                        raise MalformedPsbt("the PSBTs disagree on a MuSig2 field")
+            first.combine_with_other_psbt(tx)
+    return {"psbt": psbt_base64(first)}
+
+
+@plugin_command('', PLUGIN_NAME)
+async def psbt_finalize(self: "Commands", psbt, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Aggregate the partial signatures (naming any bad one), finalize; returns the raw transaction.
+    arg:str:psbt:the PSBT with all partial signatures (base64 or hex)
+    """
+    from .wallet_bridge import aggregate_all, finalize, parse_psbt
+    with _clear_errors():
+        tx = parse_psbt(psbt)
+        aggregate_all(tx)
+        final = finalize(tx)
+    return {"tx": final.serialize(), "txid": final.txid()}
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def broadcast(self: "Commands", tx, wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Broadcast a finalized MuSig2 spend through the wallet's own network connection.
+    arg:str:tx:the raw transaction (hex) or a finalized PSBT
+    """
+    from electrum.transaction import tx_from_any
+    from .wallet_bridge import MalformedPsbt, broadcast as bridge_broadcast
+    with _clear_errors():
+        try:
+            parsed = tx_from_any(str(tx))
+        except Exception as exc:
+            raise MalformedPsbt(f"not a transaction: {exc}") from None
+        txid = await bridge_broadcast(wallet, parsed)
+    return {"txid": txid}

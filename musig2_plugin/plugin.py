@@ -6,10 +6,16 @@ and, later, the co-signing node behave the same whichever front end runs. Nothin
 """
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
-from electrum.plugin import BasePlugin
+from electrum.logging import get_logger
+from electrum.plugin import BasePlugin, hook
 from electrum.version import ELECTRUM_VERSION
+
+from .vaults import VaultStore, VaultWatcher
+from .wallet_bridge import (ParticipantKey, PsbtSigner, cached_participant_key, check_supported,
+                            ensure_participant_key, participant_secret_checked)
 
 if TYPE_CHECKING:
     from electrum.simple_config import SimpleConfig
@@ -31,12 +37,92 @@ class NodeHandle(Protocol):
     def is_running(self) -> bool: ...
 
 
+def _no_secret() -> bytes:
+    from .wallet_bridge import PasswordRequired
+    raise PasswordRequired("signing needs the wallet password")
+
+
 class Musig2Plugin(BasePlugin):
     """Electrum-facing state shared by all front ends: version, settings, the attached node."""
 
     def __init__(self, parent, config: "SimpleConfig", name: str):
         super().__init__(parent, config, name)
         self.node: Optional[NodeHandle] = None
+        self.watcher: Optional[VaultWatcher] = None
+        # Per-wallet PSBT signers: they hold round-1 secret nonces in memory only.
+        self._signers: dict[int, PsbtSigner] = {}
+        self._wallets: dict[int, "Abstract_Wallet"] = {}
+
+    # --- wallets ----------------------------------------------------------------------------
+    @hook
+    def daemon_wallet_loaded(self, daemon, wallet: "Abstract_Wallet") -> None:
+        self.on_wallet_loaded(wallet)
+
+    @hook
+    def load_wallet(self, wallet: "Abstract_Wallet", window=None) -> None:
+        self.on_wallet_loaded(wallet)
+
+    @hook
+    def close_wallet(self, wallet: "Abstract_Wallet") -> None:
+        self.on_wallet_closed(wallet)
+
+    def on_wallet_loaded(self, wallet: "Abstract_Wallet") -> None:
+        """Follow the wallet's MuSig2 outputs on its own server connection."""
+        self._wallets[id(wallet)] = wallet
+        network = getattr(wallet, "network", None)
+        if network is not None and self.watcher is None:
+            self.watcher = VaultWatcher(network)
+        if self.watcher is not None:
+            for stored in self.vaults(wallet).all():
+                self.watcher.watch(stored.output)
+
+    def on_wallet_closed(self, wallet: "Abstract_Wallet") -> None:
+        self._wallets.pop(id(wallet), None)
+        signer = self._signers.pop(id(wallet), None)
+        if signer is not None:
+            signer.forget()      # secret nonces die with the wallet window
+
+    def on_close(self) -> None:
+        """Plugin disabled or Electrum closing: drop nonces, stop following outputs."""
+        for signer in self._signers.values():
+            signer.forget()
+        self._signers.clear()
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            try:
+                loop = watcher.network.asyncio_loop
+                asyncio.run_coroutine_threadsafe(watcher.stop(), loop)
+            except Exception as exc:   # closing must not fail because the network is gone
+                get_logger(__name__).info(f"stopping the output watcher: {exc!r}")
+
+    def storage(self, wallet: "Abstract_Wallet") -> dict:
+        return self.get_storage(wallet)
+
+    def vaults(self, wallet: "Abstract_Wallet") -> VaultStore:
+        return VaultStore(self.get_storage(wallet))
+
+    def participant_key(self, wallet: "Abstract_Wallet", password: Optional[str]) -> ParticipantKey:
+        """The wallet's participant key; derived (with the password) once, then cached."""
+        return ensure_participant_key(wallet, self.get_storage(wallet), password)
+
+    def cached_participant_key(self, wallet: "Abstract_Wallet") -> Optional[ParticipantKey]:
+        return cached_participant_key(wallet, self.get_storage(wallet))
+
+    def psbt_signer(self, wallet: "Abstract_Wallet", password: Optional[str]) -> PsbtSigner:
+        key = self.participant_key(wallet, password)
+        signer = self._signers.get(id(wallet))
+        if signer is None or signer.pubkey != key.pubkey:
+            # No default secret: round 2 is given one per call, so no password is kept here.
+            signer = PsbtSigner(key.pubkey, _no_secret)
+            self._signers[id(wallet)] = signer
+        return signer
+
+    def participant_secret(self, wallet: "Abstract_Wallet", password: Optional[str]) -> bytes:
+        return participant_secret_checked(wallet, self.get_storage(wallet), password)
+
+    def watch_output(self, output) -> None:
+        if self.watcher is not None:
+            self.watcher.watch(output)
 
     # --- identity -------------------------------------------------------------------------
     @property

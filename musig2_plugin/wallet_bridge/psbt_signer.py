@@ -64,8 +64,12 @@ class PsbtSigner:
         tx.invalidate_ser_cache()
         return review
 
-    def round2(self, tx: PartialTransaction) -> list[int]:
-        """Add our partial signature to each input we hold a nonce for; returns their indexes."""
+    def round2(self, tx: PartialTransaction,
+               get_secret: Optional[Callable[[], bytes]] = None) -> list[int]:
+        """Add our partial signature to each input we hold a nonce for; returns their indexes.
+
+        ``get_secret`` overrides the constructor's (a daemon passes this command's password).
+        """
         txid = tx.txid()
         mine = sorted(i for (t, i) in self._pending if t == txid)
         if not mine:
@@ -89,7 +93,7 @@ class PsbtSigner:
             if missing:
                 raise BridgeError(f"input {i}: public nonces missing from {missing}")
             if secret is None:
-                secret = self._get_secret()
+                secret = (get_secret or self._get_secret)()
             session = crypto.SigningSession.from_pubnonces(
                 out.keyagg(), [nonces[k] for k in out.participants], msg)
             psig = session.partial_sign(pending.secnonce, secret)
