@@ -29,8 +29,10 @@ python_version_ok() {
 # Prints the interpreter to build the venv from: $PYTHON if set, else python3.11, else python3.
 # Fails with a one-line reason when none is a 3.11.
 find_python() {
-    local cand ver tried=""
-    for cand in ${PYTHON:-} python3.11 python3; do
+    local cand ver tried="" cands="python3.11 python3"
+    # An explicit choice that is wrong is reported, never silently replaced by another interpreter.
+    [ -n "${PYTHON:-}" ] && cands="$PYTHON"
+    for cand in $cands; do
         command -v "$cand" >/dev/null 2>&1 || { tried="$tried $cand(missing)"; continue; }
         ver="$(python_version_of "$cand")" || { tried="$tried $cand(does not run)"; continue; }
         if python_version_ok "$ver"; then
@@ -38,7 +40,6 @@ find_python() {
             return 0
         fi
         tried="$tried $cand($ver)"
-        [ -n "${PYTHON:-}" ] && break   # an explicit choice that is wrong is not silently replaced
     done
     echo "need Python 3.11, found:${tried}; install it (e.g. apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11" >&2
     return 1
