@@ -41,15 +41,16 @@ def alice(tmp_path_factory, plugin_zip):
 
 def test_status_through_electrum_cli_without_wallet(alice):
     status = alice.cli("musig2_plugin_status")
-    assert status == {
+    # Later layers may add fields; these are the foundation's contract.
+    expected = {
         "plugin": "musig2_plugin",
         "version": MANIFEST["version"],
-        "electrum_version": status["electrum_version"],
         "node_enabled": False,
         "node_running": False,
         "wallet": None,
         "loaded_wallets": [],
     }
+    assert {k: status.get(k, "<missing>") for k in expected} == expected
     assert status["electrum_version"].startswith("4.8.")
     # The daemon loaded our cmdline Plugin class from the zip, under Electrum's external name.
     log = alice.log_path.read_text(errors="replace")
