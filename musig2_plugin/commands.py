@@ -306,7 +306,7 @@ async def psbt_sign(self: "Commands", psbt, password=None, wallet=None,
 
 
 @plugin_command('', PLUGIN_NAME)
-async def psbt_combine(self: "Commands", psbts, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+async def psbt_combine(self: "Commands", psbts, wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Merge PSBTs of the same transaction (each participant's nonces or partial signatures).
     arg:str:psbts:JSON list of PSBTs (base64 or hex)
     """
@@ -329,7 +329,7 @@ async def psbt_combine(self: "Commands", psbts, plugin: "Musig2Plugin" = None) -
 
 
 @plugin_command('', PLUGIN_NAME)
-async def psbt_finalize(self: "Commands", psbt, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+async def psbt_finalize(self: "Commands", psbt, wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Aggregate the partial signatures (naming any bad one), finalize; returns the raw transaction.
     arg:str:psbt:the PSBT with all partial signatures (base64 or hex)
     """
