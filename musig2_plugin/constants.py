@@ -64,6 +64,7 @@ DHT_MAX_RATE_SOURCES = 4096         # rate-limiter memory bound (oldest sources 
 DHT_MAX_PAGES = 64                  # pages fetched from one peer per lookup
 DHT_REPUBLISH_INTERVAL_S = 600
 DHT_PRUNE_INTERVAL_S = 30
+DHT_UNRESPONSIVE_TTL_S = 30         # skip a contact that just timed out for this long
 
 # --- transport --------------------------------------------------------------
 ENVELOPE_VERSION = 1

@@ -32,6 +32,7 @@ class DhtConfig:
     rate_limit_by: Literal["host", "address"] = "host"
     prune_interval: float = C.DHT_PRUNE_INTERVAL_S
     replicate_max: int = 64          # records pushed to one newly met close node
+    unresponsive_ttl: float = C.DHT_UNRESPONSIVE_TTL_S
     clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ class RecordCrawl(SpiderCrawl):
         super().__init__(protocol, node, peers, ksize, alpha)
         self.max_pages = max_pages
         self.found: list[bytes] = []
+        self.by_peer: dict[bytes, tuple[Node, list[bytes]]] = {}
         self.responders = 0
 
     async def find(self) -> list[bytes]:
@@ -35,11 +36,12 @@ class RecordCrawl(SpiderCrawl):
                 toremove.append(peerid)
                 continue
             self.responders += 1
-            self.nearest.push(parse_nodes(value["nodes"], self.ksize))
+            peer = self.nearest.get_node(peerid)
+            self.nearest.push(parse_nodes(value["nodes"]))
             self.found.extend(value["records"])
-            if value["next"] is not None:
-                peer = self.nearest.get_node(peerid)
-                if peer is not None:
+            if peer is not None:
+                self.by_peer[peerid] = (peer, list(value["records"]))
+                if value["next"] is not None:
                     follow.append(self._more_pages(peer, value["next"]))
         self.nearest.remove(toremove)
         if follow:
@@ -54,6 +56,7 @@ class RecordCrawl(SpiderCrawl):
             if not ok or not page_shape_ok(value) or value["next"] is not None and value["next"] <= cursor:
                 return
             self.found.extend(value["records"])
+            self.by_peer[peer.id][1].extend(value["records"])
             if value["next"] is None:
                 return
             cursor = value["next"]

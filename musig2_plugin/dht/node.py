@@ -100,6 +100,11 @@ class DhtNode:
         return self._node_id
 
     @property
+    def contact(self) -> Node:
+        """This node as a routing contact (id, host, port), for direct RPCs."""
+        return Node(self._node_id, self.host, self.port)
+
+    @property
     def protocol(self) -> RecordProtocol:
         return self._require_server().protocol
 
@@ -160,21 +165,48 @@ class DhtNode:
         return sum(counts)
 
     async def _publish_topic(self, topic: bytes, record: Record, data: bytes) -> int:
-        nodes = await self.closest_nodes(topic)
+        """Store at the k closest nodes, and at any other node seen holding another
+        version of the same slot, so an update or withdrawal reaches every copy the
+        walk can see (not only the k closest of the publisher's current view)."""
+        server = self._require_server()
         target = Node(topic)
+        nearest = server.protocol.router.find_neighbors(target)
+        targets: dict[bytes, Node] = {}
+        if nearest:
+            crawl = RecordCrawl(server.protocol, target, nearest, self.config.ksize,
+                                self.config.alpha, self.config.max_pages)
+            await crawl.find()
+            targets = {n.id: n for n in crawl.nearest}
+            versions = {}
+            for peer_id, (peer, raws) in crawl.by_peer.items():
+                for raw in raws:
+                    if raw != data and raw not in versions:
+                        versions[raw] = self._slot_of(raw)
+                    if raw != data and versions[raw] == record.slot:
+                        targets.setdefault(peer_id, peer)
         stored = 0
-        me = self._require_server().node
-        if len(nodes) < self.config.ksize or me.distance_to(target) < max(n.distance_to(target) for n in nodes):
+        me = server.node
+        local_old = any(r.slot == record.slot for r in self.records.get(topic))
+        closest = list(targets.values())[: self.config.ksize]
+        if local_old or len(closest) < self.config.ksize or \
+                me.distance_to(target) < max(n.distance_to(target) for n in closest):
             if self.records.put(topic, record, source="self") in ACCEPTED:
                 stored += 1
         protocol = self.protocol
-        results = await asyncio.gather(*(protocol.call_store_record(n, topic, data) for n in nodes))
+        results = await asyncio.gather(*(protocol.call_store_record(n, topic, data)
+                                         for n in targets.values()))
         for ok, status in results:
             if ok and status in ACCEPTED:
                 stored += 1
             elif ok:
                 self._counters["publish_" + str(status)[:40]] += 1
         return stored
+
+    def _slot_of(self, raw: bytes) -> bytes | None:
+        try:
+            return decode_record(raw, now=self.config.clock()).slot
+        except RecordError:
+            return None
 
     def start_republishing(self, records_getter: RecordsGetter, interval: float = C.DHT_REPUBLISH_INTERVAL_S,
                            *, immediately: bool = True) -> asyncio.Task:

@@ -17,12 +17,16 @@ undecodable ones, wrong argument types and rate excess are counted in
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections import Counter
+import socket
+import time
+from collections import Counter, OrderedDict
 
 from kademlia.node import Node
 from kademlia.protocol import KademliaProtocol
 from kademlia.storage import IStorage
+from rpcudp.protocol import RPCProtocol
 
 from .config import DhtConfig
 from .ratelimit import RateLimiter
@@ -72,6 +76,10 @@ class RecordProtocol(KademliaProtocol):
         self.config = config
         self.stats = records.stats
         self.store_limiter = RateLimiter(config.store_rate_per_minute, 60.0, config.max_rate_sources)
+        # Contacts that just failed to answer: other nodes keep naming them for a
+        # while, and each retry would cost a full RPC timeout in every lookup round.
+        # Forgotten after ``unresponsive_ttl`` or as soon as they send us anything.
+        self.unresponsive: OrderedDict[tuple, float] = OrderedDict()
         self.rpc_limiter = RateLimiter(config.rpc_rate_per_second, 1.0, config.max_rate_sources)
 
     def source_key(self, address) -> object:
@@ -83,6 +91,8 @@ class RecordProtocol(KademliaProtocol):
             self.stats[refusal("oversized_datagram")] += 1
             log.info("dropped %d-byte datagram from %s", len(data), addr)
             return
+        if self.unresponsive:
+            self.unresponsive.pop((addr[0], addr[1]), None)
         if data[:1] == b"\x00" and not self.rpc_limiter.allow(self.source_key(addr)):
             self.stats[refusal("rpc_rate_limited")] += 1
             return
@@ -173,13 +183,85 @@ class RecordProtocol(KademliaProtocol):
         return {"records": page, "next": index if index < len(records) else None, "nodes": nodes}
 
     # -- client side ----------------------------------------------------------------------
+    # Peers' replies name other nodes. A name that is not an IP literal of our
+    # socket's family would make ``sendto`` fail, and asyncio closes a datagram
+    # transport on a failed send: one lying peer could kill the node. So every
+    # reply is sanitized before kademlia's crawlers and router see it.
+    def contact_ok(self, ip: object, port: object) -> bool:
+        if not isinstance(ip, str) or not isinstance(port, int) or not 0 < port < 65536:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        family = socket.AF_INET
+        if self.transport is not None:
+            sock = self.transport.get_extra_info("socket")
+            family = sock.family if sock is not None else family
+        return addr.version == (6 if family == socket.AF_INET6 else 4)
+
+    def sanitize_nodes(self, nodes: object, limit: int) -> list[tuple]:
+        if not isinstance(nodes, list):
+            return []
+        out, bad = [], 0
+        for item in nodes[:limit]:
+            if (isinstance(item, (list, tuple)) and len(item) == 3 and valid_id(item[0])
+                    and self.contact_ok(item[1], item[2])):
+                if not self.is_unresponsive((item[1], item[2])):
+                    out.append((item[0], item[1], item[2]))
+            else:
+                bad += 1
+        if bad or len(nodes) > limit:
+            self.stats[refusal("bad_contacts")] += 1
+        return out
+
+    def is_unresponsive(self, addr: tuple) -> bool:
+        since = self.unresponsive.get(addr)
+        if since is None:
+            return False
+        if time.monotonic() - since > self.config.unresponsive_ttl:
+            del self.unresponsive[addr]
+            return False
+        return True
+
+    def handle_call_response(self, result, node):
+        if not result[0] and node.ip is not None:
+            self.unresponsive[(node.ip, node.port)] = time.monotonic()
+            self.unresponsive.move_to_end((node.ip, node.port))
+            while len(self.unresponsive) > self.config.max_rate_sources:
+                self.unresponsive.popitem(last=False)
+        return super().handle_call_response(result, node)
+
+    async def ping(self, address, nodeid):
+        ok, value = await RPCProtocol.__getattr__(self, "ping")(address, nodeid)
+        if ok and not valid_id(value):
+            self.stats[refusal("bad_reply")] += 1
+            return (False, None)
+        return (ok, value)
+
+    async def call_find_node(self, node_to_ask, node_to_find):
+        ok, value = await self.find_node((node_to_ask.ip, node_to_ask.port), self.source_node.id,
+                                         node_to_find.id)
+        if ok:
+            value = self.sanitize_nodes(value, self.router.ksize)
+        return self.handle_call_response((ok, value), node_to_ask)
+
+    async def call_find_value(self, node_to_ask, node_to_find):
+        return await self.call_find_node(node_to_ask, node_to_find)
+
     async def call_store_record(self, node: Node, topic: bytes, data: bytes):
         result = await self.store_record((node.ip, node.port), self.source_node.id, topic, data)
         return self.handle_call_response(result, node)
 
     async def call_find_records(self, node: Node, target: Node, cursor: int = 0):
-        result = await self.find_records((node.ip, node.port), self.source_node.id, target.id, cursor)
-        return self.handle_call_response(result, node)
+        ok, value = await self.find_records((node.ip, node.port), self.source_node.id, target.id, cursor)
+        if ok:
+            if page_shape_ok(value):
+                value = dict(value, nodes=self.sanitize_nodes(value["nodes"], self.router.ksize))
+            else:
+                self.stats[refusal("bad_reply")] += 1
+                ok, value = False, None
+        return self.handle_call_response((ok, value), node)
 
     def welcome_if_new(self, node: Node) -> None:
         """Add a new contact; push it (a bounded number of) records it should now hold.
@@ -216,11 +298,7 @@ def page_shape_ok(value: object) -> bool:
     return isinstance(nodes, list)
 
 
-def parse_nodes(nodes: list, limit: int) -> list[Node]:
-    out = []
-    for item in nodes[:limit]:
-        if (isinstance(item, (list, tuple)) and len(item) == 3 and valid_id(item[0])
-                and isinstance(item[1], str) and isinstance(item[2], int) and 0 < item[2] < 65536):
-            out.append(Node(item[0], item[1], item[2]))
-    return out
+def parse_nodes(nodes: list) -> list[Node]:
+    """Nodes of a reply already passed through ``sanitize_nodes``."""
+    return [Node(*item) for item in nodes]
 
