@@ -246,18 +246,19 @@ class Session:
                 tuple(dict.fromkeys(self._silent_coordinators)))
             return
         self._enter_epoch(epoch + 1)
-        self.emitter.emit("session:failover", session_id=self.sid, epoch=self.epoch,
-                          coordinator=self.coordinator, silent=silent)
         self.status = JOINING
         self._send_join(fresh=False)
         self._start_heartbeat()
 
     def _enter_epoch(self, epoch: int) -> None:
         """Move to a later epoch: the old attempt is dead; its unused nonce is destroyed."""
+        silent = self.coordinator
         self.epoch = epoch
         self._cancel_wait()
         self._drop_nonce()
         self._ensure_coordinator_state()
+        self.emitter.emit("session:failover", session_id=self.sid, epoch=epoch,
+                          coordinator=self.coordinator, silent=silent)
 
     def _drop_nonce(self) -> None:
         if self._secnonce is not None:

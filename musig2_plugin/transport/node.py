@@ -55,6 +55,8 @@ class Transport:
         self.endpoint: Endpoint | None = None
         #: Called with every envelope that passed admission and was handled (tests record nonces).
         self.observers: list[Callable[[Envelope], None]] = []
+        #: Called with every envelope we sign before it is sent.
+        self.sent_observers: list[Callable[[Envelope], None]] = []
         #: Refusals seen, by exception class name (observability and tests).
         self.refusals: dict[str, int] = {}
 
@@ -88,8 +90,11 @@ class Transport:
 
     # -- sending ----------------------------------------------------------------------
     def seal(self, msg_type: MsgType, session_id: bytes, body: bytes) -> Envelope:
-        return Envelope.sign(self._seckey, msg_type=msg_type, session_id=session_id,
-                             sender=self.pubkey, counter=self._counter.next(), body=body)
+        env = Envelope.sign(self._seckey, msg_type=msg_type, session_id=session_id,
+                            sender=self.pubkey, counter=self._counter.next(), body=body)
+        for observer in list(self.sent_observers):
+            observer(env)
+        return env
 
     async def send(self, endpoint: Endpoint, env: Envelope) -> None:
         """Deliver one envelope; raises PeerUnreachable / PeerRefused."""

@@ -36,27 +36,38 @@ class Recorder:
 
 
 class WireLog:
-    """Every admitted NONCE / PSIG / NONCES envelope seen by a node (decoded bodies).
+    """Every NONCE / PSIG envelope a node signed or admitted (decoded bodies).
 
     Used to prove that no secret nonce was ever used twice: all public nonces
-    differ, and each public nonce has at most one partial signature.
+    differ, and each public nonce has at most one partial signature. A message
+    seen twice (sent by one in-process node, received by another) counts once;
+    two *different* values for one (sender, attempt) are kept, and fail the proof.
     """
 
     def __init__(self) -> None:
-        self.nonces: list[tuple[bytes, int, bytes]] = []     # (sender, attempt, pubnonce)
-        self.psigs: list[tuple[bytes, int, bytes]] = []      # (sender, attempt, psig)
+        self._nonces: dict[tuple[bytes, int], set[bytes]] = defaultdict(set)
+        self._psigs: dict[tuple[bytes, int], set[bytes]] = defaultdict(set)
 
     def attach(self, node: Musig2Node) -> None:
         node.transport.observers.append(self._observe)
+        node.transport.sent_observers.append(self._observe)
 
     def _observe(self, env: Envelope) -> None:
         import json
         if env.msg_type == MsgType.NONCE:
             b = json.loads(env.body)
-            self.nonces.append((env.sender, b["a"], bytes.fromhex(b["pn"])))
+            self._nonces[(env.sender, b["a"])].add(bytes.fromhex(b["pn"]))
         elif env.msg_type == MsgType.PSIG:
             b = json.loads(env.body)
-            self.psigs.append((env.sender, b["a"], bytes.fromhex(b["ps"])))
+            self._psigs[(env.sender, b["a"])].add(bytes.fromhex(b["ps"]))
+
+    @property
+    def nonces(self) -> list[tuple[bytes, int, bytes]]:
+        return [(s, a, v) for (s, a), vs in self._nonces.items() for v in vs]
+
+    @property
+    def psigs(self) -> list[tuple[bytes, int, bytes]]:
+        return [(s, a, v) for (s, a), vs in self._psigs.items() for v in vs]
 
 
 async def make_cluster(n: int, config: Musig2Config = FAST, approve=None, seckeys=None):
@@ -92,7 +103,10 @@ async def wait_event(node: Musig2Node, name: str, timeout: float, **match) -> di
 
 def nonce_reuse_report(log: WireLog) -> dict:
     """Map each (sender, pubnonce) to the set of partial signatures made in its attempt."""
-    nonce_of = {(s, a): pn for s, a, pn in log.nonces}
+    nonce_of: dict[tuple[bytes, int], bytes] = {}
+    for s, a, pn in log.nonces:
+        assert (s, a) not in nonce_of, "two public nonces for one attempt"
+        nonce_of[(s, a)] = pn
     used = defaultdict(set)
     for s, a, ps in log.psigs:
         used[(s, nonce_of[(s, a)])].add(ps)
