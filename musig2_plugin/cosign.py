@@ -1,0 +1,335 @@
+"""One wallet's co-signing service: the coordinator node wired to the wallet bridge.
+
+The coordinator (musig2_plugin.coordinator.Musig2Node) knows keys, records and
+sessions; it does not know transactions. This module is where a signing request
+becomes a *transaction* the user approves:
+
+* a request's encrypted application data carries the PSBT and which input each
+  message (session) signs: ``{"v": 1, "psbt": <base64>, "inputs": [i0, i1, ...]}``;
+* on receipt, the co-signer re-derives everything from the PSBT (``review_spend``:
+  amounts and scripts of every input present, each message = that input's BIP-341
+  sighash, each input's participant keys = the request's keys, aggregate = the spent
+  script) and keeps the request *pending* with the review, or *refused* with the
+  typed reason; nothing is signed;
+* the user approves (command or dialog); the node's approval callback checks
+  again (the review is recomputed, and the approval must be for this exact request)
+  before the node joins; both rounds then run in the session layer;
+* each finalized session's signature is verified under Q and placed in its input's
+  ``tap_key_sig``; when all inputs have one, the transaction is finalized, and
+  the requester broadcasts it through the wallet's own network path.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from electrum.transaction import PartialTransaction
+
+from .coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
+from .records import TxType
+from .session.spec import TWEAK_TAPROOT
+from .wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
+                            broadcast, finalize, musig_inputs, parse_psbt, psbt_base64,
+                            review_spend, sighashes)
+
+log = logging.getLogger(__name__)
+APP_DATA_VERSION = 1
+
+PENDING, REFUSED, APPROVED, SIGNED, BROADCAST, FAILED = (
+    "pending", "refused", "approved", "signed", "broadcast", "failed")
+
+
+class RequestPayloadError(BridgeError):
+    """A request whose application data is not a PSBT with an input list we can check."""
+
+
+def encode_app_data(tx: PartialTransaction, inputs: Sequence[int]) -> bytes:
+    return json.dumps({"v": APP_DATA_VERSION, "psbt": psbt_base64(tx),
+                       "inputs": list(inputs)}, separators=(",", ":")).encode()
+
+
+def decode_app_data(data: bytes) -> tuple[PartialTransaction, list[int]]:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise RequestPayloadError("request data is not JSON") from None
+    if not isinstance(obj, dict) or obj.get("v") != APP_DATA_VERSION:
+        raise RequestPayloadError("unknown request data version")
+    inputs = obj.get("inputs")
+    if (not isinstance(inputs, list) or not inputs
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in inputs)
+            or len(set(inputs)) != len(inputs)):
+        raise RequestPayloadError("request data must list distinct input indexes")
+    if not isinstance(obj.get("psbt"), str):
+        raise RequestPayloadError("request data carries no PSBT")
+    return parse_psbt(obj["psbt"]), inputs
+
+
+def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list[int], SpendReview]:
+    """Everything a co-signer checks before a request may even be shown as approvable."""
+    if payload.tweak != TWEAK_TAPROOT or payload.merkle_root is not None:
+        raise RequestPayloadError("only taproot key-path (no script tree) requests are supported")
+    tx, inputs = decode_app_data(payload.app_data)
+    messages = list(record.messages)
+    if len(inputs) != len(messages):
+        raise RequestPayloadError("the request has a different number of messages and inputs")
+    review = review_spend(tx, me, dict(zip(inputs, messages)))
+    musig = musig_inputs(tx)
+    keys = tuple(sorted(bytes(k) for k in record.keys))
+    for i in inputs:
+        if tuple(sorted(musig[i].participants)) != keys:
+            raise ParticipantMismatch(i, "the request's participants are not this input's keys")
+    return tx, inputs, review
+
+
+@dataclass
+class RequestState:
+    key: bytes
+    record: Any
+    role: str                          # "creator" or "cosigner"
+    status: str
+    tx: Optional[PartialTransaction] = None
+    inputs: list[int] = field(default_factory=list)
+    review: Optional[SpendReview] = None
+    error: Optional[str] = None
+    approved: bool = False
+    session_ids: tuple[bytes, ...] = ()
+    signatures: dict[int, bytes] = field(default_factory=dict)
+    txid: Optional[str] = None
+    broadcast_txid: Optional[str] = None
+    final_tx: Optional[str] = None
+    created: float = field(default_factory=time.time)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"request_id": self.key.hex(), "role": self.role, "status": self.status,
+                "creator": self.record.creator.hex(),
+                "participants": [k.hex() for k in self.record.keys],
+                "inputs": self.inputs, "txid": self.txid, "error": self.error,
+                "review": self.review.to_json() if self.review else None,
+                "session_ids": [s.hex() for s in self.session_ids],
+                "signed_inputs": sorted(self.signatures), "final_tx": self.final_tx,
+                "broadcast_txid": self.broadcast_txid,
+                "phases": {k: round(v - self.created, 3) for k, v in self.phases.items()}}
+
+
+class WalletCosigner:
+    """The co-signing node of one wallet (its participant key), and its requests."""
+
+    def __init__(self, wallet, seckey: bytes, *, config=None,
+                 notify: Optional[Callable[[str, "RequestState"], None]] = None,
+                 auto_broadcast: bool = True):
+        kwargs = {} if config is None else {"config": config}
+        self.wallet = wallet
+        self.node = Musig2Node(seckey, approve=self._approve, **kwargs)
+        self.pubkey = self.node.pubkey
+        self.requests: dict[bytes, RequestState] = {}
+        self.notify = notify
+        self.auto_broadcast = auto_broadcast
+        self._subs = []
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
+                    bootstrap: Sequence[tuple[str, int]] = ()) -> tuple[str, int]:
+        endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap)
+        loop = asyncio.get_running_loop()
+        self._subs = [self.node.on("signing-request:received", self._on_received, loop),
+                      self.node.on("signature:finalized", self._on_finalized, loop),
+                      self.node.on("session:aborted", self._on_aborted, loop),
+                      self.node.on("session:ready", self._on_phase("ready"), loop),
+                      self.node.on("round1:complete", self._on_phase("round1"), loop),
+                      self.node.on("round2:complete", self._on_phase("round2"), loop)]
+        return endpoint
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            sub.cancel()
+        self._subs = []
+        await self.node.stop()
+
+    def is_running(self) -> bool:
+        return bool(self.node._started)
+
+    def status(self) -> dict[str, Any]:
+        return {"pubkey": self.pubkey.hex(), "running": self.is_running(),
+                "endpoint": list(self.node.endpoint) if self.is_running() else None,
+                "dht": list(self.node.dht_address) if self.node.dht_address else None,
+                "advertising": self.node.advertisement is not None,
+                "requests": len(self.requests)}
+
+    def _emit(self, what: str, state: RequestState) -> None:
+        if self.notify is not None:
+            try:
+                self.notify(what, state)
+            except Exception:
+                log.exception("request notification callback failed")
+
+    # ------------------------------------------------------------------ requests
+    async def request_spend(self, tx: PartialTransaction, *, metadata: str = "") -> RequestState:
+        """Announce a spend of MuSig2 coins to their participants and join it ourselves."""
+        musig = musig_inputs(tx)
+        mine = {i: o for i, o in musig.items() if o.index_of(self.pubkey) is not None}
+        if not mine:
+            raise ParticipantMismatch(0, "no input of this transaction is ours to co-sign")
+        key_sets = {o.participants for o in mine.values()}
+        if len(key_sets) != 1:
+            raise BridgeError("one request signs inputs of one participant set; "
+                              "split the spend or use the PSBT commands")
+        msgs = sighashes(tx)
+        inputs = sorted(mine)
+        participants = next(iter(key_sets))
+        record = await self.node.announce_signing_request(
+            participants, [msgs[i] for i in inputs], app_data=encode_app_data(tx, inputs),
+            tx_type=TxType.SPEND, metadata=metadata[:200])
+        key = request_key(record)
+        state = RequestState(key=key, record=record, role="creator", status=APPROVED, tx=tx,
+                             inputs=inputs, txid=tx.txid(), approved=True)
+        state.review = review_spend(tx, self.pubkey, {i: msgs[i] for i in inputs})
+        self.requests[key] = state
+        state.session_ids = await self.node.join_signing_request(record, auto=True)
+        state.phases["joined"] = time.time()
+        self._emit("created", state)
+        return state
+
+    def _on_received(self, request_id: bytes, request, **_kw) -> None:
+        if request_id in self.requests:
+            return
+        state = RequestState(key=request_id, record=request, role="cosigner", status=PENDING)
+        try:
+            known = self.node.known_request(request_id)
+            state.tx, state.inputs, state.review = review_request(request, known.payload,
+                                                                  self.pubkey)
+            state.txid = state.tx.txid()
+        except (BridgeError, RequestRefused) as exc:
+            state.status = REFUSED
+            state.error = f"{type(exc).__name__}: {exc}"
+        self.requests[request_id] = state
+        self._emit("received", state)
+
+    async def poll_requests(self) -> list[RequestState]:
+        """Requests stored in the DHT for us while we were away."""
+        await self.node.find_signing_requests_for_me()
+        return list(self.requests.values())
+
+    def get(self, request_id: "bytes | str") -> RequestState:
+        try:
+            key = bytes.fromhex(request_id) if isinstance(request_id, str) else bytes(request_id)
+        except ValueError:
+            raise BridgeError("request id must be hex") from None
+        state = self.requests.get(key)
+        if state is None:
+            raise BridgeError("unknown signing request")
+        return state
+
+    async def approve(self, request_id: "bytes | str") -> RequestState:
+        """The user's approval: join every session of the request (both rounds run on their own)."""
+        state = self.get(request_id)
+        if state.status == REFUSED:
+            raise BridgeError(f"this request was refused: {state.error}")
+        if state.status != PENDING:
+            raise BridgeError(f"this request is already {state.status}")
+        state.approved = True
+        try:
+            state.session_ids = await self.node.join_signing_request(state.record, auto=True)
+        except ApprovalDenied as exc:
+            state.approved = False
+            state.status = REFUSED
+            state.error = f"{type(exc).__name__}: {exc}"
+            raise BridgeError(state.error) from None
+        state.status = APPROVED
+        state.phases["joined"] = time.time()
+        self._emit("approved", state)
+        return state
+
+    def reject(self, request_id: "bytes | str") -> RequestState:
+        state = self.get(request_id)
+        if state.status == PENDING:
+            state.status = REFUSED
+            state.error = "rejected by the user"
+            self._emit("rejected", state)
+        return state
+
+    def _approve(self, record, payload) -> bool:
+        """The node's approval callback: approved by the user *and* still checks out."""
+        state = self.requests.get(request_key(record))
+        if state is None or not state.approved:
+            return False
+        try:
+            review_request(record, payload, self.pubkey)
+        except BridgeError as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    # ------------------------------------------------------------------ signatures
+    def _on_phase(self, name: str):
+        def handler(session_id: bytes, **_kw) -> None:
+            for state in self.requests.values():
+                if session_id in state.session_ids and name not in state.phases:
+                    state.phases[name] = time.time()
+                    self._emit(name, state)
+        return handler
+
+    def _on_finalized(self, session_id: bytes, request_id: bytes, index: int,
+                      signature: bytes, **_kw) -> None:
+        state = self.requests.get(request_id)
+        if state is None or state.tx is None or index >= len(state.inputs):
+            return
+        input_index = state.inputs[index]
+        try:
+            attach_signature(state.tx, input_index, signature)
+        except BridgeError as exc:
+            state.status = FAILED
+            state.error = f"{type(exc).__name__}: {exc}"
+            self._emit("failed", state)
+            return
+        state.signatures[input_index] = signature
+        if len(state.signatures) == len(state.inputs):
+            self._complete(state)
+
+    def _complete(self, state: RequestState) -> None:
+        try:
+            final = finalize(state.tx)
+        except BridgeError as exc:
+            # Inputs of other participant sets (not in this request) may still be unsigned.
+            state.status = SIGNED
+            state.error = f"{type(exc).__name__}: {exc}"
+            self._emit("signed", state)
+            return
+        state.final_tx = final.serialize()
+        state.status = SIGNED
+        state.phases["signed"] = time.time()
+        self._emit("signed", state)
+        if state.role == "creator" and self.auto_broadcast:
+            asyncio.ensure_future(self.broadcast(state))
+
+    async def broadcast(self, state: RequestState) -> str:
+        if state.final_tx is None:
+            raise BridgeError("the transaction is not fully signed yet")
+        from electrum.transaction import Transaction
+        try:
+            txid = await broadcast(self.wallet, Transaction(state.final_tx))
+        except BridgeError as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+            self._emit("failed", state)
+            raise
+        state.broadcast_txid = txid
+        state.status = BROADCAST
+        state.phases["broadcast"] = time.time()
+        self._emit("broadcast", state)
+        return txid
+
+    def _on_aborted(self, session_id: bytes, request_id: bytes, reason: str,
+                    culprits=(), **_kw) -> None:
+        state = self.requests.get(request_id)
+        if state is None:
+            return
+        state.status = FAILED
+        state.error = f"session aborted: {reason}" + (
+            f" (culprits: {', '.join(c.hex() for c in culprits)})" if culprits else "")
+        self._emit("failed", state)

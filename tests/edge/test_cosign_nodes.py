@@ -1,0 +1,133 @@
+"""The co-signing service end to end in one process: three real Electrum wallets, three real
+coordinator nodes (aiorpcx sessions on 127.0.0.1, DHT off: peers added by endpoint), a two-input
+spend request, approvals, both rounds, finalized transaction. And the refusals: a request whose
+messages differ from its transaction, a PSBT without an input's amount and script."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from musig2_plugin import crypto
+from musig2_plugin.cosign import (APPROVED, PENDING, REFUSED, SIGNED, WalletCosigner,
+                                  encode_app_data)
+from musig2_plugin.wallet_bridge import (BridgeError, MusigCoin, MusigOutput, build_spend,
+                                         derive_participant_key, keypath_sighash, parse_psbt,
+                                         participant_secret, psbt_base64, sighashes)
+
+
+def _txid(n: int) -> str:
+    return hashlib.sha256(b"coin %d" % n).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def trio_keys(module_wallets):
+    ws = [module_wallets.new(password="pw")[0] for _ in range(3)]
+    return ws, [participant_secret(w, "pw") for w in ws]
+
+
+async def _until(pred, timeout=20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def cosigners(trio_keys):
+    ws, secrets = trio_keys
+    cs = [WalletCosigner(w, s, auto_broadcast=False) for w, s in zip(ws, secrets)]
+    eps = [await c.start(dht=False) for c in cs]
+    for c in cs:
+        for other, ep in zip(cs, eps):
+            if other is not c:
+                c.node.add_peer(other.pubkey, ep)
+    yield cs
+    for c in cs:
+        await c.stop()
+
+
+def _spend(cs, values=(70_000, 30_000)):
+    out = MusigOutput.from_pubkeys([c.pubkey for c in cs])
+    coins = [MusigCoin(_txid(i), i, v, out) for i, v in enumerate(values)]
+    dest = cs[0].wallet.get_receiving_address()
+    return out, build_spend(coins, [(dest, sum(values) - 1_500)], fee_sats=1_500)
+
+
+async def test_two_input_request_approved_signed_and_finalized(cosigners):
+    alice, bob, carol = cosigners
+    out, tx = _spend(cosigners)
+    msgs = sighashes(tx)
+    state = await alice.request_spend(tx)
+    assert state.status == APPROVED and state.inputs == [0, 1]
+    await _until(lambda: all(state.key in c.requests for c in (bob, carol)))
+    for c in (bob, carol):
+        st = c.requests[state.key]
+        assert st.status == PENDING, st.error
+        assert st.review.fee_sats == 1_500 and sorted(st.review.messages) == [0, 1]
+        assert [o.value_sats for o in st.review.outputs] == [98_500]
+    # nothing is signed before approval
+    await asyncio.sleep(0.3)
+    assert state.status == APPROVED and not state.signatures
+    await bob.approve(state.key)
+    await carol.approve(state.key)
+    await _until(lambda: state.status == SIGNED, timeout=30)
+    assert state.final_tx and state.error is None
+    from electrum.transaction import Transaction
+    final = Transaction(state.final_tx)
+    final.deserialize()
+    assert final.txid() == state.txid
+    assert [txin.witness[2:] for txin in final.inputs()] == [state.signatures[0], state.signatures[1]]
+    for i in (0, 1):
+        assert crypto.schnorr_verify(out.xonly_output_key, msgs[i], state.signatures[i])
+    assert {"joined", "ready", "round1", "round2", "signed"} <= set(state.phases)
+    with pytest.raises(BridgeError, match="already"):
+        await bob.approve(state.key)
+
+
+async def test_request_with_wrong_message_is_refused(cosigners):
+    alice, bob, carol = cosigners
+    out, tx = _spend(cosigners, values=(50_000,))
+    good = keypath_sighash(tx, 0)
+    wrong = bytes([good[0] ^ 1]) + good[1:]
+    record = await alice.node.announce_signing_request(
+        [c.pubkey for c in cosigners], [wrong], app_data=encode_app_data(tx, [0]))
+    from musig2_plugin.coordinator import request_key
+    key = request_key(record)
+    await _until(lambda: key in bob.requests and key in carol.requests)
+    for c in (bob, carol):
+        st = c.requests[key]
+        assert st.status == REFUSED and st.error.startswith("SighashMismatch"), st.error
+        with pytest.raises(BridgeError, match="refused"):
+            await c.approve(key)
+
+
+async def test_request_without_amount_and_script_is_refused(cosigners):
+    alice, bob, carol = cosigners
+    out, tx = _spend(cosigners)
+    msgs = sighashes(tx)
+    stripped = parse_psbt(psbt_base64(tx))
+    stripped.inputs()[1]._witness_utxo = None
+    stripped = parse_psbt(psbt_base64(stripped))
+    record = await alice.node.announce_signing_request(
+        [c.pubkey for c in cosigners], [msgs[0]], app_data=encode_app_data(stripped, [0]))
+    from musig2_plugin.coordinator import request_key
+    key = request_key(record)
+    await _until(lambda: key in bob.requests)
+    st = bob.requests[key]
+    assert st.status == REFUSED and st.error.startswith("MissingInputInfo"), st.error
+
+
+async def test_request_for_other_keys_than_the_inputs_is_refused(cosigners, module_wallets):
+    alice, bob, carol = cosigners
+    out, tx = _spend(cosigners, values=(50_000,))
+    # announce to alice+bob only, for an input whose output needs carol too
+    record = await alice.node.announce_signing_request(
+        [alice.pubkey, bob.pubkey], [keypath_sighash(tx, 0)], app_data=encode_app_data(tx, [0]))
+    from musig2_plugin.coordinator import request_key
+    key = request_key(record)
+    await _until(lambda: key in bob.requests)
+    assert bob.requests[key].status == REFUSED
+    assert bob.requests[key].error.startswith("ParticipantMismatch")
