@@ -23,10 +23,13 @@ __all__ = ["regtest_chain", "electrum_wallets", "pytest_sessionfinish"]
 def regtest_chain() -> Iterator[RegtestChain]:
     """bitcoind + ElectrumX for the whole session, miner wallet funded, stopped at the end."""
     chain = RegtestChain()
+    reason = None
     try:
         chain.start()
     except ChainSetupError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason = str(exc)  # failed outside the except block: the one line, no chained traceback
+    if reason is not None:
+        pytest.fail(reason, pytrace=False)
     try:
         yield chain
     finally:
