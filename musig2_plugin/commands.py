@@ -113,6 +113,8 @@ async def status(self: "Commands", plugin: "Musig2Plugin" = None,
             result["participant_key_error"] = f"{type(exc).__name__}: {exc}"
         else:
             result["participant_key"] = key.pubkey.hex() if key else None
+        c = plugin.cosigners.get(id(wallet))
+        result["node"] = c.status() if c is not None else None
         try:
             result["musig_outputs"] = len(plugin.vaults(wallet).all())
         except Exception as exc:
@@ -192,14 +194,17 @@ async def list_outputs(self: "Commands", wallet=None,
 
 @plugin_command('wp', PLUGIN_NAME)
 async def request_spend(self: "Commands", outputs, from_output=None, fee=None, feerate=None,
-                        change_address=None, password=None, wallet=None,
+                        change_address=None, announce=None, password=None, wallet=None,
                         plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Build a transaction spending MuSig2 coins; returns the PSBT (BIP-373 fields) and sighashes.
+    With the co-signing node running, the request is also announced to the other participants
+    (pushed to them, stored in the DHT) and this wallet joins it; follow it with session_status.
     arg:str:outputs:payees as a JSON list [[address, satoshis], ...] or address:sats,address:sats
     arg:str:from_output:the MuSig2 output(s) to spend from (address or descriptor, comma separated); default: all with coins
     arg:int:fee:absolute fee in satoshis
     arg:float:feerate:fee rate in sat/vbyte (instead of fee)
     arg:str:change_address:where change goes (default: a receiving address of this wallet)
+    arg:bool:announce:announce through the co-signing node (default: when it runs)
     """
     from .wallet_bridge import build_spend, psbt_base64, review_spend, sighashes
     with _clear_errors():
@@ -229,9 +234,16 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
         msgs = sighashes(tx)
         review = review_spend(tx, me, {i: m for i, m in msgs.items()
                                        if tx and _input_has(tx, i, me)})
-    return {"psbt": psbt_base64(tx), "txid": tx.txid(),
-            "sighashes": {str(i): m.hex() for i, m in sorted(msgs.items())},
-            "review": review.to_json()}
+        result = {"psbt": psbt_base64(tx), "txid": tx.txid(),
+                  "sighashes": {str(i): m.hex() for i, m in sorted(msgs.items())},
+                  "review": review.to_json(), "request_id": None}
+        running = id(wallet) in plugin.cosigners and plugin.cosigners[id(wallet)].is_running()
+        if announce is None:
+            announce = running
+        if announce:
+            state = await plugin.cosigner(wallet).request_spend(tx)
+            result["request_id"] = state.key.hex()
+    return result
 
 
 def _input_has(tx, i, me) -> bool:
@@ -355,3 +367,143 @@ async def broadcast(self: "Commands", tx, wallet=None, plugin: "Musig2Plugin" = 
             raise MalformedPsbt(f"not a transaction: {exc}") from None
         txid = await bridge_broadcast(wallet, parsed)
     return {"txid": txid}
+
+
+# --- the co-signing node (DHT discovery + peer sessions) ------------------------------------
+@plugin_command('wp', PLUGIN_NAME)
+async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, password=None,
+                     wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Start this wallet's co-signing node (listens on 127.0.0.1 by default; joins the DHT).
+    arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else any free one
+    arg:str:bootstrap:DHT peers to join, host:port,host:port (default from settings)
+    arg:bool:dht:run a DHT node (default true)
+    """
+    from .plugin import parse_peers
+    with _clear_errors():
+        peers = parse_peers(bootstrap) if bootstrap is not None else None
+        c = await plugin.start_node(wallet, password, port=None if port is None else int(port),
+                                    bootstrap=peers, dht=bool(dht))
+    return c.status()
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def node_stop(self: "Commands", wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Stop this wallet's co-signing node (open sessions are dropped with their secret nonces)."""
+    return {"stopped": await plugin.stop_node(wallet)}
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def advertise(self: "Commands", tx_types=None, min_amount=None, max_amount=None,
+                    nickname=None, fee=None, wallet=None,
+                    plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Publish a signed 'advertise me' record in the DHT (defaults from the settings).
+    arg:str:tx_types:accepted transaction types, comma separated (spend, swap, coinjoin, custody)
+    arg:int:min_amount:smallest amount you co-sign, satoshis
+    arg:int:max_amount:largest amount you co-sign, satoshis
+    arg:str:nickname:shown to others
+    arg:int:fee:your fee per signature, satoshis
+    """
+    overrides: dict[str, Any] = {}
+    if tx_types is not None:
+        overrides["tx_types"] = [t.strip() for t in str(tx_types).split(",") if t.strip()]
+    for name, value in (("min_amount_sat", min_amount), ("max_amount_sat", max_amount),
+                        ("fee_per_signature_sat", fee), ("nickname", nickname)):
+        if value is not None:
+            overrides[name] = value
+    with _clear_errors():
+        try:
+            ad = await plugin.advertise(wallet, **overrides)
+        except ValueError as exc:     # records refuse bad types/ranges/nicknames with ValueError
+            raise UserFacingException(f"BadArgument: {exc}") from None
+    return _ad_json(ad)
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def withdraw(self: "Commands", wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Withdraw this wallet's advertisement (a signed tombstone replaces it in the DHT)."""
+    with _clear_errors():
+        w = await plugin.cosigner(wallet).node.withdraw_advertisement()
+    return {"withdrawn": w is not None}
+
+
+def _ad_json(ad) -> dict[str, Any]:
+    return {"pubkey": ad.owner.hex(), "nickname": ad.nickname,
+            "tx_types": [t.value for t in ad.tx_types],
+            "min_amount_sat": ad.min_amount_sat, "max_amount_sat": ad.max_amount_sat,
+            "fee_per_signature_sat": ad.fee_per_signature_sat, "reputation": ad.reputation,
+            "endpoint": f"{ad.endpoint.host}:{ad.endpoint.port}"}
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=None,
+                       plugin: "Musig2Plugin" = None) -> list[dict[str, Any]]:
+    """Advertised co-signers found in the DHT (best first), each checked against its signature.
+    arg:str:tx_type:transaction type they must accept (default spend)
+    arg:int:amount:amount (satoshis) they must accept
+    """
+    with _clear_errors():
+        try:
+            ads = await plugin.cosigner(wallet).node.find_available_signers(
+                tx_type, amount=None if amount is None else int(amount))
+        except ValueError as exc:
+            raise UserFacingException(f"BadArgument: {exc}") from None
+    return [_ad_json(ad) for ad in ads]
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def list_requests(self: "Commands", poll=True, wallet=None,
+                        plugin: "Musig2Plugin" = None) -> list[dict[str, Any]]:
+    """Signing requests addressed to this wallet (pushed to us, or found in the DHT), with the
+    review computed from each transaction: outputs, amounts, fee; or why it was refused.
+    arg:bool:poll:also look in the DHT for requests stored while we were away (default true)
+    """
+    with _clear_errors():
+        c = plugin.cosigner(wallet)
+        if poll:
+            await c.poll_requests()
+        return [s.to_json() for s in sorted(c.requests.values(), key=lambda s: s.created)]
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def approve(self: "Commands", request_id, wallet=None,
+                  plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Approve a pending signing request and join its sessions; both rounds then run by themselves.
+    arg:str:request_id:the request id from list_requests
+    """
+    with _clear_errors():
+        state = await plugin.cosigner(wallet).approve(request_id)
+    return state.to_json()
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def reject(self: "Commands", request_id, wallet=None,
+                 plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Refuse a pending signing request (nothing is signed; the others' session will time out).
+    arg:str:request_id:the request id from list_requests
+    """
+    with _clear_errors():
+        return plugin.cosigner(wallet).reject(request_id).to_json()
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def session_status(self: "Commands", request_id, wallet=None,
+                         plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Progress of a signing request: joined, rounds, signed inputs, final transaction, broadcast.
+    arg:str:request_id:the request id
+    """
+    with _clear_errors():
+        return plugin.cosigner(wallet).get(request_id).to_json()
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def broadcast_request(self: "Commands", request_id, wallet=None,
+                            plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Broadcast the finalized transaction of a signing request through the wallet's network.
+    arg:str:request_id:the request id
+    """
+    with _clear_errors():
+        c = plugin.cosigner(wallet)
+        state = c.get(request_id)
+        if state.broadcast_txid:
+            return {"txid": state.broadcast_txid}
+        return {"txid": await c.broadcast(state)}

@@ -18,6 +18,7 @@ from .wallet_bridge import (ParticipantKey, PsbtSigner, cached_participant_key, 
                             ensure_participant_key, participant_secret_checked)
 
 if TYPE_CHECKING:
+    from .cosign import WalletCosigner
     from electrum.simple_config import SimpleConfig
     from electrum.wallet import Abstract_Wallet
 
@@ -25,6 +26,17 @@ PLUGIN_NAME = "musig2_plugin"
 # Config key (in Electrum's own config file, next to plugins.<name>.enabled) of the user's choice
 # to run the co-signing node; kept in Electrum's config so both GUIs and the daemon see one value.
 CONFIG_NODE_ENABLED = f"plugins.{PLUGIN_NAME}.node_enabled"
+# Where the node listens (TCP for peer sessions, UDP for the DHT) and whom it joins first.
+CONFIG_LISTEN_HOST = f"plugins.{PLUGIN_NAME}.listen_host"
+CONFIG_LISTEN_PORT = f"plugins.{PLUGIN_NAME}.listen_port"
+CONFIG_BOOTSTRAP = f"plugins.{PLUGIN_NAME}.bootstrap"          # "host:port,host:port"
+# "Advertise me": whether to publish, and what (types, amount range, fee, nickname).
+CONFIG_ADVERTISE = f"plugins.{PLUGIN_NAME}.advertise"
+CONFIG_AD_TYPES = f"plugins.{PLUGIN_NAME}.ad_types"            # "spend,custody"
+CONFIG_AD_MIN = f"plugins.{PLUGIN_NAME}.ad_min_sat"
+CONFIG_AD_MAX = f"plugins.{PLUGIN_NAME}.ad_max_sat"
+CONFIG_AD_FEE = f"plugins.{PLUGIN_NAME}.ad_fee_sat"
+CONFIG_AD_NICK = f"plugins.{PLUGIN_NAME}.ad_nickname"
 
 
 class NodeHandle(Protocol):
@@ -35,6 +47,22 @@ class NodeHandle(Protocol):
     """
 
     def is_running(self) -> bool: ...
+
+
+def parse_peers(text: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` -> [(host, port)], refusing anything else (clear error)."""
+    from .wallet_bridge import BridgeError
+    peers = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise BridgeError(f"bootstrap peer {part!r} is not host:port")
+        peers.append((host, int(port)))
+    if len(peers) > 32:
+        raise BridgeError("at most 32 bootstrap peers")
+    return peers
 
 
 def _no_secret() -> bytes:
@@ -52,6 +80,10 @@ class Musig2Plugin(BasePlugin):
         # Per-wallet PSBT signers: they hold round-1 secret nonces in memory only.
         self._signers: dict[int, PsbtSigner] = {}
         self._wallets: dict[int, "Abstract_Wallet"] = {}
+        # Per-wallet co-signing services (coordinator node + requests); see cosign.py.
+        self.cosigners: dict[int, "WalletCosigner"] = {}
+        # GUI listeners of request events: callables (wallet, what, RequestState).
+        self.listeners: list = []
 
     # --- wallets ----------------------------------------------------------------------------
     @hook
@@ -76,17 +108,122 @@ class Musig2Plugin(BasePlugin):
             for stored in self.vaults(wallet).all():
                 self.watcher.watch(stored.output)
 
+        if self.is_node_enabled() and network is not None and id(wallet) not in self.cosigners:
+            # Start without asking only when no password is needed (or the daemon holds it
+            # unlocked); otherwise the GUI asks, or the user runs musig2_plugin_node_start.
+            password = None
+            if wallet.has_keystore_encryption():
+                password = wallet.get_unlocked_password() if hasattr(wallet, "get_unlocked_password") else None
+                if not password:
+                    return
+            try:
+                check_supported(wallet)
+            except Exception:
+                return
+            asyncio.run_coroutine_threadsafe(self._autostart(wallet, password), network.asyncio_loop)
+
+    async def _autostart(self, wallet, password) -> None:
+        try:
+            await self.start_node(wallet, password)
+        except Exception as exc:
+            get_logger(__name__).warning(f"co-signing node did not start: {exc!r}")
+
     def on_wallet_closed(self, wallet: "Abstract_Wallet") -> None:
         self._wallets.pop(id(wallet), None)
         signer = self._signers.pop(id(wallet), None)
         if signer is not None:
             signer.forget()      # secret nonces die with the wallet window
+        cosigner = self.cosigners.pop(id(wallet), None)
+        if cosigner is not None:
+            self._stop_soon(cosigner, wallet)
+
+    def _stop_soon(self, cosigner, wallet) -> None:
+        network = getattr(wallet, "network", None)
+        if network is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(cosigner.stop(), network.asyncio_loop)
+        except Exception as exc:
+            get_logger(__name__).info(f"stopping the co-signing node: {exc!r}")
+
+    # --- the co-signing node ---------------------------------------------------------------
+    def bootstrap_peers(self) -> list[tuple[str, int]]:
+        return parse_peers(self.config.get(CONFIG_BOOTSTRAP, "") or "")
+
+    async def start_node(self, wallet: "Abstract_Wallet", password: Optional[str], *,
+                         host: Optional[str] = None, port: Optional[int] = None,
+                         bootstrap: Optional[list[tuple[str, int]]] = None,
+                         dht: bool = True) -> "WalletCosigner":
+        """Start this wallet's node (idempotent); advertise if the settings say so."""
+        from .cosign import WalletCosigner
+        existing = self.cosigners.get(id(wallet))
+        if existing is not None and existing.is_running():
+            return existing
+        secret = self.participant_secret(wallet, password)
+        self.participant_key(wallet, password)
+        cosigner = WalletCosigner(wallet, secret, notify=lambda what, st: self._notify(wallet, what, st))
+        await cosigner.start(host or self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
+                             int(self.config.get(CONFIG_LISTEN_PORT, 0) if port is None else port),
+                             dht=dht,
+                             bootstrap=self.bootstrap_peers() if bootstrap is None else bootstrap)
+        self.cosigners[id(wallet)] = cosigner
+        self.node = cosigner
+        if self.config.get(CONFIG_ADVERTISE, False):
+            await self.advertise(wallet)
+        return cosigner
+
+    async def stop_node(self, wallet: "Abstract_Wallet") -> bool:
+        cosigner = self.cosigners.pop(id(wallet), None)
+        if cosigner is None:
+            return False
+        await cosigner.stop()
+        if self.node is cosigner:
+            self.node = None
+        return True
+
+    def cosigner(self, wallet: "Abstract_Wallet") -> "WalletCosigner":
+        from .wallet_bridge import BridgeError
+        c = self.cosigners.get(id(wallet))
+        if c is None or not c.is_running():
+            raise BridgeError("the co-signing node of this wallet is not running "
+                              "(musig2_plugin_node_start, or enable it in the settings)")
+        return c
+
+    async def advertise(self, wallet: "Abstract_Wallet", **overrides):
+        """Publish 'advertise me' with the settings' values (overridable per call)."""
+        from .records import TxType
+        c = self.cosigner(wallet)
+        types = overrides.get("tx_types") or [t.strip() for t in str(
+            self.config.get(CONFIG_AD_TYPES, "spend")).split(",") if t.strip()]
+        kwargs = dict(tx_types=tuple(TxType(t) for t in types),
+                      min_amount_sat=int(overrides.get("min_amount_sat",
+                                                       self.config.get(CONFIG_AD_MIN, 0))),
+                      nickname=str(overrides.get("nickname", self.config.get(CONFIG_AD_NICK, "")))[:64],
+                      fee_per_signature_sat=int(overrides.get("fee_per_signature_sat",
+                                                              self.config.get(CONFIG_AD_FEE, 0))))
+        max_amount = overrides.get("max_amount_sat", self.config.get(CONFIG_AD_MAX, None))
+        if max_amount is not None:
+            kwargs["max_amount_sat"] = int(max_amount)
+        return await c.node.advertise_signer(**kwargs)
+
+    def _notify(self, wallet, what: str, state) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(wallet, what, state)
+            except Exception as exc:
+                get_logger(__name__).info(f"request listener failed: {exc!r}")
 
     def on_close(self) -> None:
-        """Plugin disabled or Electrum closing: drop nonces, stop following outputs."""
+        """Plugin disabled or Electrum closing: drop nonces, stop nodes and following outputs."""
         for signer in self._signers.values():
             signer.forget()
         self._signers.clear()
+        for key, cosigner in list(self.cosigners.items()):
+            wallet = self._wallets.get(key)
+            if wallet is not None:
+                self._stop_soon(cosigner, wallet)
+        self.cosigners.clear()
+        self.node = None
         watcher, self.watcher = self.watcher, None
         if watcher is not None:
             try:
@@ -146,6 +283,8 @@ class Musig2Plugin(BasePlugin):
         self.config.set_key(CONFIG_NODE_ENABLED, enabled)
 
     def is_node_running(self) -> bool:
+        if any(c.is_running() for c in getattr(self, "cosigners", {}).values()):
+            return True
         return self.node is not None and bool(self.node.is_running())
 
     # --- reporting ------------------------------------------------------------------------
