@@ -136,6 +136,7 @@ class Musig2Node:
 
     async def stop(self) -> None:
         """Stop serving; every open session is dropped (its secret nonce destroyed)."""
+        await self.sessions.drain(1.0)   # let a final signature we just sent reach everyone
         self.sessions.stop()
         if self.discovery is not None:
             self.discovery.stop_watching()
@@ -253,9 +254,10 @@ class Musig2Node:
                                        tweak: str = TWEAK_TAPROOT,
                                        merkle_root: bytes | None = None,
                                        ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S,
-                                       ) -> SigningRequest:
+                                       push: bool = True) -> SigningRequest:
         """Sign a request to ``participants`` for ``messages`` (32-byte sighashes), push it to
-        every participant whose endpoint we know and store it in the DHT for the others."""
+        every participant whose endpoint we know (unless ``push`` is False) and store it in
+        the DHT for the others."""
         self._require_started()
         keys = key_sort([bytes(k) for k in participants])
         if len(app_data) > self.config.max_payload_bytes:
@@ -282,7 +284,7 @@ class Musig2Node:
         self.events.emit("signing-request:created", request_id=request_key(record),
                          request=record, participants=tuple(keys))
         data = record.encode()
-        targets = [k for k in keys if k != self.pubkey and k in self.endpoints]
+        targets = [k for k in keys if push and k != self.pubkey and k in self.endpoints]
         await asyncio.gather(*(self._push(self.endpoints[k], data) for k in targets))
         if self.dht is not None:
             try:

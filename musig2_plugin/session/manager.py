@@ -93,6 +93,13 @@ class SessionManager:
     def _closed(self, session: Session) -> None:
         log.debug("session %s closed: %s", session.sid.hex()[:8], session.status)
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for messages closed sessions are still delivering."""
+        import asyncio
+        pending = [t for s in self.sessions.values() if s.closed for t in s._tasks]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
     def stop(self) -> None:
         for s in self.sessions.values():
             s.stop()
