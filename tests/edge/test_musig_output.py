@@ -16,11 +16,14 @@ BIP390_KEYS = ["02f9308a019258c31049344f85f89d5229b531c845836f99b08601f113bce036
                "03dff1d77f2a671c5f36183726db2341be58feae1da2deced843240f7b502ba659",
                "023590a94e768f8e1815c2f24b4d80a8e3149316c3518ce7b7ad338368d038ca66"]
 BIP390_SCRIPT = "512079e6c3e628c9bfbce91de6b7fb28e2aec7713d377cf260ab599dcbc40e542312"
+BIP390_RAWTR_SCRIPT = "5120789d937bade6673538f3e28d8368dda4d0512f94da44cf477a505716d26a1575"
 
 
 def test_bip390_vector_end_to_end():
     out = MusigOutput.from_pubkeys(bytes.fromhex(k) for k in BIP390_KEYS)
     assert out.scriptpubkey.hex() == BIP390_SCRIPT
+    # and BIP-390's rawtr(musig(same keys)) vector is the untweaked aggregate: our internal key
+    assert out.internal_key[1:].hex() == BIP390_RAWTR_SCRIPT[4:]
     # the descriptor lists the keys in KeySort order, whatever order they came in
     assert out.descriptor.startswith("tr(musig(023590a9")
     assert [k.hex() for k in out.participants] == sorted(BIP390_KEYS, key=bytes.fromhex)
