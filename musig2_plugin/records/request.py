@@ -16,7 +16,7 @@ from .. import constants as C
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField
-from .fields import (Endpoint, TxType, check_bytes, check_int, check_pubkey33, check_text,
+from .fields import (Endpoint, TxType, check_bytes, check_pubkey33, check_text,
                      code_to_tx_type, decode_text, tx_type)
 from .topics import topic_for_requests
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 
 from musig2_plugin.dht import DhtConfig, DhtNode
@@ -44,10 +43,6 @@ def make_ad(i: int, *, tx_types=("spend",), lo=10_000, hi=10_000_000, reputation
                                 max_amount_sat=hi, host="127.0.0.1", port=40_000 + i,
                                 nickname=nickname or f"signer{i}", reputation=reputation,
                                 fee_per_signature_sat=fee, response_time_s=10 + i, ttl=ttl, seq=seq)
-
-
-def random_key() -> bytes:
-    return os.urandom(32)
 
 
 async def wait_until(predicate, timeout: float = 5.0, step: float = 0.05) -> bool:

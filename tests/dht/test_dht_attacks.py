@@ -199,6 +199,8 @@ async def test_flood_from_one_source_is_rate_limited():
         honest = make_ad(9)
         ok, status = await nodes[14].protocol.call_store_record(victim.contact, SPEND, honest.encode())
         assert ok and status == "stored"
+        assert honest in victim.records.get(SPEND)
+        assert await nodes[14].publish(honest) >= FAST.ksize // 2
         await assert_honest_found(nodes, ads + [honest])
 
 
