@@ -109,6 +109,7 @@ class Session:
         self.abort_reason: str | None = None
         self.culprits: tuple[bytes, ...] = ()
         self._seen_joined: set[bytes] = set()
+        self._joining_since = 0.0
         self._ready_emitted = False
         self._round2_emitted = False
         self._round1_requested = auto
@@ -196,21 +197,34 @@ class Session:
         if self.joined_local:
             return
         self.joined_local = True
-        self.status = JOINING
         self._note_joined(self.me)
         if rejoin:
             # Whoever coordinates now must learn we have no nonce; we do not know who it is.
+            self.status = JOINING
+            self._joining_since = time.monotonic()
             self._broadcast(MsgType.JOIN, epoch=self.epoch, last_attempt=-1, fresh=True,
                             endpoint=list(self.transport.endpoint))
+            self._start_heartbeat()
         else:
-            self._send_join(fresh=True)
+            self._begin_joining(fresh=True)
+
+    def _begin_joining(self, *, fresh: bool) -> None:
+        self.status = JOINING
+        self._joining_since = time.monotonic()
+        self._send_join(fresh=fresh)
         self._start_heartbeat()
 
     def _send_join(self, *, fresh: bool) -> None:
         epoch = self.epoch
-        self._send(self.coordinator, MsgType.JOIN, on_fail=lambda: self._coordinator_silent(epoch),
-                   epoch=epoch, last_attempt=self.attempt, fresh=fresh,
-                   endpoint=list(self.transport.endpoint))
+        fields = dict(epoch=epoch, last_attempt=self.attempt, fresh=fresh,
+                      endpoint=list(self.transport.endpoint))
+        if self.coordinator == self.me:
+            # The coordinator tells everyone where it is: a participant may not know its
+            # endpoint yet (it was offline when the request was announced).
+            self._broadcast(MsgType.JOIN, **fields)
+        else:
+            self._send(self.coordinator, MsgType.JOIN,
+                       on_fail=lambda: self._coordinator_silent(epoch, joining=True), **fields)
 
     def _start_heartbeat(self) -> None:
         self._stop_heartbeat()
@@ -222,7 +236,8 @@ class Session:
             await asyncio.sleep(delay)
             if self.status != JOINING or self.epoch != epoch:
                 return
-            self._send_join(fresh=False)
+            if self.coordinator != self.me:
+                self._send_join(fresh=False)
             delay = min(delay * 2, self.config.heartbeat_interval)
 
     def _note_joined(self, key: bytes) -> None:
@@ -232,12 +247,15 @@ class Session:
                               joined=len(self._seen_joined), n=self.spec.n)
 
     # ------------------------------------------------------------------ failover
-    def _coordinator_silent(self, epoch: int) -> None:
+    def _coordinator_silent(self, epoch: int, joining: bool = False) -> None:
         if self.closed or epoch != self.epoch or not self.joined_local:
             return
         silent = self.spec.coordinator(epoch)
         if silent == self.me:
             return  # we are alive; our own coordinator timers handle the others
+        if joining and self.status == JOINING and \
+                time.monotonic() - self._joining_since < self.config.participant_wait:
+            return  # not reachable (or not known) yet: the heartbeat keeps trying
         self._silent_coordinators.append(silent)
         self.failovers += 1
         if self.failovers > self.config.max_failovers or self.failovers >= self.spec.n:
@@ -246,9 +264,7 @@ class Session:
                 tuple(dict.fromkeys(self._silent_coordinators)))
             return
         self._enter_epoch(epoch + 1)
-        self.status = JOINING
-        self._send_join(fresh=False)
-        self._start_heartbeat()
+        self._begin_joining(fresh=False)
 
     def _enter_epoch(self, epoch: int) -> None:
         """Move to a later epoch: the old attempt is dead; its unused nonce is destroyed."""
@@ -344,9 +360,7 @@ class Session:
             # Others failed over to us before our own timer fired: take over.
             self._enter_epoch(epoch)
             if self.joined_local:
-                self.status = JOINING
-                self._send_join(fresh=False)
-                self._start_heartbeat()
+                self._begin_joining(fresh=False)
         c = self._coord
         if c is None:
             return  # not the coordinator of our epoch; a rejoin broadcast reached us
