@@ -129,13 +129,66 @@ def test_machine_mirror_is_found():
 
 # --- no network to the Debian archive --------------------------------------------------------------
 
-@pytest.mark.slow
-def test_unreachable_archive_gives_one_clear_line_and_installs_nothing(tmp_path):
+def _throwaway_venv(tmp_path: Path) -> tuple[Path, Path]:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = Path(subprocess.run([str(venv / "bin/python"), "-c",
                                 "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
+    return venv, site
+
+
+def _run_step20_offline(tmp_path: Path, venv: Path) -> subprocess.CompletedProcess:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir(exist_ok=True)
+    root = tmp_path / "root"               # a copy of the scripts, so logs land in tmp, not the repo
+    (root / "scripts").mkdir(parents=True, exist_ok=True)
+    (root / "scripts" / "bootstrap_lib.sh").write_text((REPO / "scripts/bootstrap_lib.sh").read_text())
+    return subprocess.run(
+        ["bash", str(REPO / "scripts/bootstrap.d/20-electrum.sh")],
+        env=dict(os.environ, MUSIG2_ROOT=str(root), MUSIG2_VENV=str(venv),
+                 MUSIG2_STAMPS=str(venv / ".bootstrap"), TMPDIR=str(tmpdir),
+                 DEBIAN_MIRROR="http://127.0.0.1:9/debian"),
+        capture_output=True, text=True, timeout=300)
+
+
+def test_too_old_electrum_in_venv_is_not_taken_as_done_and_left_intact(tmp_path):
+    """An Electrum 4.7 already in the venv (and even a stamp claiming it) must not count as done.
+
+    The stand-in is a minimal ``electrum`` package whose version.py says 4.7.2, Electrum's own
+    format. The step must try to replace it; with the archive unreachable it fails with one line
+    and leaves the old one exactly as it was (no half-swapped directory).
+    """
+    venv, site = _throwaway_venv(tmp_path)
+    old = site / "electrum"
+    old.mkdir()
+    (old / "version.py").write_text('ELECTRUM_VERSION = "4.7.2"\n')
+    (venv / "bin" / "electrum").write_text("#!/bin/sh\n")
+    (venv / "bin" / "electrum").chmod(0o755)
+    (venv / ".bootstrap").mkdir()
+    (venv / ".bootstrap" / "electrum.stamp").write_text("4.7.2")
+    res = _run_step20_offline(tmp_path, venv)
+    assert res.returncode == 1
+    errors = [l for l in res.stderr.splitlines() if l.startswith("bootstrap: ERROR")]
+    assert len(errors) == 1 and "cannot reach the Debian archive" in errors[0], res.stderr
+    assert sorted(p.name for p in old.iterdir()) == ["version.py"]
+    assert "4.7.2" in (old / "version.py").read_text()
+    assert not [p for p in site.iterdir() if p.name.startswith(".electrum")]
+
+
+def test_electrum_ecc_loads_its_own_libsecp256k1():
+    """Electrum's signatures come from the libsecp256k1 built into electrum_ecc's package."""
+    code = ("import os, electrum_ecc.ecc_fast as f; "
+            "print(os.path.dirname(os.path.abspath(f._libsecp256k1._name)) == os.path.dirname(f.__file__), "
+            "f.HAS_SCHNORR)")
+    res = subprocess.run([str(REPO / ".venv/bin/python"), "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.stdout.split() == ["True", "True"], res.stderr
+
+
+@pytest.mark.slow
+def test_unreachable_archive_gives_one_clear_line_and_installs_nothing(tmp_path):
+    venv, site = _throwaway_venv(tmp_path)
     before = sorted(p.name for p in site.iterdir())
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()

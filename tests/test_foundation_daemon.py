@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("electrum", reason="Electrum 4.8 is installed by scripts/bootstrap.sh")
 
 from tests.harness.electrum import (ElectrumCommandError, ElectrumDaemon, HarnessError,  # noqa: E402
-                                    PluginKey, build_plugin_zip)
+                                    PluginKey, build_plugin_zip, require_electrum)
+
+require_electrum()   # a clear error, never a silent skip, when Electrum 4.8 is missing
 
 pytestmark = [pytest.mark.electrum, pytest.mark.slow]
 

@@ -20,6 +20,8 @@ import build_plugin  # noqa: E402
 
 sys.path.pop(0)
 
+from tests.harness.electrum import require_electrum  # noqa: E402
+
 
 def test_zip_layout_and_reproducible(tmp_path):
     a = build_plugin.build(tmp_path / "a")
@@ -38,7 +40,7 @@ def test_zip_layout_and_reproducible(tmp_path):
 
 
 def test_manifest_accepted_by_electrum(tmp_path):
-    pytest.importorskip("electrum", reason="Electrum 4.8 is installed by scripts/bootstrap.sh")
+    require_electrum()
     from electrum.plugin import PluginMetadata, Plugins
     from electrum.version import ELECTRUM_VERSION
 
@@ -104,7 +106,7 @@ def test_every_module_imports_under_electrums_zip_importer(tmp_path):
     import would not exist for a user) and nothing that trips Electrum's loader. Runs in a child
     process started outside the repo, so the repo's own ``musig2_plugin`` is not importable there.
     """
-    pytest.importorskip("electrum", reason="Electrum 4.8 is installed by scripts/bootstrap.sh")
+    require_electrum()
     z = build_plugin.build(tmp_path)
     script = tmp_path / "import_all.py"
     script.write_text(IMPORT_ALL)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("electrum", reason="Electrum 4.8 is installed by scripts/bootstrap.sh")
-pytest.importorskip("PyQt6.QtWidgets", reason="PyQt6 is installed by scripts/bootstrap.sh")
 
-from tests.harness.electrum import ElectrumDaemon, build_plugin_zip  # noqa: E402
+from tests.harness.electrum import ElectrumDaemon, build_plugin_zip, require_electrum  # noqa: E402
+
+require_electrum()   # a clear error, never a silent skip, when Electrum 4.8 is missing
 
 pytestmark = [pytest.mark.gui, pytest.mark.electrum, pytest.mark.slow]
 

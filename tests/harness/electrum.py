@@ -71,6 +71,23 @@ class ElectrumCommandError(HarnessError):
         super().__init__(f"electrum {' '.join(argv)} exited {returncode}: {(stderr or stdout).strip()[-2000:]}")
 
 
+def require_electrum() -> str:
+    """Electrum's version, or a clear error when it is missing or not 4.8.x.
+
+    Tests call this at import time instead of skipping: a suite that silently skips the Electrum
+    tests on a machine without Electrum would pass while proving nothing.
+    """
+    try:
+        from electrum.version import ELECTRUM_VERSION
+    except ImportError as e:
+        raise HarnessError(f"Electrum is not importable ({e}); run scripts/bootstrap.sh, "
+                           "which installs Electrum 4.8 into .venv") from None
+    if not ELECTRUM_VERSION.startswith("4.8."):
+        raise HarnessError(f"Electrum {ELECTRUM_VERSION} is installed, this plugin needs 4.8.x; "
+                           "rerun scripts/bootstrap.sh")
+    return ELECTRUM_VERSION
+
+
 def build_plugin_zip(out_dir: Path) -> Path:
     """Build the plugin zip from the working tree into ``out_dir`` (scripts/build_plugin.py)."""
     sys.path.insert(0, str(REPO / "scripts"))
