@@ -113,8 +113,8 @@ stamp_write() {
     mv -f "$MUSIG2_STAMPS/$1.stamp.tmp.$$" "$MUSIG2_STAMPS/$1.stamp"
 }
 
-# Runs "$@" with its output in LOG; on failure prints the log's last lines (so the one-line error
-# that follows has its context) and returns the command's status.
+# Runs "$@" with its output in LOG (shown live with BOOTSTRAP_VERBOSE=1) and returns its status.
+# On failure the caller prints the one-line error, which names the log file for the details.
 run_logged() {
     local log="$1"; shift
     mkdir -p "$(dirname "$log")"
@@ -122,11 +122,5 @@ run_logged() {
         "$@" 2>&1 | tee "$log"
         return "${PIPESTATUS[0]}"
     fi
-    if "$@" >"$log" 2>&1; then
-        return 0
-    else
-        local rc=$?
-        tail -n 15 "$log" | sed 's/^/    | /' >&2
-        return "$rc"
-    fi
+    "$@" >"$log" 2>&1
 }
