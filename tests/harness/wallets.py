@@ -243,6 +243,10 @@ def start_wallets(
 ) -> list[ChainWallet]:
     """Start ``count`` daemons+wallets concurrently; on any failure, stop all of them and raise."""
     names = list(names) if names is not None else [f"w{i}" for i in range(count)]
+    # Electrum's plugin module must first be imported on the main thread (it pins its hardware
+    # wallet thread there); the launcher imports Electrum lazily, so do it before the workers do.
+    import electrum.plugin  # noqa: F401
+
     wallets = [ChainWallet(chain, n, plugin_zip=plugin_zip, base_dir=base_dir) for n in names[:count]]
     with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
         futures = [pool.submit(w.start) for w in wallets]
