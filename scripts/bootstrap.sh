@@ -18,8 +18,12 @@ export MUSIG2_STAMPS="$MUSIG2_VENV/.bootstrap"
 
 for step in "$ROOT"/scripts/bootstrap.d/[0-9][0-9]-*.sh; do
     [ -e "$step" ] || continue
-    if ! bash "$step"; then
-        echo "bootstrap: step $(basename "$step") failed (see the line above); fix it and rerun scripts/bootstrap.sh" >&2
+    # Convention: a step that fails on purpose has printed its one line and exits 1; any other
+    # status is an unexpected crash, which gets a line here.
+    rc=0
+    bash "$step" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        [ "$rc" -eq 1 ] || echo "bootstrap: ERROR: step $(basename "$step") crashed (status $rc); rerun with BOOTSTRAP_VERBOSE=1 to see why" >&2
         exit 1
     fi
 done
