@@ -246,3 +246,21 @@ def test_explicit_missing_python_is_reported_not_replaced(tmp_path):
         f"bootstrap: ERROR: need Python 3.11, found: {tmp_path / 'no-such-python'}(missing); "
         "install it (e.g. apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11"]
     assert not venv.exists()
+
+
+def test_bootstrap_sh_stops_at_first_failing_step_with_one_line(tmp_path):
+    """The whole entry point (on a copy of scripts/, so the real .venv is not involved)."""
+    import shutil
+    root = tmp_path / "clone"
+    shutil.copytree(REPO / "scripts", root / "scripts")
+    shutil.copy(REPO / "requirements.txt", root / "requirements.txt")
+    fake = _fake_python(tmp_path, "3.12.0")
+    res = subprocess.run([str(root / "scripts/bootstrap.sh")], env=dict(os.environ, PYTHON=str(fake)),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bootstrap: ERROR: need Python 3.11"), res.stderr
+    assert "3.12.0" in lines[0]
+    assert not (root / ".venv").exists()
+    assert not (root / ".cache" / "knots-trixie").exists()    # later steps did not run
