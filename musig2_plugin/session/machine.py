@@ -32,7 +32,7 @@ from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_
 from ..events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, MsgType, PeerRefused, PeerUnreachable,
                          Transport)
-from .messages import decode_body, encode_body
+from .messages import MAX_ATTEMPT, decode_body, encode_body
 from .spec import SessionSpec
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class Session:
         self.culprits: tuple[bytes, ...] = ()
         self._seen_joined: set[bytes] = set()
         self._joining_since = 0.0
+        self._attempts_started = 0
         self._ready_emitted = False
         self._round2_emitted = False
         self._round1_requested = auto
@@ -383,7 +384,8 @@ class Session:
     def _start_attempt(self) -> None:
         c = self._coord
         attempt = max(c.max_attempt, self.attempt, -1 if c.attempt is None else c.attempt) + 1
-        if attempt >= self.config.max_attempts:
+        self._attempts_started += 1
+        if self._attempts_started > self.config.max_attempts or attempt >= MAX_ATTEMPT:
             self._coordinator_abort("too many attempts", ())
             return
         c.attempt = attempt

@@ -215,3 +215,37 @@ async def test_unapproved_request_is_not_joined():
         assert all(s.joined_local is False for s in nodes[1].sessions.sessions.values())
     finally:
         await stop_all(nodes)
+
+
+async def test_rejoin_spam_is_bounded_by_max_attempts():
+    """Each fresh JOIN restarts round 1 (new nonces for all): a participant repeating it
+    cannot keep the others busy for ever; the session aborts after max_attempts."""
+    nodes, record, spec, msg, coord, victim = await _setup(
+        3, config=FAST.with_(max_attempts=3, round_timeout=5.0))
+    try:
+        (sid,) = await victim.join_signing_request(record, auto=False)
+        await asyncio.gather(*(x.join_signing_request(record, auto=False)
+                               for x in nodes if x is not victim))
+        await until(lambda: coord.sessions.get(sid).attempt == 0, 10)
+        for _ in range(3):
+            body = encode_body(MsgType.JOIN, epoch=0, last_attempt=-1, fresh=True,
+                               endpoint=list(victim.endpoint))
+            await victim.transport.send(coord.endpoint, victim.transport.seal(MsgType.JOIN, sid, body))
+        with pytest.raises(SessionAborted, match="too many attempts"):
+            await coord.get_final_signature(sid, 10)
+    finally:
+        await stop_all(nodes)
+
+
+async def test_session_lifetime_ends_a_session_that_never_becomes_ready():
+    nodes, record, spec, msg, coord, victim = await _setup(
+        3, config=FAST.with_(session_lifetime=1.0, join_timeout=60.0))
+    try:
+        others = [x for x in nodes if x is not victim]
+        ids = await asyncio.gather(*(x.join_signing_request(record) for x in others))
+        for x in others:
+            with pytest.raises(SessionAborted) as info:
+                await x.get_final_signature(ids[0][0], 10)
+            assert "lifetime" in info.value.reason and info.value.culprits == (victim.pubkey,)
+    finally:
+        await stop_all(nodes)
