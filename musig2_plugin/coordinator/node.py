@@ -99,6 +99,7 @@ class Musig2Node:
         self.advertisement: Advertisement | None = None
         self.requests: OrderedDict[bytes, KnownRequest] = OrderedDict()
         self._discovered: set[bytes] = set()
+        self._watchers: set[asyncio.Task] = set()
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -136,6 +137,8 @@ class Musig2Node:
 
     async def stop(self) -> None:
         """Stop serving; every open session is dropped (its secret nonce destroyed)."""
+        for task in list(self._watchers):
+            task.cancel()
         await self.sessions.drain(1.0)   # let a final signature we just sent reach everyone
         self.sessions.stop()
         if self.discovery is not None:
@@ -363,6 +366,42 @@ class Musig2Node:
             except RequestRefused as exc:
                 log.info("ignoring a request from the DHT: %s", exc)
         return found
+
+    def watch_signing_requests(self, interval: float = 10.0) -> asyncio.Task:
+        """Background listener: poll the DHT for requests addressed to us every ``interval``
+        seconds; each new one fires ``signing-request:received`` (``via="dht"``). Pushed
+        requests fire it immediately anyway. Cancel the task (or stop the node) to end it."""
+        self._require_started()
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.find_signing_requests_for_me()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("polling the DHT for signing requests failed; retrying")
+                await asyncio.sleep(interval)
+
+        task = asyncio.ensure_future(loop())
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+        return task
+
+    def watch_signers(self, tx_type: "TxType | str" = TxType.SPEND, interval: float = 10.0,
+                      callback: Callable[[Advertisement], Any] | None = None) -> asyncio.Task:
+        """Poll the DHT for new advertisements (``signer:discovered``) and withdrawals
+        (``signer:withdrawn``); their endpoints are remembered for pushes and sessions."""
+        self._require_started()
+        if self.discovery is None:
+            raise NotStarted("the DHT is off on this node")
+
+        def remember(ad: Advertisement) -> None:
+            self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
+            if callback is not None:
+                callback(ad)
+
+        return self.discovery.watch_signers(tx_type, remember, interval)
 
     def known_request(self, request: "SigningRequest | bytes") -> KnownRequest:
         rid = request_key(request) if isinstance(request, SigningRequest) else bytes(request)

@@ -154,7 +154,8 @@ class Transport:
             return env
         except EnvelopeError as exc:
             self._count(exc)
-            if exc.authentic and not isinstance(exc, UnknownSession):
+            if exc.authentic and not isinstance(exc, UnknownSession) \
+                    and env.sender != self.pubkey:   # our own stale local delivery: no charge
                 if self.scores.charge(env.sender):
                     log.warning("blocking peer %s after repeated invalid messages",
                                 env.sender.hex())

@@ -115,3 +115,27 @@ def test_request_payload_codec_is_strict():
         RequestPayload.decode(data, max_app=3)
     assert RequestPayload.decode(dataclasses.replace(p, tweak="none", merkle_root=None).encode(),
                                  max_app=100).tweak == "none"
+
+
+async def test_background_listeners_for_requests_and_signers():
+    alice, bob = (Musig2Node(os.urandom(32), config=CFG, dht_config=DHT) for _ in range(2))
+    await alice.start(dht=True)
+    await bob.start(dht=True, bootstrap=[alice.dht_address])
+    try:
+        got_request = asyncio.get_running_loop().create_future()
+        bob.on("signing-request:received",
+               lambda **kw: got_request.done() or got_request.set_result(kw))
+        seen_signer = asyncio.get_running_loop().create_future()
+        alice.watch_signers("spend", interval=0.2,
+                            callback=lambda ad: seen_signer.done() or seen_signer.set_result(ad))
+        bob.watch_signing_requests(interval=0.2)
+        await bob.advertise_signer(nickname="bob")
+        ad = await asyncio.wait_for(seen_signer, 10)
+        assert ad.owner == bob.pubkey and alice.endpoints[bob.pubkey] == bob.endpoint
+        # Push disabled: bob's listener must find it in the DHT by itself.
+        record = await alice.announce_signing_request([alice.pubkey, bob.pubkey], [bytes(32)],
+                                                      push=False)
+        kw = await asyncio.wait_for(got_request, 10)
+        assert kw["via"] == "dht" and kw["request_id"] == request_key(record)
+    finally:
+        await asyncio.gather(alice.stop(), bob.stop())
