@@ -227,14 +227,11 @@ class _Component:
             procs.remove_dir(self.dir)
 
     def __enter__(self):
-        self.start()
+        self.start()  # defined by each component
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def start(self):  # pragma: no cover - overridden
-        raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------------------------

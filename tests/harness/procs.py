@@ -20,15 +20,13 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import IO, Mapping, Sequence
 
 PIDLOG_ENV = "MUSIG2_HARNESS_PIDLOG"
 
 _live: dict[int, tuple[str, subprocess.Popen]] = {}
-_adopted: dict[int, tuple[str, int | None]] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
 _handlers_installed = False
 _previous_handlers: dict[int, object] = {}
 
@@ -109,17 +107,6 @@ def spawn(
     return proc
 
 
-def adopt(name: str, pid: int) -> None:
-    """Record a process that some other launcher started (e.g. a self-daemonizing program).
-
-    It is then killed by pid at the end like our own children.
-    """
-    _install_handlers()
-    _record(pid, name)
-    with _lock:
-        _adopted[pid] = (name, proc_starttime(pid))
-
-
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -146,52 +133,14 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
     return proc.returncode
 
 
-def kill_pid(pid: int, starttime: int | None, timeout: float = 10.0) -> None:
-    """Stop a process we did not start as a child (see :func:`adopt`): SIGTERM, then SIGKILL."""
-    if not is_alive(pid, starttime):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_alive(pid, starttime):
-            return
-        time.sleep(0.05)
-    if is_alive(pid, starttime):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def release(pid: int) -> None:
-    """Forget an adopted pid once its owner stopped it."""
-    with _lock:
-        _adopted.pop(pid, None)
-
-
 def stop_all(timeout: float = 5.0) -> None:
     """Stop every registered process, newest first (clients before the servers they use), then
     remove the tracked throwaway directories."""
     with _lock:
-        adopted = list(_adopted.items())
-        _adopted.clear()
         live = list(_live.values())
-    for pid, (_name, start) in reversed(adopted):
-        kill_pid(pid, start, timeout)
     for _name, proc in reversed(live):
         stop(proc, timeout)
     _remove_all_dirs()
-
-
-def live_names() -> list[str]:
-    """Names of the registered processes still running (for diagnostics)."""
-    with _lock:
-        names = [name for name, p in _live.values() if p.poll() is None]
-        names += [name for pid, (name, start) in _adopted.items() if is_alive(pid, start)]
-    return names
 
 
 def _on_signal(signum: int, frame: object) -> None:
