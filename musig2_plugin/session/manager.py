@@ -12,15 +12,15 @@ from collections import OrderedDict
 
 from ..config import Musig2Config
 from ..events import EventEmitter
-from ..transport import Envelope, Transport
+from ..transport import Envelope, Transport, UnknownSession
 from .machine import Session
 from .spec import SessionSpec
 
 log = logging.getLogger(__name__)
 
 
-class SessionLimit(Exception):
-    pass
+class SessionLimit(UnknownSession):
+    """Too many open sessions: the message is refused (not the sender's fault, not charged)."""
 
 
 class SessionManager:
@@ -56,9 +56,13 @@ class SessionManager:
             raise ValueError("we are not a participant of this session")
         if spec.session_id not in self.specs:
             self.specs[spec.session_id] = spec
-            while len(self.specs) > self.config.max_sessions * 4:
-                old, _ = self.specs.popitem(last=False)
-                self.sessions.pop(old, None)
+            # Forget the oldest specs nobody is working on (request spam must not evict a
+            # session that is running).
+            excess = len(self.specs) - self.config.max_sessions * 4
+            for sid in [sid for sid in self.specs if sid != spec.session_id
+                        and (sid not in self.sessions or self.sessions[sid].closed)][:max(excess, 0)]:
+                del self.specs[sid]
+                self.sessions.pop(sid, None)
         for key, ep in spec.endpoints.items():
             self.endpoints.setdefault(key, tuple(ep))
 

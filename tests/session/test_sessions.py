@@ -161,3 +161,25 @@ async def test_every_event_fires_with_the_right_arguments():
         assert set(SEED_EVENTS) - fired == {"session:aborted"}
     finally:
         await stop_all(nodes)
+
+
+async def test_request_spam_does_not_evict_a_running_session():
+    """More requests than the node keeps: old idle ones are forgotten, a live session is not."""
+    from session_cluster import FAST
+    nodes = await make_cluster(2, config=FAST.with_(max_sessions=2, max_known_requests=4))
+    a, b = nodes
+    try:
+        keys = [a.pubkey, b.pubkey]
+        msg = os.urandom(32)
+        live = await a.announce_signing_request(keys, [msg])
+        (sid,) = await b.join_signing_request(live, auto=False)   # b's session is open
+        for _ in range(12):                                        # spam b with requests
+            await a.announce_signing_request(keys, [os.urandom(32)])
+        assert len(b.sessions.specs) <= 2 * 4
+        assert sid in b.sessions.specs and b.sessions.get(sid) is not None
+        await a.join_signing_request(live)
+        await b.start_round1(sid, 10)
+        sig = await b.start_round2(sid, 10)
+        assert schnorr_verify(Musig2Node.aggregate_key(keys).xonly(), msg, sig)
+    finally:
+        await stop_all(nodes)
