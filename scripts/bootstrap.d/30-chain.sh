@@ -70,8 +70,29 @@ mirror="$(debian_mirror || true)"
 [[ -n "$mirror" ]] || fail "no Debian archive URI found in the apt configuration under /etc/apt"
 
 mkdir -p "$cache"
+# One set-up at a time per cache folder; a second caller waits, then finds the stamp.
+exec 9>"$cache/knots-trixie.lock"
+flock 9
+if [[ -f "$stamp" ]] && run_knots "$dest" -version >/dev/null 2>&1; then
+    echo "chain set-up: $(cat "$stamp") already prepared in $dest"
+    exit 0
+fi
+
+# A folder debootstrap worked in may still have /proc or /sys mounted inside: unmount before
+# removing (and never cross into another file system when removing).
+remove_tree() {
+    local mnt
+    for mnt in $(findmnt -rn -o TARGET 2>/dev/null | grep -F "$1/" | sort -r); do
+        umount -l "$mnt" 2>/dev/null || true
+    done
+    rm -rf --one-file-system "$1"
+}
+# Leftovers of a set-up that was killed (under the lock, so none of them is in use).
+for stale in "$cache"/knots-trixie.tmp.*; do
+    [[ -e "$stale" ]] && remove_tree "$stale"
+done
 tmp="$(mktemp -d "$cache/knots-trixie.tmp.XXXXXX")"
-cleanup() { rm -rf --one-file-system "$tmp"; }
+cleanup() { remove_tree "$tmp"; }
 trap cleanup EXIT
 log="$cache/knots-trixie.log"
 : >"$log"
@@ -99,7 +120,7 @@ major="$(printf '%s\n' "$banner" | bitcoind_major)"
 
 printf '%s (set up in %ss)\n' "$banner" "$(( $(date +%s) - t0 ))" >"$tmp/.musig2-stamp"
 # Replace any stale (unstamped) folder, then move the finished one into place in one rename.
-if [[ -e "$dest" ]]; then rm -rf --one-file-system "$dest"; fi
+if [[ -e "$dest" ]]; then remove_tree "$dest"; fi
 mv "$tmp" "$dest"
 trap - EXIT
 rm -f "$errfile"

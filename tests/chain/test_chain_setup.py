@@ -100,11 +100,14 @@ def test_unreachable_archive_one_line_and_nothing_half_built(tmp_path: Path) -> 
     closed_port = free_port()  # nothing listens there: the archive is unreachable
     (apt / "sources.list").write_text(f"deb http://127.0.0.1:{closed_port}/debian bookworm main\n")
     cache = tmp_path / "cache"
+    stale = cache / "knots-trixie.tmp.killed"  # what a set-up killed mid-way leaves behind
+    (stale / "etc").mkdir(parents=True)
     res = _run_script({"MUSIG2_CACHE": str(cache), "APT_SOURCES_DIR": str(apt)})
     line = _one_error_line(res)
     assert "debootstrap of Debian 13 from the apt mirror failed" in line, line
-    # Atomic: the temporary build folder is gone and no unstamped node folder appeared.
-    assert sorted(p.name for p in cache.iterdir()) == ["knots-trixie.error", "knots-trixie.log"]
+    # Atomic: the temporary build folders (this one's and the stale one) are gone, and no
+    # unstamped node folder appeared.
+    assert sorted(p.name for p in cache.iterdir()) == ["knots-trixie.error", "knots-trixie.lock", "knots-trixie.log"]
     assert (cache / "knots-trixie.error").read_text().strip() == line
 
 
