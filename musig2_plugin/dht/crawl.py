@@ -1,62 +1,121 @@
 """Iterative lookup that gathers records from every node it walks past.
 
-Like kademlia's ``NodeSpiderCrawl`` it converges on the k nodes closest to the
-topic (alpha queries in flight per round), but each step is a
-``find_records`` call, whose first page carries records *and* closer nodes.
-So one walk both finds the k closest nodes and collects their record sets;
-peers with more records than fit a datagram are paged until done or until
-``max_pages``. Replies of the wrong shape count as no reply.
+It converges on the k *responsive* nodes closest to the topic, like kademlia's
+crawlers, but each step is a ``find_records`` call, whose first page carries
+records *and* closer contacts: one walk both finds the k closest nodes and
+collects their record sets. Peers with more records than fit a datagram are
+paged until done or ``max_pages``.
+
+Unlike kademlia's round-based ``SpiderCrawl`` (each round waits for its
+slowest peer), queries here run asynchronously: at most ``alpha`` are
+"fresh" in flight; one unanswered for ``soft_timeout`` stops counting, so a
+dead contact delays nobody. The walk ends when the k closest candidates that
+have not failed all answered, or when k nodes answered and no closer contact is
+left to ask; queries still pending to (probably dead) nodes are then
+abandoned. After churn, a lookup costs about one soft timeout per dead
+contact met instead of a full RPC timeout per round.
 """
 from __future__ import annotations
 
 import asyncio
 
-from kademlia.crawling import SpiderCrawl
 from kademlia.node import Node
 
 from .protocol import RecordProtocol, page_shape_ok, parse_nodes
 
+NEW, PENDING, OK, FAILED = "new", "pending", "ok", "failed"
 
-class RecordCrawl(SpiderCrawl):
+
+class RecordCrawl:
     def __init__(self, protocol: RecordProtocol, node: Node, peers: list[Node], ksize: int,
-                 alpha: int, max_pages: int) -> None:
-        super().__init__(protocol, node, peers, ksize, alpha)
+                 alpha: int, max_pages: int, soft_timeout: float | None = None) -> None:
+        self.protocol = protocol
+        self.target = node
+        self.ksize = ksize
+        self.alpha = alpha
         self.max_pages = max_pages
+        self.soft_timeout = soft_timeout if soft_timeout is not None else \
+            min(0.25, protocol._wait_timeout / 4)
+        self._nodes: dict[bytes, Node] = {}
+        self._state: dict[bytes, str] = {}
         self.found: list[bytes] = []
         self.by_peer: dict[bytes, tuple[Node, list[bytes]]] = {}
         self.responders = 0
+        self._add(peers)
+
+    def _add(self, peers: list[Node]) -> None:
+        me = self.protocol.source_node.id
+        for peer in peers:
+            if peer.id not in self._nodes and peer.id != me and \
+                    not self.protocol.is_unresponsive((peer.ip, peer.port)):
+                self._nodes[peer.id] = peer
+                self._state[peer.id] = NEW
+
+    def _ordered(self) -> list[Node]:
+        return sorted(self._nodes.values(), key=lambda n: n.distance_to(self.target))
+
+    @property
+    def nearest(self) -> list[Node]:
+        """The k closest nodes that answered, closest first."""
+        return [n for n in self._ordered() if self._state[n.id] == OK][: self.ksize]
+
+    def _finished(self) -> bool:
+        alive = [n for n in self._ordered() if self._state[n.id] != FAILED]
+        top = alive[: self.ksize]
+        if all(self._state[n.id] == OK for n in top):
+            return True
+        answered = [n for n in alive if self._state[n.id] == OK]
+        if len(answered) < self.ksize:
+            return False
+        kth = answered[self.ksize - 1].distance_to(self.target)
+        return not any(self._state[n.id] == NEW and n.distance_to(self.target) < kth for n in alive)
 
     async def find(self) -> list[bytes]:
-        return await self._find(self.protocol.call_find_records)
+        loop = asyncio.get_running_loop()
+        in_flight: dict[asyncio.Task, float] = {}
+        while not self._finished():
+            now = loop.time()
+            fresh = sum(1 for started in in_flight.values() if now - started < self.soft_timeout)
+            for peer in self._ordered():
+                if fresh >= self.alpha:
+                    break
+                if self._state[peer.id] == NEW:
+                    self._state[peer.id] = PENDING
+                    task = asyncio.ensure_future(self._query(peer))
+                    in_flight[task] = now
+                    fresh += 1
+            if not in_flight:
+                break
+            done, _ = await asyncio.wait(list(in_flight), timeout=self.soft_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                del in_flight[task]
+        for task in in_flight:  # abandoned: let them time out quietly in the background
+            task.add_done_callback(_consume)
+        return self.found
 
-    async def _nodes_found(self, responses):
-        toremove, follow = [], []
-        for peerid, (ok, value) in responses.items():
-            if not ok or not page_shape_ok(value):
-                toremove.append(peerid)
-                continue
-            self.responders += 1
-            peer = self.nearest.get_node(peerid)
-            self.nearest.push(parse_nodes(value["nodes"]))
-            self.found.extend(value["records"])
-            if peer is not None:
-                self.by_peer[peerid] = (peer, list(value["records"]))
-                if value["next"] is not None:
-                    follow.append(self._more_pages(peer, value["next"]))
-        self.nearest.remove(toremove)
-        if follow:
-            await asyncio.gather(*follow)
-        if self.nearest.have_contacted_all():
-            return self.found
-        return await self.find()
+    async def _query(self, peer: Node) -> None:
+        ok, value = await self.protocol.call_find_records(peer, self.target, 0)
+        if not ok or not page_shape_ok(value):
+            self._state[peer.id] = FAILED
+            return
+        self._add(parse_nodes(value["nodes"]))
+        records = list(value["records"])
+        cursor = value["next"]
+        pages = 1
+        while cursor is not None and pages < self.max_pages:
+            ok, more = await self.protocol.call_find_records(peer, self.target, cursor)
+            if not ok or not page_shape_ok(more) or (more["next"] is not None and more["next"] <= cursor):
+                break
+            records.extend(more["records"])
+            cursor = more["next"]
+            pages += 1
+        self.found.extend(records)
+        self.by_peer[peer.id] = (peer, records)
+        self.responders += 1
+        self._state[peer.id] = OK
 
-    async def _more_pages(self, peer: Node, cursor: int) -> None:
-        for _ in range(self.max_pages - 1):
-            ok, value = await self.protocol.call_find_records(peer, self.node, cursor)
-            if not ok or not page_shape_ok(value) or value["next"] is not None and value["next"] <= cursor:
-                return
-            self.found.extend(value["records"])
-            self.by_peer[peer.id][1].extend(value["records"])
-            if value["next"] is None:
-                return
-            cursor = value["next"]
+
+def _consume(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()

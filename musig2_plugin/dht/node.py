@@ -16,7 +16,6 @@ import os
 from collections import Counter
 from typing import Awaitable, Callable, Iterable, Union
 
-from kademlia.crawling import NodeSpiderCrawl
 from kademlia.network import Server
 from kademlia.node import Node
 
@@ -142,14 +141,21 @@ class DhtNode:
 
     # -- publishing -----------------------------------------------------------------------
     async def closest_nodes(self, topic: bytes) -> list[Node]:
+        """The k responsive nodes closest to ``topic`` (an iterative walk)."""
+        crawl = self._crawl(topic)
+        if crawl is None:
+            return []
+        await crawl.find()
+        return crawl.nearest
+
+    def _crawl(self, topic: bytes) -> RecordCrawl | None:
         server = self._require_server()
         target = Node(topic)
         nearest = server.protocol.router.find_neighbors(target)
         if not nearest:
-            return []
-        spider = NodeSpiderCrawl(server.protocol, target, nearest, self.config.ksize,
-                                 self.config.alpha)
-        return await spider.find()
+            return None
+        return RecordCrawl(server.protocol, target, nearest, self.config.ksize, self.config.alpha,
+                           self.config.max_pages)
 
     async def publish(self, record: Record) -> int:
         """Store ``record`` at the k closest nodes of each of its topics.
@@ -170,11 +176,9 @@ class DhtNode:
         walk can see (not only the k closest of the publisher's current view)."""
         server = self._require_server()
         target = Node(topic)
-        nearest = server.protocol.router.find_neighbors(target)
+        crawl = self._crawl(topic)
         targets: dict[bytes, Node] = {}
-        if nearest:
-            crawl = RecordCrawl(server.protocol, target, nearest, self.config.ksize,
-                                self.config.alpha, self.config.max_pages)
+        if crawl is not None:
             await crawl.find()
             targets = {n.id: n for n in crawl.nearest}
             versions = {}
@@ -247,13 +251,9 @@ class DhtNode:
         """
         if not isinstance(topic, bytes) or len(topic) != C.TOPIC_LEN:
             raise ValueError("topic must be 20 bytes")
-        server = self._require_server()
-        target = Node(topic)
         raw: list[bytes] = [r.encode() for r in self.records.get(topic)]
-        nearest = server.protocol.router.find_neighbors(target)
-        if nearest:
-            crawl = RecordCrawl(server.protocol, target, nearest, self.config.ksize,
-                                self.config.alpha, self.config.max_pages)
+        crawl = self._crawl(topic)
+        if crawl is not None:
             raw.extend(await crawl.find())
         self._counters["lookups"] += 1
         return self._merge(topic, raw)

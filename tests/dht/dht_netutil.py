@@ -11,7 +11,7 @@ from musig2_plugin.records import Advertisement
 # Every node of a test network shares 127.0.0.1, so rate budgets are kept per
 # (IP, port) here ("address"); production keys them per IP ("host"), which
 # tests/dht/test_store.py exercises on the limiter itself.
-FAST = DhtConfig(rpc_timeout=0.5, rate_limit_by="address", prune_interval=0.2)
+FAST = DhtConfig(rpc_timeout=1.0, rate_limit_by="address", prune_interval=0.2)
 
 
 @contextlib.asynccontextmanager

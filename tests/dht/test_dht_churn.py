@@ -35,4 +35,4 @@ async def test_discovery_survives_thirty_percent_churn():
                  .find_signers("spend")}
         assert len(again & live) >= 0.95 * len(live)
         assert searcher.stats["contacts"] <= N_NODES - 1
-        assert FAST.rpc_timeout < 1  # dead contacts cost a short timeout here, not rpcudp's 5 s
+        assert FAST.rpc_timeout <= 1  # dead contacts cost a short timeout here, not rpcudp's 5 s

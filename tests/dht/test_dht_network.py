@@ -197,3 +197,39 @@ async def test_lookup_merges_newest_across_nodes_holding_different_versions():
         found = await Discovery(nodes[-1]).find_signers("spend")
         assert len(found) == 1 and found[0].seq == 2_000 and found[0].nickname == "newer"
         assert isinstance(found[0], Advertisement)
+
+
+async def test_records_beyond_one_datagram_are_paged():
+    """A topic holding more than one reply's worth of records is fetched page by page."""
+    import dataclasses
+    small_pages = dataclasses.replace(FAST, max_response_bytes=1500)
+    async with network(N_NODES, small_pages) as nodes:
+        ads = [make_ad(i) for i in range(20)]  # ~200 bytes each: 3+ pages per node
+        await publish_signers(nodes, ads)
+        holder = max(nodes, key=lambda n: len(n.records.get(SPEND)))
+        assert len(holder.records.get(SPEND)) == 20
+        page = holder.protocol.rpc_find_records(nodes[1].address, nodes[1].node_id, SPEND, 0)
+        assert page["next"] is not None and 0 < len(page["records"]) < 20
+        assert sum(len(r) + 5 for r in page["records"]) <= 1500
+        found = await Discovery(nodes[-1]).find_signers("spend")
+        assert {a.owner for a in found} == {a.owner for a in ads}
+
+
+async def test_events_forwarded_to_the_coordinator_event_hub():
+    from musig2_plugin.events import EventEmitter
+    hub = EventEmitter()
+    got = []
+    hub.on("signer:advertised", lambda **kw: got.append(("advertised", kw["advertisement"].owner)))
+    hub.on("signer:discovered", lambda **kw: got.append(("discovered", kw["advertisement"].owner)))
+    hub.on("signer:withdrawn", lambda **kw: got.append(("withdrawn", kw["owner"])))
+    async with network(N_NODES) as nodes:
+        d = Discovery(nodes[-1], emitter=hub)
+        ad = make_ad(1)
+        assert await Discovery(nodes[2], emitter=hub).advertise(ad) >= FAST.ksize // 2
+        watch = d.watch_signers("spend", None, interval=0.1)
+        assert await wait_until(lambda: ("discovered", ad.owner) in got)
+        await Discovery(nodes[2], emitter=hub).withdraw(Withdrawal.for_advertisement(seckey(1), ad))
+        # the hub delivers on the loop (call_soon), hence the wait
+        assert await wait_until(lambda: ("withdrawn", ad.owner) in got)
+        watch.cancel()
+        assert got[0] == ("advertised", ad.owner)
