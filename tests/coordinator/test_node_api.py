@@ -139,3 +139,27 @@ async def test_background_listeners_for_requests_and_signers():
         assert kw["via"] == "dht" and kw["request_id"] == request_key(record)
     finally:
         await asyncio.gather(alice.stop(), bob.stop())
+
+
+async def test_bad_user_input_is_a_typed_error_and_changes_nothing():
+    from musig2_plugin.crypto import CryptoError
+    from musig2_plugin.session import SpecError
+
+    node = Musig2Node(os.urandom(32), config=CFG)
+    await node.start(dht=False)
+    try:
+        other = plain_pubkey(os.urandom(32))
+        with pytest.raises(SpecError):
+            await node.announce_signing_request([node.pubkey, other], [bytes(31)])
+        with pytest.raises(SpecError):
+            await node.announce_signing_request([node.pubkey, node.pubkey], [bytes(32)])
+        with pytest.raises(SpecError):
+            await node.announce_signing_request([node.pubkey, other], [bytes(32)], tweak="weird")
+        with pytest.raises((CryptoError, ValueError)):
+            await node.announce_signing_request([node.pubkey, b"\x02" + b"\xff" * 32], [bytes(32)])
+        with pytest.raises(SpecError):
+            await node.announce_signing_request([node.pubkey] + [plain_pubkey(os.urandom(32))
+                                                                 for _ in range(60)], [bytes(32)])
+        assert node.requests == {} and node.sessions.sessions == {}
+    finally:
+        await node.stop()

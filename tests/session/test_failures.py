@@ -9,7 +9,7 @@ import pytest
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.session import Session, SessionAborted
-from musig2_plugin.transport import Envelope, MsgType, PeerRefused, Transport
+from musig2_plugin.transport import Envelope, MsgType, PeerRefused
 from musig2_plugin.session.messages import encode_body
 
 from session_cluster import (FAST, Recorder, WireLog, by_key, make_cluster,

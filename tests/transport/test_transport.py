@@ -8,14 +8,13 @@ the receiver's (nothing delivered, counters charged to the right party).
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
 from musig2_plugin import constants as C
 from musig2_plugin.config import Musig2Config
 from musig2_plugin.crypto import plain_pubkey
-from musig2_plugin.transport import (BadSignature, Envelope, MalformedEnvelope, MsgType,
+from musig2_plugin.transport import (Envelope, MalformedEnvelope, MsgType,
                                      PeerRefused, PeerUnreachable, ReplayGuard,
                                      ReplayedMessage, Transport)
 from musig2_plugin.transport.envelope import CounterSource
