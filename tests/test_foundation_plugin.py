@@ -119,3 +119,13 @@ def test_every_module_imports_under_electrums_zip_importer(tmp_path):
     assert "electrum_external_plugins.musig2_plugin.commands" in out["names"]
     assert out["failed"] == {}
     assert out["absolute"] == [], "absolute imports of musig2_plugin break inside Electrum"
+
+
+def test_setup_py_bdist_plugin_builds_the_same_zip(tmp_path):
+    res = subprocess.run([sys.executable, "setup.py", "-q", "bdist_plugin", "--dist-dir", str(tmp_path / "sd")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    via_setup = next((tmp_path / "sd").glob("musig2_plugin-*.zip"))
+    direct = build_plugin.build(tmp_path / "direct")
+    assert via_setup.name == direct.name
+    assert via_setup.read_bytes() == direct.read_bytes()
