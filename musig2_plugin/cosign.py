@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from electrum.transaction import PartialTransaction
 
+from .constants import REQUEST_POLL_INTERVAL_S
 from .coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
 from .records import TxType
 from .session.spec import TWEAK_TAPROOT
@@ -132,10 +133,12 @@ class WalletCosigner:
         self.notify = notify
         self.auto_broadcast = auto_broadcast
         self._subs = []
+        self._poller: Optional[asyncio.Task] = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
-                    bootstrap: Sequence[tuple[str, int]] = ()) -> tuple[str, int]:
+                    bootstrap: Sequence[tuple[str, int]] = (),
+                    poll_interval: float = REQUEST_POLL_INTERVAL_S) -> tuple[str, int]:
         endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap)
         loop = asyncio.get_running_loop()
         self._subs = [self.node.on("signing-request:received", self._on_received, loop),
@@ -144,9 +147,26 @@ class WalletCosigner:
                       self.node.on("session:ready", self._on_phase("ready"), loop),
                       self.node.on("round1:complete", self._on_phase("round1"), loop),
                       self.node.on("round2:complete", self._on_phase("round2"), loop)]
+        if dht:
+            self._poller = asyncio.ensure_future(self._poll_loop(poll_interval))
         return endpoint
 
+    async def _poll_loop(self, interval: float) -> None:
+        """The background listener's second ear: requests stored in the DHT (pushes that
+        could not reach us, or sent while we were offline)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.node.find_signing_requests_for_me()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("polling the DHT for requests failed: %r", exc)
+
     async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
         for sub in self._subs:
             sub.cancel()
         self._subs = []
@@ -252,6 +272,22 @@ class WalletCosigner:
             state.status = REFUSED
             state.error = "rejected by the user"
             self._emit("rejected", state)
+        return state
+
+    def cancel(self, request_id: "bytes | str") -> RequestState:
+        """The user's cancel: a pending request is rejected; a joined one is left (our sessions
+        are dropped, with their secret nonces; the others' sessions time out)."""
+        state = self.get(request_id)
+        if state.status == PENDING:
+            return self.reject(request_id)
+        if state.status == APPROVED:
+            for sid in state.session_ids:
+                session = self.node.sessions.get(sid)
+                if session is not None:
+                    session.stop()
+            state.status = FAILED
+            state.error = "cancelled by the user"
+            self._emit("failed", state)
         return state
 
     def _approve(self, record, payload) -> bool:

@@ -1,30 +1,44 @@
 """Entry point Electrum loads for the desktop GUI (gui name ``qt``).
 
-For now the Qt side offers the plugin's settings dialog: a switch for the co-signing node (the
-DHT + peer sessions that let strangers find this wallet and send it signing requests).
+* Settings: the co-signing node (on/off, listen port, bootstrap peers) and "advertise me"
+  (accepted types, amount range, fee, nickname), saved in Electrum's config on OK only.
+* Send tab: a **Co-sign (MuSig2)** button next to Electrum's own buttons opens the signer picker
+  (fed by DHT discovery); the new MuSig2 output's address is put in "Pay to", so funding it is an
+  ordinary Electrum send.
+* Tools menu: "MuSig2 outputs and sessions" (balances followed live, signing sessions).
+* A background listener: an incoming signing request pops a notification and the approval
+  dialog (computed from the transaction); approving shows the progress dialog.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
-from PyQt6.QtWidgets import QCheckBox, QLabel, QVBoxLayout
+from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                             QSpinBox, QVBoxLayout, QWidget)
 
 from electrum.i18n import _
+from electrum.plugin import hook
 from electrum.gui.qt.util import Buttons, CloseButton, OkButton, WindowModalDialog, WWLabel
 
-from .plugin import Musig2Plugin
+from .plugin import (CONFIG_AD_FEE, CONFIG_AD_MAX, CONFIG_AD_MIN, CONFIG_AD_NICK, CONFIG_AD_TYPES,
+                     CONFIG_ADVERTISE, CONFIG_BOOTSTRAP, CONFIG_LISTEN_PORT, Musig2Plugin,
+                     parse_peers)
 
 if TYPE_CHECKING:
-    from PyQt6.QtWidgets import QWidget
+    from PyQt6.QtWidgets import QWidget as _QWidget
+
+COSIGN_BUTTON_NAME = "musig2_cosign_button"
 
 
 class SettingsDialog(WindowModalDialog):
     """The plugin's settings. Saved only on OK, so Close/Escape leaves them unchanged."""
 
-    def __init__(self, parent: "QWidget", plugin: "Plugin"):
+    def __init__(self, parent: "_QWidget", plugin: "Plugin"):
         super().__init__(parent, _("MuSig2 Co-signing"))
         self.plugin = plugin
+        cfg = plugin.config
         vbox = QVBoxLayout(self)
         vbox.addWidget(WWLabel(_(
             "Run the co-signing node: it publishes what you accept to co-sign in a public "
@@ -33,26 +47,234 @@ class SettingsDialog(WindowModalDialog):
         self.node_checkbox = QCheckBox(_("Run the co-signing node"))
         self.node_checkbox.setChecked(plugin.is_node_enabled())
         vbox.addWidget(self.node_checkbox)
+        form = QFormLayout()
+        self.port_spin = QSpinBox()
+        self.port_spin.setRange(0, 65535)
+        self.port_spin.setSpecialValueText(_("any free port"))
+        self.port_spin.setValue(int(cfg.get(CONFIG_LISTEN_PORT, 0) or 0))
+        form.addRow(_("Listen port"), self.port_spin)
+        self.bootstrap_edit = QLineEdit(str(cfg.get(CONFIG_BOOTSTRAP, "") or ""))
+        self.bootstrap_edit.setPlaceholderText("host:port, host:port")
+        form.addRow(_("Bootstrap peers"), self.bootstrap_edit)
+        vbox.addLayout(form)
+        self.advertise_checkbox = QCheckBox(_("Advertise me as a co-signer"))
+        self.advertise_checkbox.setChecked(bool(cfg.get(CONFIG_ADVERTISE, False)))
+        vbox.addWidget(self.advertise_checkbox)
+        ad = QFormLayout()
+        self.types_edit = QLineEdit(str(cfg.get(CONFIG_AD_TYPES, "spend")))
+        ad.addRow(_("Transaction types"), self.types_edit)
+        self.min_edit = QLineEdit(str(cfg.get(CONFIG_AD_MIN, 0)))
+        self.max_edit = QLineEdit(str(cfg.get(CONFIG_AD_MAX, "") or ""))
+        self.max_edit.setPlaceholderText(_("no limit"))
+        ad.addRow(_("Smallest amount (sat)"), self.min_edit)
+        ad.addRow(_("Largest amount (sat)"), self.max_edit)
+        self.fee_edit = QLineEdit(str(cfg.get(CONFIG_AD_FEE, 0)))
+        ad.addRow(_("Fee per signature (sat)"), self.fee_edit)
+        self.nick_edit = QLineEdit(str(cfg.get(CONFIG_AD_NICK, "") or ""))
+        self.nick_edit.setMaxLength(64)
+        ad.addRow(_("Nickname"), self.nick_edit)
+        vbox.addLayout(ad)
         self.state_label = QLabel()
         self.refresh_state()
         vbox.addWidget(self.state_label)
+        self.error_label = QLabel("")
+        vbox.addWidget(self.error_label)
         vbox.addLayout(Buttons(CloseButton(self), OkButton(self)))
-        self.accepted.connect(self.save)
 
     def refresh_state(self) -> None:
         running = self.plugin.is_node_running()
         self.state_label.setText(_("Node: running") if running else _("Node: stopped"))
 
-    def save(self) -> None:
+    def values(self) -> dict:
+        """Validated settings, or ValueError with a sentence for the user."""
+        parse_peers(self.bootstrap_edit.text())          # raises on a bad peer
+        def amount(edit, default):
+            text = edit.text().strip().replace(",", "")
+            if not text:
+                return default
+            if not text.isdigit():
+                raise ValueError(_("amounts are whole satoshis"))
+            return int(text)
+        from .records import TxType
+        types = [t.strip() for t in self.types_edit.text().split(",") if t.strip()]
+        for t in types:
+            TxType(t)                                      # raises ValueError on unknown
+        lo, hi = amount(self.min_edit, 0), amount(self.max_edit, None)
+        if hi is not None and hi < lo:
+            raise ValueError(_("the largest amount is below the smallest"))
+        return {CONFIG_LISTEN_PORT: self.port_spin.value(),
+                CONFIG_BOOTSTRAP: self.bootstrap_edit.text().strip(),
+                CONFIG_ADVERTISE: self.advertise_checkbox.isChecked(),
+                CONFIG_AD_TYPES: ",".join(types) or "spend", CONFIG_AD_MIN: lo, CONFIG_AD_MAX: hi,
+                CONFIG_AD_FEE: amount(self.fee_edit, 0), CONFIG_AD_NICK: self.nick_edit.text()}
+
+    def accept(self) -> None:
+        try:
+            values = self.values()
+        except Exception as exc:
+            self.error_label.setText(str(exc))
+            return                      # stay open; nothing saved
+        self.save(values)
+        super().accept()
+
+    def save(self, values: Optional[dict] = None) -> None:
         self.plugin.set_node_enabled(self.node_checkbox.isChecked())
+        for key, value in (values or {}).items():
+            self.plugin.config.set_key(key, value)
+
+
+class _Bridge(QObject):
+    """Carries request events from the asyncio thread to the GUI thread."""
+    request_event = pyqtSignal(object, str, object)
 
 
 class Plugin(Musig2Plugin):
 
+    def __init__(self, parent, config, name):
+        super().__init__(parent, config, name)
+        self._bridge = _Bridge()
+        self._bridge.request_event.connect(self._on_request_event_gui)
+        self.listeners.append(lambda wallet, what, state:
+                              self._bridge.request_event.emit(wallet, what, state))
+        self._windows: dict[int, object] = {}
+        self.auto_open_approval = True
+
+    # --- settings ---------------------------------------------------------------------------
     def settings_widget(self, window):
-        # Electrum's plugin list shows this button; it opens settings_dialog.
         from electrum.gui.qt.util import EnterButton
         return EnterButton(_("Settings"), partial(self.settings_dialog, window))
 
     def settings_dialog(self, window) -> bool:
         return bool(SettingsDialog(window, self).exec())
+
+    # --- windows ----------------------------------------------------------------------------
+    @hook
+    def load_wallet(self, wallet, window=None) -> None:
+        self.on_wallet_loaded(wallet)
+        if window is None:
+            return
+        self._windows[id(wallet)] = window
+        self.install_send_button(window)
+        self.install_menu(window)
+
+    @hook
+    def close_wallet(self, wallet) -> None:
+        self._windows.pop(id(wallet), None)
+        self.on_wallet_closed(wallet)
+
+    def install_send_button(self, window) -> Optional[QPushButton]:
+        """Put **Co-sign (MuSig2)** next to Electrum's own send-tab buttons (once)."""
+        send_tab = getattr(window, "send_tab", None)
+        if send_tab is None:
+            return None
+        existing = send_tab.findChild(QPushButton, COSIGN_BUTTON_NAME)
+        if existing is not None:
+            return existing
+        button = QPushButton(_("Co-sign (MuSig2)") + "...")
+        button.setObjectName(COSIGN_BUTTON_NAME)
+        button.setToolTip(_("Create an output co-owned with co-signers found in the directory"))
+        button.clicked.connect(lambda: self.open_signer_picker(window))
+        anchor = send_tab.send_button
+        layout = _layout_containing(send_tab, anchor)
+        if layout is not None:
+            layout.insertWidget(layout.indexOf(anchor), button)
+        else:                                    # Electrum changed its layout: still reachable
+            send_tab.layout().addWidget(button)
+        return button
+
+    def install_menu(self, window) -> None:
+        menu = getattr(window, "tools_menu", None)
+        if menu is None or getattr(window, "_musig2_menu", None) is not None:
+            return
+        window._musig2_menu = menu.addAction(_("MuSig2 outputs and sessions"),
+                                             lambda: self.open_overview(window))
+
+    # --- dialogs ----------------------------------------------------------------------------
+    def ensure_node(self, window) -> bool:
+        """Start the node for the window's wallet, asking for the password if needed."""
+        wallet = window.wallet
+        if id(wallet) in self.cosigners and self.cosigners[id(wallet)].is_running():
+            return True
+        password = None
+        if wallet.has_keystore_encryption():
+            password = wallet.get_unlocked_password() or window.password_dialog(
+                msg=_("Your MuSig2 participant key is derived from your seed."))
+            if not password:
+                return False
+        from electrum.util import get_asyncio_loop
+        import asyncio
+        fut = asyncio.run_coroutine_threadsafe(self.start_node(wallet, password), get_asyncio_loop())
+        try:
+            fut.result(timeout=30)
+        except Exception as exc:
+            window.show_error(_("The co-signing node did not start: {}").format(exc))
+            return False
+        return True
+
+    def open_signer_picker(self, window):
+        from .qt_dialogs import SignerPickerDialog
+        if not self.ensure_node(window):
+            return None
+
+        def created(stored):
+            # Electrum's own payment-identifier path: funding is an ordinary send.
+            window.send_tab.set_payment_identifier(stored.output.address())
+
+        d = SignerPickerDialog(window, self, window.wallet, on_created=created)
+        d.refresh()
+        d.show()
+        return d
+
+    def open_overview(self, window):
+        from .qt_dialogs import OverviewDialog
+        d = OverviewDialog(window, self, window.wallet)
+        d.show()
+        return d
+
+    def open_approval(self, window, state):
+        from .qt_dialogs import ApprovalDialog, ProgressDialog
+        d = ApprovalDialog(window, state, window.wallet)
+
+        def on_finished(result):
+            cosigner = self.cosigners.get(id(window.wallet))
+            if cosigner is None:
+                return
+            if result:
+                import asyncio
+                from electrum.util import get_asyncio_loop
+                asyncio.run_coroutine_threadsafe(cosigner.approve(state.key), get_asyncio_loop())
+                ProgressDialog(window, self, window.wallet, state).show()
+            elif state.status == "pending":
+                cosigner.reject(state.key)
+        d.finished.connect(on_finished)
+        d.show()
+        return d
+
+    def _on_request_event_gui(self, wallet, what, state) -> None:
+        window = self._windows.get(id(wallet))
+        if window is None:
+            return
+        if what == "received":
+            window.notify(_("MuSig2 signing request from {}").format(state.record.creator.hex()[:12]))
+            if self.auto_open_approval:
+                self.open_approval(window, state)
+        elif what in ("broadcast", "failed"):
+            window.notify(_("MuSig2 request {}: {}").format(state.key.hex()[:12], state.status))
+
+
+def _layout_containing(root: QWidget, widget: QWidget):
+    """The QBoxLayout (anywhere under ``root``) that holds ``widget``."""
+    from PyQt6.QtWidgets import QBoxLayout, QLayout
+
+    def walk(layout):
+        if layout is None:
+            return None
+        if isinstance(layout, QBoxLayout) and layout.indexOf(widget) >= 0:
+            return layout
+        for i in range(layout.count()):
+            child = layout.itemAt(i).layout()
+            found = walk(child)
+            if found is not None:
+                return found
+        return None
+    return walk(root.layout())

@@ -1,0 +1,307 @@
+"""Qt dialogs of the plugin: signer picker, request approval, progress, outputs and sessions.
+
+Every figure shown for a request (outputs, amounts, fee, inputs, who asks) comes from the
+transaction the co-signer reviewed (``RequestState.review``), never from free text a peer wrote.
+Network work runs on Electrum's asyncio loop; results come back to the GUI thread via signals.
+Strings go through Electrum's ``_()``.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
+from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
+                             QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem,
+                             QTabWidget, QVBoxLayout, QWidget)
+
+from electrum.i18n import _
+from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabel
+from electrum.util import get_asyncio_loop
+
+if TYPE_CHECKING:
+    from .cosign import RequestState
+
+
+def short_key(key_hex: str) -> str:
+    return f"{key_hex[:10]}…{key_hex[-6:]}" if len(key_hex) > 20 else key_hex
+
+
+def sats(value: Optional[int]) -> str:
+    return "—" if value is None else f"{value:,} sat"
+
+
+class AsyncRunner(QObject):
+    """Runs a coroutine on Electrum's loop and delivers (result, error) on the GUI thread."""
+    finished = pyqtSignal(object, object)
+
+    def run(self, coro, on_done: Callable[[Any, Optional[BaseException]], None]) -> None:
+        self.finished.connect(on_done)
+        fut = asyncio.run_coroutine_threadsafe(coro, get_asyncio_loop())
+
+        def done(f):
+            exc = f.exception()
+            self.finished.emit(None if exc else f.result(), exc)
+        fut.add_done_callback(done)
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.verticalHeader().setVisible(False)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setStretchLastSection(True)
+    return t
+
+
+def _fill(t: QTableWidget, rows: list[list[str]]) -> None:
+    t.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            t.setItem(r, c, QTableWidgetItem(str(text)))
+
+
+# --------------------------------------------------------------------------------------------
+class SignerPickerDialog(WindowModalDialog):
+    """Co-signers found in the DHT; pick some and create the MuSig2 output with them."""
+
+    COLUMNS = ["nickname", "key", "types", "range", "fee", "reputation (advertised)"]
+
+    def __init__(self, parent, plugin, wallet, *, on_created: Callable[[Any], None] | None = None):
+        super().__init__(parent, _("Co-sign (MuSig2): choose co-signers"))
+        self.plugin, self.wallet, self.on_created = plugin, wallet, on_created
+        self.ads: list = []
+        self.created = None
+        self.setMinimumWidth(760)
+        vbox = QVBoxLayout(self)
+        vbox.addWidget(WWLabel(_(
+            "These signers advertised themselves in the peer-to-peer directory. Each row was "
+            "signed by the signer's key. Pick the co-signers of a new MuSig2 output: its address "
+            "belongs to all of you together, and spending from it needs every signature.")))
+        filters = QHBoxLayout()
+        self.type_combo = QComboBox()
+        self.type_combo.addItems(["spend", "swap", "coinjoin", "custody"])
+        self.amount_edit = QLineEdit()
+        self.amount_edit.setPlaceholderText(_("amount (sat)"))
+        self.rep_edit = QLineEdit()
+        self.rep_edit.setPlaceholderText(_("min. reputation"))
+        self.refresh_button = QPushButton(_("Search"))
+        self.refresh_button.clicked.connect(self.refresh)
+        for w in (QLabel(_("Type")), self.type_combo, QLabel(_("Amount")), self.amount_edit,
+                  QLabel(_("Reputation")), self.rep_edit, self.refresh_button):
+            filters.addWidget(w)
+        vbox.addLayout(filters)
+        self.table = _table([_(c) for c in self.COLUMNS])
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        vbox.addWidget(self.table)
+        self.status = QLabel("")
+        vbox.addWidget(self.status)
+        self.create_button = QPushButton(_("Create MuSig2 output"))
+        self.create_button.clicked.connect(self.create_output)
+        vbox.addLayout(Buttons(CloseButton(self), self.create_button))
+        self._runner = AsyncRunner()
+
+    def _filters(self) -> tuple[str, Optional[int], Optional[int]]:
+        def num(edit):
+            text = edit.text().strip().replace(",", "")
+            return int(text) if text.isdigit() else None
+        return self.type_combo.currentText(), num(self.amount_edit), num(self.rep_edit)
+
+    def refresh(self) -> None:
+        kind, amount, rep = self._filters()
+        try:
+            node = self.plugin.cosigner(self.wallet).node
+        except Exception as exc:
+            self.status.setText(str(exc))
+            return
+        self.status.setText(_("Searching…"))
+        self.refresh_button.setEnabled(False)
+        self._runner = AsyncRunner()
+        self._runner.run(node.find_available_signers(kind, amount=amount, min_reputation=rep),
+                         self._on_found)
+
+    def _on_found(self, ads, exc) -> None:
+        self.refresh_button.setEnabled(True)
+        if exc is not None:
+            self.status.setText(_("Search failed: {}").format(exc))
+            return
+        self.set_signers(ads)
+
+    def set_signers(self, ads) -> None:
+        self.ads = list(ads)
+        _fill(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
+                            ", ".join(t.value for t in ad.tx_types),
+                            f"{ad.min_amount_sat:,}–{ad.max_amount_sat:,}",
+                            sats(ad.fee_per_signature_sat), str(ad.reputation)] for ad in self.ads])
+        self.status.setText(_("{} signers found").format(len(self.ads)))
+
+    def selected(self) -> list:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self.ads[r] for r in rows if r < len(self.ads)]
+
+    def create_output(self) -> None:
+        from .wallet_bridge import MusigOutput
+        picked = self.selected()
+        if not picked:
+            self.show_error(_("Select at least one co-signer."))
+            return
+        me = self.plugin.cached_participant_key(self.wallet)
+        if me is None:
+            self.show_error(_("Start the co-signing node first (it derives your key)."))
+            return
+        try:
+            out = MusigOutput.from_pubkeys([me.pubkey] + [ad.owner for ad in picked])
+        except Exception as exc:
+            self.show_error(str(exc))
+            return
+        nick = ", ".join(ad.nickname or short_key(ad.owner.hex()) for ad in picked)
+        self.created = self.plugin.vaults(self.wallet).add(out, _("with {}").format(nick))
+        self.wallet.save_db()
+        self.plugin.watch_output(out)
+        if self.on_created is not None:
+            self.on_created(self.created)
+        self.accept()
+
+
+# --------------------------------------------------------------------------------------------
+class ApprovalDialog(WindowModalDialog):
+    """An incoming signing request, shown from its transaction; Approve joins its sessions."""
+
+    def __init__(self, parent, state: "RequestState", wallet=None):
+        super().__init__(parent, _("MuSig2 signing request"))
+        self.state = state
+        self.setMinimumWidth(720)
+        vbox = QVBoxLayout(self)
+        review = state.review
+        grid = QGridLayout()
+        grid.addWidget(QLabel(_("Requested by")), 0, 0)
+        grid.addWidget(QLabel(short_key(state.record.creator.hex())), 0, 1)
+        grid.addWidget(QLabel(_("Co-signers")), 1, 0)
+        grid.addWidget(QLabel(", ".join(short_key(k.hex()) for k in state.record.keys)), 1, 1)
+        grid.addWidget(QLabel(_("Transaction")), 2, 0)
+        grid.addWidget(QLabel(state.txid or "—"), 2, 1)
+        vbox.addLayout(grid)
+        if review is None:
+            vbox.addWidget(WWLabel(_("This request was refused: {}").format(state.error)))
+            self.outputs_table = _table([_("address"), _("amount")])
+            self.fee_label = QLabel("")
+        else:
+            vbox.addWidget(QLabel(_("Outputs (computed from the transaction itself):")))
+            self.outputs_table = _table([_("address"), _("amount"), _("note")])
+            rows = []
+            for o in review.outputs:
+                note = []
+                if o.musig is not None:
+                    note.append(_("MuSig2 output"))
+                if wallet is not None and o.address and wallet.is_mine(o.address):
+                    note.append(_("yours"))
+                rows.append([o.address or o.script_hex, sats(o.value_sats), ", ".join(note)])
+            _fill(self.outputs_table, rows)
+            vbox.addWidget(self.outputs_table)
+            vbox.addWidget(QLabel(_("Inputs:")))
+            self.inputs_table = _table([_("coin"), _("amount"), _("to sign")])
+            _fill(self.inputs_table, [[i["prevout"], sats(i["value_sats"]),
+                                       _("yes") if n in review.messages else ""]
+                                      for n, i in enumerate(review.inputs)])
+            vbox.addWidget(self.inputs_table)
+            self.fee_label = QLabel(_("Fee: {}").format(sats(review.fee_sats)))
+            vbox.addWidget(self.fee_label)
+        self.approve_button = QPushButton(_("Approve and sign"))
+        self.approve_button.setEnabled(review is not None and state.status == "pending")
+        self.approve_button.clicked.connect(self.accept)
+        self.reject_button = QPushButton(_("Reject"))
+        self.reject_button.clicked.connect(self.reject)
+        vbox.addLayout(Buttons(self.reject_button, self.approve_button))
+
+
+# --------------------------------------------------------------------------------------------
+class ProgressDialog(WindowModalDialog):
+    """join -> round 1 -> round 2 -> signed -> broadcast, live from the request's events."""
+
+    STEPS = [("joined", _("All co-signers joined")), ("ready", _("Session ready")),
+             ("round1", _("Round 1: public nonces")), ("round2", _("Round 2: partial signatures")),
+             ("signed", _("Transaction signed")), ("broadcast", _("Broadcast"))]
+    changed = pyqtSignal()
+
+    def __init__(self, parent, plugin, wallet, state: "RequestState"):
+        super().__init__(parent, _("MuSig2 signing"))
+        self.plugin, self.wallet, self.state = plugin, wallet, state
+        vbox = QVBoxLayout(self)
+        self.labels: dict[str, QLabel] = {}
+        for key, text in self.STEPS:
+            label = QLabel()
+            self.labels[key] = label
+            vbox.addWidget(label)
+        self.error_label = WWLabel("")
+        vbox.addWidget(self.error_label)
+        self.cancel_button = QPushButton(_("Cancel"))
+        self.cancel_button.clicked.connect(self.cancel)
+        vbox.addLayout(Buttons(self.cancel_button, CloseButton(self)))
+        self.changed.connect(self.refresh)
+        self._listener = lambda w, what, st: (w is self.wallet and st is self.state
+                                              and self.changed.emit())
+        plugin.listeners.append(self._listener)
+        self.finished.connect(lambda _r: self._detach())
+        self.refresh()
+
+    def _detach(self) -> None:
+        if self._listener in self.plugin.listeners:
+            self.plugin.listeners.remove(self._listener)
+
+    def refresh(self) -> None:
+        phases = self.state.phases
+        for key, text in self.STEPS:
+            done = key in phases
+            if key == "ready" and "round1" in phases:
+                done = True
+            self.labels[key].setText(("✔ " if done else "… ") + text)
+        if self.state.error:
+            self.error_label.setText(self.state.error)
+        self.cancel_button.setEnabled(self.state.status in ("pending", "approved"))
+
+    def cancel(self) -> None:
+        try:
+            self.plugin.cosigner(self.wallet).cancel(self.state.key)
+        except Exception as exc:
+            self.error_label.setText(str(exc))
+        self.refresh()
+
+
+# --------------------------------------------------------------------------------------------
+class OverviewDialog(WindowModalDialog):
+    """The wallet's MuSig2 outputs (with balances) and its signing sessions."""
+
+    def __init__(self, parent, plugin, wallet):
+        super().__init__(parent, _("MuSig2 outputs and sessions"))
+        self.plugin, self.wallet = plugin, wallet
+        self.setMinimumWidth(820)
+        vbox = QVBoxLayout(self)
+        tabs = QTabWidget()
+        self.outputs_table = _table([_("label"), _("address"), _("co-signers"), _("confirmed"),
+                                     _("unconfirmed"), _("coins")])
+        self.sessions_table = _table([_("request"), _("role"), _("status"), _("txid"),
+                                      _("fee"), _("error")])
+        tabs.addTab(self.outputs_table, _("Outputs"))
+        tabs.addTab(self.sessions_table, _("Sessions"))
+        vbox.addWidget(tabs)
+        vbox.addLayout(Buttons(CloseButton(self)))
+        self.refresh()
+
+    def refresh(self) -> None:
+        watcher = self.plugin.watcher
+        rows = []
+        for s in self.plugin.vaults(self.wallet).all():
+            bal = watcher.balance(s.output) if watcher is not None else None
+            coins = len(watcher.coins(s.output)) if watcher is not None else None
+            rows.append([s.label, s.output.address(), str(len(s.output.participants)),
+                         sats(bal["confirmed"]) if bal else "—",
+                         sats(bal["unconfirmed"]) if bal else "—",
+                         "—" if coins is None else str(coins)])
+        _fill(self.outputs_table, rows)
+        c = self.plugin.cosigners.get(id(self.wallet))
+        states = sorted(c.requests.values(), key=lambda s: s.created) if c else []
+        _fill(self.sessions_table, [[short_key(s.key.hex()), s.role, s.status, s.txid or "—",
+                                     sats(s.review.fee_sats) if s.review else "—", s.error or ""]
+                                    for s in states])

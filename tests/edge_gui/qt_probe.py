@@ -1,0 +1,207 @@
+"""Child process of tests/edge_gui/test_qt_edge.py: a real Electrum Qt main window, offscreen,
+with our zip plugin loaded by Electrum's own plugin machinery. Other co-signers are real
+coordinator nodes (DHT + aiorpcx on 127.0.0.1) in this process. Prints one PROBE{json} line.
+
+argv: <electrum dir> <screenshot dir>
+"""
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+
+from PyQt6.QtWidgets import QApplication, QPushButton
+
+from electrum import constants, util
+from electrum.simple_config import SimpleConfig
+
+constants.BitcoinRegtest.set_as_network()
+loop, stop_loop, loop_thread = util.create_and_start_event_loop()
+workdir, shots = sys.argv[1], sys.argv[2]
+config = SimpleConfig({"electrum_path": workdir, "regtest": True, "offline": True})
+config.DONT_SHOW_TESTNET_WARNING = True     # modal message boxes would block offscreen
+config.AUTOMATIC_CENTRALIZED_UPDATE_CHECKS = False
+import faulthandler  # noqa: E402
+faulthandler.dump_traceback_later(int(os.environ.get("PROBE_HANG_S", "150")), exit=True)   # a hang shows where, then ends the child
+
+from electrum.daemon import Daemon  # noqa: E402
+from electrum.gui.qt import ElectrumGui  # noqa: E402
+from electrum.plugin import Plugins  # noqa: E402
+from electrum.wallet import create_new_wallet  # noqa: E402
+
+out = {}
+
+
+def run(coro, timeout=30):
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+def pump(pred, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.02)
+    return None
+
+
+def shot(widget, name):
+    QApplication.processEvents()
+    widget.grab().save(os.path.join(shots, name))
+    out.setdefault("screenshots", []).append(name)
+
+
+def top(cls_name):
+    return [w for w in QApplication.topLevelWidgets()
+            if type(w).__name__ == cls_name and w.isVisible()]
+
+
+daemon = Daemon(config, listen_jsonrpc=False)
+plugins = Plugins(config, "qt")
+gui = ElectrumGui(config=config, daemon=daemon, plugins=plugins)
+others = []
+try:
+    plugin = plugins.get("musig2_plugin")
+    out["plugin_module"] = type(plugin).__module__
+    pkg = sys.modules[type(plugin).__module__.rsplit(".", 1)[0]]
+    from importlib import import_module
+    coord = import_module(pkg.__name__ + ".coordinator")
+    records = import_module(pkg.__name__ + ".records")
+    bridge = import_module(pkg.__name__ + ".wallet_bridge")
+    cosign = import_module(pkg.__name__ + ".cosign")
+
+    path = os.path.join(workdir, "wallets", "alice")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    create_new_wallet(path=path, config=config, password=None, encrypt_file=False)
+    wallet = daemon.load_wallet(path, None)
+    window = gui._create_window_for_wallet(wallet)
+    window.resize(1100, 720)
+    window.show()
+    window.tabs.setCurrentWidget(window.send_tab)
+    QApplication.processEvents()
+    button = window.send_tab.findChild(QPushButton, "musig2_cosign_button")
+    out["button_text"] = button.text() if button else None
+    out["button_visible"] = bool(button and button.isVisible())
+    out["button_next_to_pay"] = bool(button and button.parent() is window.send_tab.send_button.parent())
+    shot(window, "send_tab_cosign_button.png")
+
+    # Two other co-signers: real coordinator nodes with a DHT, advertising themselves.
+    async def start_other(nick, seed_addr):
+        node = coord.Musig2Node(os.urandom(32))
+        await node.start("127.0.0.1", 0, dht=True, bootstrap=[seed_addr] if seed_addr else [])
+        await node.advertise_signer(tx_types=(records.TxType.SPEND,), min_amount_sat=10_000,
+                                    max_amount_sat=5_000_000, nickname=nick,
+                                    fee_per_signature_sat=150, reputation=3)
+        return node
+    bob = run(start_other("bob", None))
+    others.append(bob)
+    carol = run(start_other("carol", bob.dht_address))
+    others.append(carol)
+    run(plugin.start_node(wallet, None, bootstrap=[bob.dht_address]))
+    me = plugin.cached_participant_key(wallet).pubkey
+
+    # The send-tab button opens the signer picker, fed by DHT discovery.
+    button.click()
+    picker = pump(lambda: [d for d in top("SignerPickerDialog") if d.table.rowCount() >= 2], 30)
+    picker = picker[0] if picker else None
+    out["picker_rows"] = []
+    if picker is not None:
+        for r in range(picker.table.rowCount()):
+            out["picker_rows"].append([picker.table.item(r, c).text()
+                                       for c in range(picker.table.columnCount())])
+        out["picker_keys"] = sorted(ad.owner.hex() for ad in picker.ads)
+        picker.resize(900, 420)
+        shot(picker, "signer_picker.png")
+        picker.table.selectAll()
+        picker.create_button.click()
+        QApplication.processEvents()
+        pi = window.send_tab.payto_e.payment_identifier
+        out["payto"] = pi.text if pi is not None else None
+        out["payto_valid"] = bool(pi is not None and pi.is_valid())
+        made = bridge.MusigOutput.from_pubkeys([me, bob.pubkey, carol.pubkey])
+        out["expected_address"] = made.address()
+        out["stored_outputs"] = [s.output.address() for s in plugin.vaults(wallet).all()]
+        shot(window, "send_tab_pay_to_musig2.png")
+    out["bob_carol_keys"] = sorted([bob.pubkey.hex(), carol.pubkey.hex()])
+
+    # An incoming request (bob asks alice to co-sign a spend of a bob+alice output): the
+    # listener opens the approval dialog, computed from the transaction.
+    pair = bridge.MusigOutput.from_pubkeys([me, bob.pubkey])
+    coin = bridge.MusigCoin(hashlib.sha256(b"gui coin").hexdigest(), 1, 250_000, pair)
+    dest = wallet.get_receiving_address()
+    tx = bridge.build_spend([coin], [(dest, 120_000), (pair.address(), 128_600)], fee_sats=1_400,
+                            change_musig=pair)
+    msg = bridge.keypath_sighash(tx, 0)
+    out["tx_outputs"] = sorted([[o.address, o.value] for o in tx.outputs()])
+
+    async def bob_asks():
+        # bob reaches alice's node directly (as after discovering her advertisement)
+        bob.add_peer(me, plugin.cosigners[id(wallet)].node.endpoint)
+        record = await bob.announce_signing_request(
+            [me, bob.pubkey], [msg], app_data=cosign.encode_app_data(tx, [0]))
+        await bob.join_signing_request(record, auto=True)
+        return record
+    record = run(bob_asks())
+    approval = pump(lambda: top("ApprovalDialog"), 20)
+    if approval:
+        d = approval[0]
+        rows = []
+        for r in range(d.outputs_table.rowCount()):
+            rows.append([d.outputs_table.item(r, c).text() for c in range(d.outputs_table.columnCount())])
+        out["approval_rows"] = rows
+        out["approval_fee"] = d.fee_label.text()
+        out["approve_enabled"] = d.approve_button.isEnabled()
+        d.resize(820, 460)
+        shot(d, "approval_dialog.png")
+        d.approve_button.click()
+        prog = pump(lambda: top("ProgressDialog"), 10)
+        state = d.state
+        pump(lambda: state.status == "signed", 30)
+        out["final_status"] = state.status
+        out["final_error"] = state.error
+        out["signed_inputs"] = sorted(state.signatures)
+        if state.signatures:
+            out["sig_valid"] = bridge.spend.crypto.schnorr_verify(pair.xonly_output_key, msg,
+                                                                   state.signatures[0])
+        if prog:
+            prog[0].refresh()
+            out["progress_labels"] = [prog[0].labels[k].text() for k, _t in prog[0].STEPS]
+            prog[0].resize(420, 260)
+            shot(prog[0], "progress_dialog.png")
+    ov = plugin.open_overview(window)
+    ov.resize(900, 360)
+    out["overview_outputs"] = ov.outputs_table.rowCount()
+    out["overview_sessions"] = ov.sessions_table.rowCount()
+    shot(ov, "outputs_and_sessions.png")
+    sd = import_module(type(plugin).__module__).SettingsDialog(window, plugin)
+    sd.bootstrap_edit.setText("not a peer")
+    sd.accept()
+    out["settings_bad_peer_error"] = sd.error_label.text()
+    out["settings_still_open"] = sd.result() == 0
+    sd.bootstrap_edit.setText("127.0.0.1:4242")
+    sd.nick_edit.setText("alice")
+    sd.advertise_checkbox.setChecked(True)
+    shot(sd, "settings_dialog.png")
+    sd.accept()
+    out["settings_saved"] = [config.get("plugins.musig2_plugin.bootstrap"),
+                             config.get("plugins.musig2_plugin.ad_nickname"),
+                             config.get("plugins.musig2_plugin.advertise")]
+except Exception:
+    out["exception"] = traceback.format_exc()
+finally:
+    for n in others:
+        try:
+            run(n.stop(), 10)
+        except Exception:
+            pass
+    try:
+        for c in list(plugin.cosigners.values()):
+            run(c.stop(), 10)
+    except Exception:
+        pass
+    print("PROBE" + json.dumps(out), flush=True)
+    os._exit(0)   # Qt + Electrum threads: no orderly teardown needed in a throwaway child
