@@ -138,3 +138,22 @@ def test_daemon_with_tampered_zip_starts_without_plugin(tmp_path, plugin_zip):
 def test_harness_refuses_non_loopback_server(tmp_path):
     with pytest.raises(HarnessError, match="loopback"):
         ElectrumDaemon(tmp_path / "e", server="10.0.0.1:50001:t")
+
+
+def test_second_daemon_on_same_directory_refused_and_stop_kills(tmp_path, plugin_zip):
+    from tests.harness import procs
+    a = ElectrumDaemon(tmp_path / "e", plugin_zip=plugin_zip, name="first")
+    b = ElectrumDaemon(tmp_path / "e", name="second")
+    try:
+        a.start()
+        pid = a.proc.pid
+        start_time = procs.proc_starttime(pid)
+        with pytest.raises(HarnessError, match="already serves"):
+            b.start()
+        assert b.proc is None
+        assert a.cli("musig2_plugin_status")["plugin"] == "musig2_plugin"
+    finally:
+        a.stop()
+        b.stop()
+    assert not procs.is_alive(pid, start_time)
+    assert a.proc is None

@@ -33,6 +33,7 @@ with the key Electrum derives from the password (``Plugins.derive_privkey``). Th
 """
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -233,11 +234,30 @@ class ElectrumDaemon:
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
         return env
 
+    @property
+    def lockfile(self) -> Path:
+        """Electrum's daemon lock file: ``(socktype, address, create_time)`` of the running daemon."""
+        return self.datadir / "daemon"
+
+    def _lockfile_time(self) -> Optional[float]:
+        try:
+            return float(ast.literal_eval(self.lockfile.read_text())[2])
+        except (OSError, ValueError, SyntaxError, IndexError, TypeError):
+            return None
+
     def start(self, timeout: float = 90.0) -> None:
-        """Start the daemon in the foreground (own process group) and wait until it answers."""
+        """Start the daemon in the foreground (own process group) and wait until it answers.
+
+        "Answers" means *our* process answers: another daemon already serving this directory
+        would answer the CLI too, so that case is refused up front, and an answer only counts
+        when the lock file was written after our start and our process is still alive.
+        """
         if self.proc is not None and self.proc.poll() is None:
             return
+        if self.lockfile.exists() and self.run("list_wallets", timeout=30).returncode == 0:
+            raise HarnessError(f"another Electrum daemon already serves {self.workdir}")
         net = ["--offline"] if self.offline else ["--oneserver", "--server", self.server]
+        started_at = time.time()
         log = open(self.log_path, "ab")
         try:
             self.proc = procs.spawn(f"electrum:{self.name}",
@@ -249,14 +269,21 @@ class ElectrumDaemon:
         last: Optional[Exception] = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise HarnessError(f"Electrum daemon {self.name} exited with {self.proc.returncode} "
+                code = self.proc.returncode
+                procs.stop(self.proc)
+                self.proc = None
+                raise HarnessError(f"Electrum daemon {self.name} exited with {code} "
                                    f"during start-up; log:\n{self.log_tail()}")
-            try:
-                self.cli("list_wallets", timeout=20)
-                return
-            except ElectrumCommandError as e:
-                last = e
-                time.sleep(0.3)
+            created = self._lockfile_time()
+            if created is not None and created >= started_at - 1:
+                try:
+                    self.cli("list_wallets", timeout=20)
+                    if self.proc.poll() is None:
+                        return
+                    continue
+                except ElectrumCommandError as e:
+                    last = e
+            time.sleep(0.3)
         self.stop()
         raise HarnessError(f"Electrum daemon {self.name} did not answer within {timeout}s "
                            f"(last: {last}); log:\n{self.log_tail()}")
