@@ -157,3 +157,9 @@ def test_second_daemon_on_same_directory_refused_and_stop_kills(tmp_path, plugin
         b.stop()
     assert not procs.is_alive(pid, start_time)
     assert a.proc is None
+
+
+def test_harness_refuses_directory_unsafe_for_overlay_options(tmp_path):
+    d = ElectrumDaemon(tmp_path / "a:b", name="colon")
+    with pytest.raises(HarnessError, match="must not contain"):
+        d.run("version")

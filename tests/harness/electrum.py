@@ -214,6 +214,9 @@ class ElectrumDaemon:
         if os.geteuid() != 0:
             raise HarnessError("the Electrum harness needs root (private mount namespace for "
                                "/etc/electrum/plugins_key); run the tests as root, as CI does")
+        if any(c in str(self.etc_overlay) for c in ":,\\"):
+            raise HarnessError(f"the work directory {self.workdir} must not contain ':', ',' or '\\' "
+                               "(they are separators in overlayfs mount options)")
         if shutil.which("unshare") is None:
             raise HarnessError("'unshare' (util-linux) not found; the harness needs it")
         script = ('mount -t overlay musig2-etc -o "lowerdir=$0:/etc" /etc || '
