@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from decimal import Decimal
 
 import pytest
 
-from tests.harness.chain import ChainSetupError, ElectrumX, RegtestChain, RPCError, wait_until
+from tests.harness import chain as chain_module
+from tests.harness.chain import Bitcoind, ChainSetupError, ElectrumX, RegtestChain, RPCError, wait_until
 from tests.harness.wallets import ElectrumRPCError, wait_for_height, wait_for_tx
 
 pytestmark = [pytest.mark.chain, pytest.mark.electrum, pytest.mark.slow]
@@ -104,6 +106,55 @@ def test_a_crashed_server_fails_the_wait_at_once_with_its_log(regtest_chain: Reg
     finally:
         server.stop()
     assert not server.dir.exists()
+
+
+def test_a_port_taken_before_the_server_binds_it_is_retried(regtest_chain: RegtestChain, monkeypatch) -> None:
+    """Free ports are picked before the program binds them; if another program takes one in
+    between, the server dies of it and start() tries again on new ports."""
+    real_free_port = chain_module.free_port
+    picked: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+
+        def first_one_taken() -> int:
+            picked.append(busy if not picked else real_free_port())
+            return picked[-1]
+
+        monkeypatch.setattr(chain_module, "free_port", first_one_taken)
+        server = ElectrumX(regtest_chain.node).start(timeout=60)
+        try:
+            assert len(picked) == 4 and picked[0] == busy  # two attempts, two ports each
+            assert server.port not in (busy, 0)
+            assert server.height() == regtest_chain.node.height()
+        finally:
+            server.stop()
+
+
+def test_a_node_whose_rpc_port_was_taken_is_retried(monkeypatch) -> None:
+    real_free_port = chain_module.free_port
+    picked: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+
+        def first_one_taken() -> int:
+            picked.append(busy if not picked else real_free_port())
+            return picked[-1]
+
+        monkeypatch.setattr(chain_module, "free_port", first_one_taken)
+        node = Bitcoind()
+        try:
+            try:
+                node.start(timeout=60)
+            except ChainSetupError as exc:
+                pytest.fail(f"not retried: {exc}")
+            assert picked[0] == busy and len(picked) == 2 and node.rpc_port == picked[1]
+            assert node.height() == 0
+        finally:
+            node.stop()
 
 
 def test_wait_until_reports_the_last_probe_error() -> None:

@@ -19,6 +19,7 @@ tests/chain/conftest.py are thin wrappers.  RPC uses only the standard library.
 from __future__ import annotations
 
 import base64
+from abc import ABC, abstractmethod
 import json
 import os
 import re
@@ -185,7 +186,7 @@ def _btc(amount: Decimal | int | str | float) -> str:
     return format(Decimal(str(amount)).quantize(Decimal("0.00000001")), "f")
 
 
-class _Component:
+class _Component(ABC):
     """Start/stop life cycle shared by the node and the server: temp dir, log, process."""
 
     name = "component"
@@ -226,8 +227,29 @@ class _Component:
         if self.dir is not None:
             procs.remove_dir(self.dir)
 
+    #: Log lines meaning another program took the free port we picked before we could bind it.
+    PORT_CLASH = ("Address already in use", "address already in use", "Unable to bind")
+    START_ATTEMPTS = 3
+
+    def start(self, timeout: float = 90):
+        """Start in a fresh directory on fresh ports; retried when a picked port was taken meanwhile
+        (free ports are chosen before the program binds them, and other programs run here too)."""
+        attempt = 1
+        while True:
+            try:
+                self._start_once(timeout)
+                return self
+            except ChainSetupError as exc:
+                if attempt >= self.START_ATTEMPTS or not any(m in str(exc) for m in self.PORT_CLASH):
+                    raise
+                attempt += 1
+
+    @abstractmethod
+    def _start_once(self, timeout: float) -> None:
+        """Start the program; on any failure stop it (by pid) and remove its directory, then raise."""
+
     def __enter__(self):
-        self.start()  # defined by each component
+        self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -290,7 +312,7 @@ class Bitcoind(_Component):
         self.cookie: tuple[str, str] | None = None
         self.miner_address = ""
 
-    def start(self, timeout: float = 90) -> "Bitcoind":
+    def _start_once(self, timeout: float) -> None:
         argv = bitcoind_command()
         datadir = self._make_dir() / "data"
         datadir.mkdir()
@@ -333,7 +355,6 @@ class Bitcoind(_Component):
         except BaseException:
             self.stop()
             raise
-        return self
 
     @property
     def daemon_url(self) -> str:
@@ -423,7 +444,7 @@ class ElectrumX(_Component):
         """``host:port:t`` as Electrum's ``--server`` wants it."""
         return f"{LOOPBACK}:{self.port}:t"
 
-    def start(self, timeout: float = 90) -> "ElectrumX":
+    def _start_once(self, timeout: float) -> None:
         argv = electrumx_command()
         db = self._make_dir() / "db"
         db.mkdir()
@@ -455,7 +476,7 @@ class ElectrumX(_Component):
         try:
             target = self.node.height()
             wait_until(
-                lambda: self.height() >= target,
+                lambda: self.height(timeout=2) >= target,
                 timeout=timeout,
                 what=f"ElectrumX to serve on port {self.port} at height {target}",
                 interval=0.2,
@@ -464,13 +485,20 @@ class ElectrumX(_Component):
         except BaseException:
             self.stop()
             raise
-        return self
 
-    def call(self, method: str, *params: Any) -> Any:
-        return electrum_protocol_call(self.port, method, params)
+    def died(self) -> str | None:
+        """Also "dead" when it runs but could not listen: ElectrumX logs that and carries on."""
+        dead = super().died()
+        if dead is None and self.log_path is not None and self.log_path.is_file():
+            if "server failed to listen" in self.log_path.read_text(errors="replace"):
+                return f"electrumx could not listen on its port; log tail:\n{self.log_tail()}"
+        return dead
 
-    def height(self) -> int:
-        return int(self.call("blockchain.headers.subscribe")["height"])
+    def call(self, method: str, *params: Any, timeout: float = 10) -> Any:
+        return electrum_protocol_call(self.port, method, params, timeout=timeout)
+
+    def height(self, timeout: float = 10) -> int:
+        return int(self.call("blockchain.headers.subscribe", timeout=timeout)["height"])
 
     def wait_for_height(self, height: int, timeout: float = 60) -> int:
         return wait_until(
