@@ -1,0 +1,114 @@
+"""Plugin commands on a real (offline) Electrum 4.8 daemon with the plugin zip: every bad input
+from the user gets a clear, typed error and changes nothing. Through JSON-RPC and the CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness.electrum import ElectrumCommandError, ElectrumDaemon, build_plugin_zip
+from tests.harness.wallets import DaemonRPC, ElectrumRPCError
+
+pytestmark = [pytest.mark.electrum, pytest.mark.slow]
+P = "musig2_plugin_"
+K2 = "02f9308a019258c31049344f85f89d5229b531c845836f99b08601f113bce036f9"
+K3 = "03dff1d77f2a671c5f36183726db2341be58feae1da2deced843240f7b502ba659"
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cmds")
+    d = ElectrumDaemon(tmp / "e", plugin_zip=build_plugin_zip(tmp / "dist"), name="cmds")
+    d.start()
+    d.create_wallet("alice", password="secret")
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def rpc(daemon):
+    r = DaemonRPC(daemon.datadir)
+    alice = str(daemon.wallet_path("alice"))
+
+    def call(method, wallet=alice, **kw):
+        if wallet is not None:
+            kw["wallet_path"] = wallet
+        return r.call(P + method, **kw)
+    return call
+
+
+def _refused(rpc, method, match, **kw):
+    with pytest.raises(ElectrumRPCError) as info:
+        rpc(method, **kw)
+    assert match in info.value.message, info.value.message
+    return info.value.message
+
+
+def test_participant_key_needs_password(rpc):
+    _refused(rpc, "participant_key", "Password required")
+    _refused(rpc, "participant_key", "Incorrect password", password="nope")   # Electrum checks first
+    key = rpc("participant_key", password="secret")
+    assert len(key["pubkey"]) == 66 and key["path"] == "327h/0h"
+    assert rpc("status")["participant_key"] == key["pubkey"]
+
+
+def test_create_output_refusals_change_nothing(rpc):
+    before = rpc("list_outputs")
+    cases = [({"keys": "zz"}, "BadArgument"),
+             ({"keys": K2[:-2]}, "BadArgument"),
+             ({"keys": "02" + "00" * 31 + "05"}, "InvalidParticipants"),      # not on the curve
+             ({}, "BadArgument"),                                                # neither
+             ({"keys": K2, "descriptor": "tr(x)"}, "BadArgument"),                # both
+             ({"descriptor": f"tr(musig({K2},{K3}))"}, "InvalidParticipants"),    # not ours
+             ({"descriptor": f"tr(musig({K2},{K3}))#qqqqqqqq"}, "DescriptorError"),
+             ({"descriptor": f"wsh(musig({K2},{K3}))"}, "DescriptorError"),
+             ({"keys": "[]"}, "InvalidParticipants")]                             # only our key
+    for kw, match in cases:
+        _refused(rpc, "create_output", match, password="secret", **kw)
+    assert rpc("list_outputs") == before
+
+
+def test_create_and_list_output_offline(rpc):
+    made = rpc("create_output", keys=json.dumps([K2, K3]), label="team", password="secret")
+    again = rpc("create_output", keys=f"{K3},{K2}", password="secret")      # same set, any order
+    assert again["descriptor"] == made["descriptor"] and again["address"] == made["address"]
+    listed = rpc("list_outputs")
+    assert [o["address"] for o in listed] == [made["address"]]
+    assert listed[0]["label"] == "team" and listed[0]["balance"] is None    # offline: no server
+    _refused(rpc, "request_spend", "Offline", outputs=f"[[\"{made['address']}\", 1000]]",
+             fee=200, password="secret")
+
+
+def test_psbt_commands_refuse_garbage(rpc):
+    for bad in ("", "cHNidP8=", "not a psbt", "70736274ff00"):
+        _refused(rpc, "psbt_review", "MalformedPsbt", psbt=bad, password="secret")
+        _refused(rpc, "psbt_finalize", "MalformedPsbt", psbt=bad, wallet=None)
+    _refused(rpc, "psbt_combine", "BadArgument", psbts="[]", wallet=None)
+    _refused(rpc, "broadcast", "MalformedPsbt", tx="00")
+
+
+def test_network_commands_need_the_node(rpc):
+    for method, kw in (("find_signers", {}), ("list_requests", {}), ("withdraw", {}),
+                       ("approve", {"request_id": "00" * 32}),
+                       ("session_status", {"request_id": "00" * 32}), ("advertise", {})):
+        _refused(rpc, method, "not running", **kw)
+
+
+def test_node_start_refusals_and_advertise(rpc):
+    _refused(rpc, "node_start", "not host:port", bootstrap="nonsense", password="secret")
+    _refused(rpc, "node_start", "Incorrect password", password="wrong")
+    st = rpc("node_start", dht=False, password="secret")
+    assert st["running"] and st["endpoint"][0] == "127.0.0.1"
+    _refused(rpc, "advertise", "BadArgument", tx_types="teleport")
+    _refused(rpc, "approve", "unknown signing request", request_id="ab" * 32)
+    _refused(rpc, "approve", "must be hex", request_id="xyz")
+    assert rpc("status")["node"]["running"] is True
+    assert rpc("node_stop") == {"stopped": True}
+    assert rpc("node_stop") == {"stopped": False}
+
+
+def test_cli_shows_the_same_clear_error(daemon):
+    with pytest.raises(ElectrumCommandError) as info:
+        daemon.cli(P + "create_output", "--keys", "zz", "--password", "secret",
+                   "-w", str(daemon.wallet_path("alice")))
+    assert "BadArgument" in (info.value.stdout + info.value.stderr)
