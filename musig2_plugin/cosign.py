@@ -106,6 +106,7 @@ class RequestState:
     final_tx: Optional[str] = None
     created: float = field(default_factory=time.time)
     phases: dict[str, float] = field(default_factory=dict)
+    musig: Optional[dict] = None
 
     def to_json(self) -> dict[str, Any]:
         return {"request_id": self.key.hex(), "role": self.role, "status": self.status,
@@ -318,7 +319,9 @@ class WalletCosigner:
             return
         input_index = state.inputs[index]
         try:
-            attach_signature(state.tx, input_index, signature)
+            if state.musig is None:
+                state.musig = musig_inputs(state.tx)     # once per request, not per signature
+            attach_signature(state.tx, input_index, signature, musig=state.musig)
         except BridgeError as exc:
             state.status = FAILED
             state.error = f"{type(exc).__name__}: {exc}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Optional
 
-from electrum.transaction import PartialTransaction
+from electrum.transaction import PartialTransaction, SighashCache
 
 from .. import crypto
 from . import psbt_fields
@@ -48,7 +48,8 @@ class PsbtSigner:
         the sighash we compute ourselves (the PSBT-file flow has no separate request).
         """
         if claimed is None:
-            claimed = {i: keypath_sighash(tx, i) for i, out in musig_inputs(tx).items()
+            cache = SighashCache()
+            claimed = {i: keypath_sighash(tx, i, cache) for i, out in musig_inputs(tx).items()
                        if out.index_of(self.pubkey) is not None}
         review = review_spend(tx, self.pubkey, claimed)
         txid = tx.txid()
@@ -76,6 +77,7 @@ class PsbtSigner:
             raise BridgeError("no round-1 nonce of ours for this transaction (already signed, "
                               "or the transaction changed)")
         musig = musig_inputs(tx)
+        cache = SighashCache()
         secret: Optional[bytes] = None
         signed = []
         for i in mine:
@@ -83,7 +85,7 @@ class PsbtSigner:
             out = musig.get(i)
             if out is None or out.output_key != pending.output_key:
                 raise ParticipantMismatch(i, "the input's MuSig2 keys changed since round 1")
-            msg = keypath_sighash(tx, i)
+            msg = keypath_sighash(tx, i, cache)
             if msg != pending.msg:
                 raise SighashMismatch(i, "the transaction changed since round 1")
             nonces = psbt_fields.pubnonces(tx.inputs()[i], out.output_key, i)
@@ -109,9 +111,11 @@ class PsbtSigner:
         self._pending.clear()
 
 
-def aggregate_input(tx: PartialTransaction, index: int) -> bytes:
+def aggregate_input(tx: PartialTransaction, index: int, *, musig: Optional[dict] = None,
+                    cache: Optional[SighashCache] = None) -> bytes:
     """Combine all partial signatures of a MuSig2 input (blaming a bad one) into tap_key_sig."""
-    musig = musig_inputs(tx)
+    musig = musig_inputs(tx) if musig is None else musig
+    cache = SighashCache() if cache is None else cache
     if index not in musig:
         raise InvalidFinalSignature(index, "not a MuSig2 input")
     out = musig[index]
@@ -121,7 +125,7 @@ def aggregate_input(tx: PartialTransaction, index: int) -> bytes:
     missing = [k.hex() for k in out.participants if k not in nonces or k not in psigs]
     if missing:
         raise BridgeError(f"input {index}: nonces or partial signatures missing from {missing}")
-    msg = keypath_sighash(tx, index)
+    msg = keypath_sighash(tx, index, cache)
     session = crypto.SigningSession.from_pubnonces(
         out.keyagg(), [nonces[k] for k in out.participants], msg)
     try:
@@ -129,9 +133,10 @@ def aggregate_input(tx: PartialTransaction, index: int) -> bytes:
     except crypto.InvalidPartialSig as exc:
         who = out.participants[exc.index].hex() if exc.index is not None else "unknown"
         raise InvalidFinalSignature(index, f"bad partial signature from {who}") from exc
-    attach_signature(tx, index, sig)
+    attach_signature(tx, index, sig, musig=musig, cache=cache)
     return sig
 
 
 def aggregate_all(tx: PartialTransaction) -> dict[int, bytes]:
-    return {i: aggregate_input(tx, i) for i in musig_inputs(tx)}
+    musig, cache = musig_inputs(tx), SighashCache()
+    return {i: aggregate_input(tx, i, musig=musig, cache=cache) for i in musig}

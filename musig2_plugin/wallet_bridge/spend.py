@@ -192,7 +192,8 @@ def check_input_info(tx: PartialTransaction) -> None:
 def keypath_sighash(tx: PartialTransaction, index: int,
                     cache: Optional[SighashCache] = None) -> bytes:
     """BIP-341 key-path sighash of one input, by Electrum's serialize_preimage."""
-    check_input_info(tx)
+    if cache is None or cache._witver1 is None:
+        check_input_info(tx)     # once per cache: the shared digests need every amount/script
     txin = tx.inputs()[index]
     if not txin.is_taproot():
         raise NotAMusigInput(index, "not a taproot input")
@@ -310,14 +311,17 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
 
 
 # --- final signature, finalize, broadcast -------------------------------------------
-def attach_signature(tx: PartialTransaction, index: int, sig64: bytes) -> None:
-    """Verify the aggregate signature under Q and the input's sighash, then set tap_key_sig."""
-    musig = musig_inputs(tx)
+def attach_signature(tx: PartialTransaction, index: int, sig64: bytes, *,
+                     musig: Optional[dict] = None, cache: Optional[SighashCache] = None) -> None:
+    """Verify the aggregate signature under Q and the input's sighash, then set tap_key_sig.
+
+    ``musig``/``cache`` let a caller signing many inputs compute them once (else O(n^2))."""
+    musig = musig_inputs(tx) if musig is None else musig
     if index not in musig:
         raise NotAMusigInput(index, "not a MuSig2 input")
     if not isinstance(sig64, (bytes, bytearray)) or len(sig64) != 64:
         raise InvalidFinalSignature(index, "a key-path signature is 64 bytes")
-    msg = keypath_sighash(tx, index)
+    msg = keypath_sighash(tx, index, cache)
     if not crypto.schnorr_verify(musig[index].xonly_output_key, msg, bytes(sig64)):
         raise InvalidFinalSignature(index, "the signature does not verify under the output key")
     tx.inputs()[index].tap_key_sig = bytes(sig64)
