@@ -183,7 +183,22 @@ async def run_parent(n: int, push: bool, timeout: float) -> int:
         for i in range(1, n):
             p = await spawn(i, [boot])
             pumps.append(asyncio.ensure_future(pump(i, p, None)))
-        codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout + 10)
+        # Fail fast: a process that dies (non-zero) dooms the n-of-n signature.
+        waits = {asyncio.ensure_future(p.wait()): i for i, p in enumerate(procs)}
+        pending = set(waits)
+        deadline = asyncio.get_running_loop().time() + timeout + 10
+        while pending:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise asyncio.TimeoutError
+            done, pending = await asyncio.wait(pending, timeout=left,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                if fut.result() != 0:
+                    print(f"DEMO FAILED: process {waits[fut]} exited with code {fut.result()}",
+                          flush=True)
+                    return 1
+        codes = [p.returncode for p in procs]
         await asyncio.gather(*pumps)
     except asyncio.TimeoutError:
         print("DEMO FAILED: timed out", flush=True)
@@ -226,12 +241,22 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up")
     ap.add_argument("--no-push", action="store_true",
                     help="do not push the request; co-signers must find it in the DHT")
+    ap.add_argument("--verbose", "-v", action="store_true", help="log the protocol (stderr)")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", default="[]", help=argparse.SUPPRESS)
     ap.add_argument("--epoch0", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.signers < 2 or args.signers > 50:
         ap.error("--signers must be within 2..50")
+    if args.verbose:
+        import logging
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("musig2_plugin").setLevel(logging.DEBUG)
+        os.environ["MUSIG2_DEMO_VERBOSE"] = "1"     # inherited by the worker processes
+    elif os.environ.get("MUSIG2_DEMO_VERBOSE"):
+        import logging
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("musig2_plugin").setLevel(logging.DEBUG)
     if args.worker is None:
         return asyncio.run(run_parent(args.signers, not args.no_push, args.timeout))
     return asyncio.run(worker(args.worker, args.signers, json.loads(args.bootstrap),

@@ -110,6 +110,10 @@ class Musig2Node:
         return self.transport.endpoint
 
     @property
+    def running(self) -> bool:
+        return self._started
+
+    @property
     def dht_address(self) -> tuple[str, int] | None:
         return None if self.dht is None else self.dht.address
 

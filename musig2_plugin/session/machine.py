@@ -259,7 +259,7 @@ class Session:
             return  # not reachable (or not known) yet: the heartbeat keeps trying
         self._silent_coordinators.append(silent)
         self.failovers += 1
-        if self.failovers > self.config.max_failovers or self.failovers >= self.spec.n:
+        if epoch + 1 > self.config.max_failovers or epoch + 1 >= self.spec.n:
             self._abort_local("coordinators silent: " + ", ".join(
                 k.hex()[:16] for k in self._silent_coordinators),
                 tuple(dict.fromkeys(self._silent_coordinators)))
@@ -346,8 +346,12 @@ class Session:
         if b["endpoint"] is not None and sender != self.me:
             self.endpoints[sender] = tuple(b["endpoint"])
         self._note_joined(sender)
+        epoch = b["epoch"]
+        if epoch > self.config.max_failovers:
+            raise InvalidContribution("epoch beyond the failover bound")
         if self.closed:
-            if self.final_signature is not None and sender != self.me:
+            if (self.final_signature is not None and sender != self.me
+                    and self.coordinator == self.me):
                 # A restarted participant may have missed the end: give it the signature.
                 self._send(sender, MsgType.FINAL, epoch=self.epoch, attempt=max(self.attempt, 0),
                            signature=self.final_signature)
@@ -356,9 +360,11 @@ class Session:
         if (b["fresh"] and sender != self.me and sender == self.coordinator
                 and self.joined_local and self.status != JOINING):
             self._send_join(fresh=False)
-        epoch = b["epoch"]
-        if epoch > self.epoch and self.spec.coordinator(epoch) == self.me:
-            # Others failed over to us before our own timer fired: take over.
+        if epoch > self.epoch and (self.spec.coordinator(epoch) == self.me
+                                   or sender == self.spec.coordinator(epoch)):
+            # Either others failed over to us before our own timer fired (take over), or the
+            # coordinator of a later epoch announces itself: the group moved on, follow it,
+            # so that one participant's early failover cannot split the session.
             self._enter_epoch(epoch)
             if self.joined_local:
                 self._begin_joining(fresh=False)

@@ -249,3 +249,38 @@ async def test_session_lifetime_ends_a_session_that_never_becomes_ready():
             assert "lifetime" in info.value.reason and info.value.culprits == (victim.pubkey,)
     finally:
         await stop_all(nodes)
+
+
+async def test_one_early_failover_does_not_split_the_session():
+    """A participant whose link flaps fails over on its own; the coordinator of the next epoch
+    announces itself and everyone follows it, instead of two halves waiting on each other."""
+    nodes, record, spec, msg, coord, victim = await _setup(4, config=FAST.with_(round_timeout=5))
+    recs = {x.pubkey: Recorder(x) for x in nodes}
+    try:
+        (sid,) = await victim.join_signing_request(record)
+        victim.sessions.get(sid)._coordinator_silent(0)     # as if the coordinator looked dead
+        await asyncio.gather(*(x.join_signing_request(record) for x in nodes if x is not victim))
+        sigs = await asyncio.gather(*(x.get_final_signature(sid, 20) for x in nodes))
+        assert len(set(sigs)) == 1 and schnorr_verify(spec.aggregate_xonly, msg, sigs[0])
+        for x in nodes:
+            assert x.sessions.get(sid).epoch == 1
+        await asyncio.sleep(0.05)
+        for r in recs.values():
+            assert r.of("session:ready")[0]["coordinator"] == spec.order[1]
+    finally:
+        await stop_all(nodes)
+
+
+async def test_epoch_beyond_the_failover_bound_is_refused():
+    nodes, record, spec, msg, coord, victim = await _setup(3)
+    try:
+        (sid,) = await victim.join_signing_request(record)
+        body = encode_body(MsgType.JOIN, epoch=FAST.max_failovers + 1, last_attempt=-1,
+                           fresh=False, endpoint=list(victim.endpoint))
+        target = by_key(nodes)[spec.coordinator(FAST.max_failovers + 1)]
+        if target is victim:
+            target = coord
+        with pytest.raises(PeerRefused, match="InvalidContribution"):
+            await victim.transport.send(target.endpoint, victim.transport.seal(MsgType.JOIN, sid, body))
+    finally:
+        await stop_all(nodes)
