@@ -232,8 +232,7 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
                          change_address=change,
                          locktime=max(0, wallet.adb.get_local_height()))
         msgs = sighashes(tx)
-        review = review_spend(tx, me, {i: m for i, m in msgs.items()
-                                       if tx and _input_has(tx, i, me)})
+        review = review_spend(tx, me, {i: m for i, m in msgs.items() if _input_has(tx, i, me)})
         result = {"psbt": psbt_base64(tx), "txid": tx.txid(),
                   "sighashes": {str(i): m.hex() for i, m in sorted(msgs.items())},
                   "review": review.to_json(), "request_id": None}

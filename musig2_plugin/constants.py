@@ -97,3 +97,5 @@ MAX_SPEND_OUTPUTS = 100
 MAX_PSBT_BYTES = 400_000             # a PSBT from a peer larger than this is refused
 TAPROOT_KEYPATH_WITNESS_SIZE = 66    # item count + length byte + 64-byte signature
 REQUEST_POLL_INTERVAL_S = 20         # the background listener looks in the DHT this often
+MAX_TRACKED_REQUESTS = 256           # requests one wallet remembers (oldest inactive evicted)
+MAX_OPEN_APPROVAL_DIALOGS = 3        # more incoming requests only notify (no dialog flood)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from electrum.transaction import PartialTransaction
 
-from .constants import REQUEST_POLL_INTERVAL_S
+from .constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
 from .coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
 from .records import TxType
 from .session.spec import TWEAK_TAPROOT
@@ -229,8 +229,22 @@ class WalletCosigner:
         except (BridgeError, RequestRefused) as exc:
             state.status = REFUSED
             state.error = f"{type(exc).__name__}: {exc}"
+        self._evict()
         self.requests[request_id] = state
         self._emit("received", state)
+
+    def _evict(self) -> None:
+        """Keep at most MAX_TRACKED_REQUESTS: anyone can address requests to our public key,
+        so the oldest inactive ones go first (refused, failed, done, then unanswered)."""
+        order = (REFUSED, FAILED, BROADCAST, SIGNED, PENDING)
+        while len(self.requests) >= MAX_TRACKED_REQUESTS:
+            for status in order:
+                victims = [k for k, st in self.requests.items() if st.status == status]
+                if victims:
+                    del self.requests[min(victims, key=lambda k: self.requests[k].created)]
+                    break
+            else:
+                break   # only approved (running) sessions left: the node's own caps bound those
 
     async def poll_requests(self) -> list[RequestState]:
         """Requests stored in the DHT for us while we were away."""

@@ -22,6 +22,7 @@ from electrum.i18n import _
 from electrum.plugin import hook
 from electrum.gui.qt.util import Buttons, CloseButton, OkButton, WindowModalDialog, WWLabel
 
+from .constants import MAX_OPEN_APPROVAL_DIALOGS
 from .plugin import (CONFIG_AD_FEE, CONFIG_AD_MAX, CONFIG_AD_MIN, CONFIG_AD_NICK, CONFIG_AD_TYPES,
                      CONFIG_ADVERTISE, CONFIG_BOOTSTRAP, CONFIG_LISTEN_PORT, Musig2Plugin,
                      parse_peers)
@@ -137,6 +138,7 @@ class Plugin(Musig2Plugin):
         self.listeners.append(lambda wallet, what, state:
                               self._bridge.request_event.emit(wallet, what, state))
         self._windows: dict[int, object] = {}
+        self._approval_dialogs: list = []
         self.auto_open_approval = True
 
     # --- settings ---------------------------------------------------------------------------
@@ -256,8 +258,13 @@ class Plugin(Musig2Plugin):
             return
         if what == "received":
             window.notify(_("MuSig2 signing request from {}").format(state.record.creator.hex()[:12]))
-            if self.auto_open_approval:
-                self.open_approval(window, state)
+            # Only requests that passed the review get a dialog, and only a few at once:
+            # anyone who knows our public key can send requests.
+            open_now = [d for d in self._approval_dialogs if d.isVisible()]
+            self._approval_dialogs = open_now
+            if (self.auto_open_approval and state.status == "pending"
+                    and len(open_now) < MAX_OPEN_APPROVAL_DIALOGS):
+                self._approval_dialogs.append(self.open_approval(window, state))
         elif what in ("broadcast", "failed"):
             window.notify(_("MuSig2 request {}: {}").format(state.key.hex()[:12], state.status))
 

@@ -288,6 +288,12 @@ class OverviewDialog(WindowModalDialog):
         vbox.addWidget(tabs)
         vbox.addLayout(Buttons(CloseButton(self)))
         self.refresh()
+        # Balances follow the server live (the output watcher); the view re-reads them.
+        from PyQt6.QtCore import QTimer
+        self._timer = QTimer(self)
+        self._timer.setInterval(2000)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
 
     def refresh(self) -> None:
         watcher = self.plugin.watcher

@@ -362,6 +362,7 @@ async def broadcast(wallet, tx: PartialTransaction) -> str:
         raise BroadcastError(str(exc) or type(exc).__name__) from exc
     try:
         wallet.adb.add_transaction(tx)
-    except Exception:
-        pass   # the server will tell the wallet about it anyway; not worth failing a sent tx
+    except Exception as exc:   # already sent: the server will tell the wallet about it anyway
+        import logging
+        logging.getLogger(__name__).info("adding the broadcast tx to the wallet: %r", exc)
     return tx.txid()

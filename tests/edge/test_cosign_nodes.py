@@ -131,3 +131,23 @@ async def test_request_for_other_keys_than_the_inputs_is_refused(cosigners, modu
     await _until(lambda: key in bob.requests)
     assert bob.requests[key].status == REFUSED
     assert bob.requests[key].error.startswith("ParticipantMismatch")
+
+
+async def test_tracked_requests_are_bounded(cosigners, monkeypatch):
+    """Anyone may address requests to our key: the wallet keeps a bounded number, evicting
+    refused ones first."""
+    import musig2_plugin.cosign as cosign_mod
+    monkeypatch.setattr(cosign_mod, "MAX_TRACKED_REQUESTS", 3)
+    alice, bob, carol = cosigners
+    out, tx = _spend(cosigners, values=(50_000,))
+    good = keypath_sighash(tx, 0)
+    from musig2_plugin.coordinator import request_key
+    keys = []
+    for n in range(5):
+        wrong = bytes([n + 1]) + good[1:]           # each refused (wrong message)
+        record = await alice.node.announce_signing_request(
+            [c.pubkey for c in cosigners], [wrong], app_data=encode_app_data(tx, [0]))
+        keys.append(request_key(record))
+        await _until(lambda: keys[-1] in bob.requests)
+    assert len(bob.requests) <= 3
+    assert keys[-1] in bob.requests and keys[0] not in bob.requests
