@@ -112,3 +112,25 @@ def test_cli_shows_the_same_clear_error(daemon):
         daemon.cli(P + "create_output", "--keys", "zz", "--password", "secret",
                    "-w", str(daemon.wallet_path("alice")))
     assert "BadArgument" in (info.value.stdout + info.value.stderr)
+
+
+def test_watch_only_wallet_refused_clearly(daemon, rpc):
+    xpub = daemon.cli("getmpk", "-w", str(daemon.wallet_path("alice")))
+    daemon.restore_wallet("watch", xpub)
+    watch = str(daemon.wallet_path("watch"))
+    _refused(rpc, "participant_key", "UnsupportedWallet", wallet=watch)
+    _refused(rpc, "node_start", "UnsupportedWallet", wallet=watch)
+    st = rpc("status", wallet=watch)
+    assert st["participant_key"] is None and "watch-only" in st["participant_key_error"]
+
+
+def test_outputs_and_key_survive_a_daemon_restart(daemon, rpc):
+    before = rpc("list_outputs")
+    key = rpc("status")["participant_key"]
+    assert before and key
+    daemon.stop()
+    daemon.start()
+    daemon.load_wallet("alice", password="secret")
+    after = rpc("list_outputs")
+    assert [o["descriptor"] for o in after] == [o["descriptor"] for o in before]
+    assert rpc("status")["participant_key"] == key     # cached public key: no password needed
