@@ -59,6 +59,7 @@ def _inner_pytest(tmp_path: Path, select: str) -> tuple[list[str], dict[str, str
     env = dict(os.environ)
     env["MUSIG2_HARNESS_PIDLOG"] = str(tmp_path / "pidlog")
     env["INNER_READY"] = str(tmp_path / "ready")
+    env["MUSIG2_HARNESS_REGISTRY"] = str(tmp_path / "registry")
     env.pop("PYTEST_ADDOPTS", None)
     argv = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.harness.fixtures",
@@ -97,19 +98,24 @@ def test_failing_and_leaking_tests_leave_nothing_running(tmp_path: Path) -> None
     assert _kinds(names) == {"bitcoind": 2, "electrumx": 2, "electrum": 2}, names
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_session_killed_by_a_signal_leaves_nothing_running(tmp_path: Path, signum: int) -> None:
+def _start_waiting_session(tmp_path: Path) -> subprocess.Popen:
     argv, env = _inner_pytest(tmp_path, "waits_for_a_signal")
     inner = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "ready").exists():
+        assert inner.poll() is None, f"inner pytest ended early:\n{inner.stdout.read()}"
+        assert time.monotonic() < deadline, "inner test never got its chain and daemon up"
+        time.sleep(0.2)
+    names_before = [n for _p, _s, n in read_pidlog(tmp_path / "pidlog")[0]]
+    assert _kinds(names_before) == {"bitcoind": 1, "electrumx": 1, "electrum": 1}, names_before
+    return inner
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_session_killed_by_a_signal_leaves_nothing_running(tmp_path: Path, signum: int) -> None:
+    inner = _start_waiting_session(tmp_path)
     try:
-        deadline = time.monotonic() + 300
-        while not (tmp_path / "ready").exists():
-            assert inner.poll() is None, f"inner pytest ended early:\n{inner.stdout.read()}"
-            assert time.monotonic() < deadline, "inner test never got its chain and daemon up"
-            time.sleep(0.2)
-        names_before = [n for _p, _s, n in read_pidlog(tmp_path / "pidlog")[0]]
-        assert _kinds(names_before) == {"bitcoind": 1, "electrumx": 1, "electrum": 1}, names_before
         inner.send_signal(signum)
         out, _ = inner.communicate(timeout=120)
     finally:
@@ -121,3 +127,21 @@ def test_session_killed_by_a_signal_leaves_nothing_running(tmp_path: Path, signu
     else:
         assert inner.returncode == 2 and "KeyboardInterrupt" in out, out  # pytest's "interrupted"
     _assert_nothing_left(tmp_path / "pidlog")
+
+
+def test_a_sigkilled_session_is_swept_by_the_next_one(tmp_path: Path) -> None:
+    """SIGKILL runs no clean-up code: its children outlive it.  The next session's first start
+    finds the dead runner's registry file and kills what it left."""
+    inner = _start_waiting_session(tmp_path)
+    inner.kill()
+    inner.communicate(timeout=60)
+    processes, _dirs = read_pidlog(tmp_path / "pidlog")
+    orphans = [(pid, name) for pid, start, name in processes if is_alive(pid, start)]
+    assert len(orphans) == 3, orphans  # the situation is real: all three outlived their runner
+    assert len(list((tmp_path / "registry").glob("*.live"))) == 1
+
+    argv, env = _inner_pytest(tmp_path, "fails_with_fixtures")
+    res = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1 and "1 failed" in res.stdout, res.stdout + res.stderr
+    _assert_nothing_left(tmp_path / "pidlog")  # the orphans and the second session's own
+    assert list((tmp_path / "registry").glob("*.live")) == []

@@ -6,6 +6,11 @@ and directories the next run wants).  Each child is started in a new session (it
 group), recorded by pid, and stopped by pid/process group from, in order of preference: the
 owner's ``stop()``, a pytest finalizer, a SIGTERM/SIGHUP handler, or ``atexit``.
 
+A SIGKILL of the test runner runs none of that, so each runner also keeps a registry file (one per
+runner, in ``$MUSIG2_HARNESS_REGISTRY``, default ``<cache>/harness-live``) listing its children and
+directories; the next runner that starts anything first sweeps the files of runners that are gone,
+killing what they left (by pid and start time) and removing their directories.
+
 When ``MUSIG2_HARNESS_PIDLOG`` names a file, each started process is appended to it as
 ``proc<TAB>pid<TAB>starttime<TAB>name`` and each throwaway directory as ``dir<TAB>path``, so that
 a test can later prove that none of them outlived its run (the start time, from /proc, tells a
@@ -28,7 +33,10 @@ PIDLOG_ENV = "MUSIG2_HARNESS_PIDLOG"
 _live: dict[int, tuple[str, subprocess.Popen]] = {}
 _lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
 _handlers_installed = False
+_signals_installed = False
 _previous_handlers: dict[int, object] = {}
+REGISTRY_ENV = "MUSIG2_HARNESS_REGISTRY"
+_registry_file: Path | None = None
 
 
 def proc_starttime(pid: int) -> int | None:
@@ -64,7 +72,9 @@ def _log_line(*fields: object) -> None:
 
 
 def _record(pid: int, name: str) -> None:
-    _log_line("proc", pid, proc_starttime(pid), name)
+    start = proc_starttime(pid)
+    _log_line("proc", pid, start, name)
+    _registry_line("proc", pid, start, name)
 
 
 def read_pidlog(path: str | os.PathLike[str]) -> tuple[list[tuple[int, int | None, str]], list[str]]:
@@ -155,13 +165,16 @@ def _on_signal(signum: int, frame: object) -> None:
 
 
 def _install_handlers() -> None:
-    global _handlers_installed
-    if _handlers_installed:
+    global _handlers_installed, _signals_installed
+    if not _handlers_installed:
+        _handlers_installed = True
+        sweep_orphans()
+        atexit.register(_at_exit)
+    # Signal handlers can only be set from the main thread; a first spawn from a worker thread
+    # leaves that to the next call from the main thread.
+    if _signals_installed or threading.current_thread() is not threading.main_thread():
         return
-    _handlers_installed = True
-    atexit.register(stop_all)
-    if threading.current_thread() is not threading.main_thread():
-        return
+    _signals_installed = True
     for sig in (signal.SIGTERM, signal.SIGHUP):
         previous = signal.getsignal(sig)
         if previous is signal.SIG_IGN:
@@ -178,10 +191,12 @@ _dirs: dict[str, bool] = {}
 
 def track_dir(path: str | os.PathLike[str], keep: bool = False) -> None:
     """Register a throwaway directory for removal at exit (unless ``keep``, for debugging)."""
+    _install_handlers()
     with _lock:
         _dirs[str(path)] = keep
     _log_line("dir", path)
-    _install_handlers()
+    if not keep:
+        _registry_line("dir", path)
 
 
 def remove_dir(path: str | os.PathLike[str]) -> None:
@@ -197,3 +212,67 @@ def _remove_all_dirs() -> None:
         paths = list(_dirs)
     for path in paths:
         remove_dir(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Registry of this runner's children, for the next runner to sweep if this one is SIGKILLed.
+
+
+def registry_dir() -> Path:
+    explicit = os.environ.get(REGISTRY_ENV)
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("MUSIG2_CACHE") or str(Path(__file__).resolve().parents[2] / ".cache")
+    return Path(cache) / "harness-live"
+
+
+def _registry_line(*fields: object) -> None:
+    global _registry_file
+    with _lock:
+        if _registry_file is None:
+            me = os.getpid()
+            folder = registry_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            _registry_file = folder / f"{me}-{proc_starttime(me)}.live"
+        with open(_registry_file, "a", encoding="utf-8") as fh:
+            fh.write("\t".join(str(f) for f in fields) + "\n")
+
+
+def _at_exit() -> None:
+    stop_all()
+    if _registry_file is not None:
+        _registry_file.unlink(missing_ok=True)
+
+
+def sweep_orphans(folder: str | os.PathLike[str] | None = None) -> list[tuple[int, str]]:
+    """Kill what runners that died without cleaning up left behind; returns ``(pid, name)`` killed.
+
+    A registry file belongs to a runner ``<pid>-<starttime>``; while that runner lives its file is
+    left alone (other test runs may share the folder).  Each listed process still alive with the
+    same start time is killed with its process group; each listed directory is removed.
+    """
+    root = Path(folder) if folder is not None else registry_dir()
+    killed: list[tuple[int, str]] = []
+    if not root.is_dir():
+        return killed
+    for entry in root.glob("*.live"):
+        owner, _, owner_start = entry.stem.partition("-")
+        if not owner.isdigit():
+            continue
+        if is_alive(int(owner), None if owner_start == "None" else int(owner_start)):
+            continue
+        try:
+            lines = entry.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            continue  # another runner swept it first
+        for line in lines:
+            kind, *rest = line.split("\t")
+            if kind == "proc" and len(rest) == 3 and rest[0].isdigit():
+                pid, start = int(rest[0]), None if rest[1] == "None" else int(rest[1])
+                if start is not None and is_alive(pid, start):
+                    _signal_group(pid, signal.SIGKILL)
+                    killed.append((pid, rest[2]))
+            elif kind == "dir" and rest:
+                shutil.rmtree(rest[0], ignore_errors=True)
+        entry.unlink(missing_ok=True)
+    return killed
