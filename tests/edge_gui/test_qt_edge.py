@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("electrum")
-pytest.importorskip("PyQt6.QtWidgets")
+import electrum  # noqa: E402,F401  (no skip: a missing Electrum or PyQt6 must fail the run)
+import PyQt6.QtWidgets  # noqa: E402,F401
 
 from tests.harness.electrum import REPO, ElectrumDaemon, build_plugin_zip  # noqa: E402
 
