@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.chain import REPO, SETUP_SCRIPT, ChainSetupError, bitcoind_command, cache_dir, free_port
+from tests.harness.chain import REPO, Bitcoind, SETUP_SCRIPT, ChainSetupError, bitcoind_command, cache_dir, free_port
 
 pytestmark = [pytest.mark.chain]
 
@@ -123,6 +123,24 @@ def test_bitcoind_override_must_be_a_v26_bitcoind(tmp_path: Path, monkeypatch) -
         monkeypatch.setenv("BITCOIND", candidate)
         with pytest.raises(ChainSetupError, match=reason):
             bitcoind_command()
+
+
+def test_bitcoind_override_is_used(tmp_path: Path, monkeypatch) -> None:
+    """A user's own bitcoind: here a one-line wrapper around the node these tests use (the prepared
+    Knots, or the user's $BITCOIND), so the override path (version check, start, RPC) runs for
+    real without a second node installation."""
+    knots = bitcoind_command()
+    wrapper = tmp_path / "my-bitcoind"
+    wrapper.write_text("#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in knots) + ' "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("BITCOIND", str(wrapper))
+    assert bitcoind_command() == [str(wrapper)]
+    res = _run_script({"BITCOIND": str(wrapper), "MUSIG2_CACHE": str(tmp_path / "unused-cache")})
+    assert res.returncode == 0 and "using $BITCOIND" in res.stdout, res.stdout + res.stderr
+    assert not (tmp_path / "unused-cache").exists()  # nothing prepared, nothing written
+    with Bitcoind() as node:
+        assert node.proc.args[0] == str(wrapper)
+        assert node.height() == 0 and node.mine(1) and node.height() == 1
 
 
 def test_prepared_node_rerun_is_a_noop() -> None:
