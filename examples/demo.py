@@ -51,6 +51,10 @@ async def worker(index: int, n: int, bootstrap: list | None, push: bool, timeout
     node = Musig2Node(os.urandom(32), dht_config=DhtConfig(rate_limit_by="address"))
     node.on("round1:complete", lambda **kw: mark("round1"))
     node.on("round2:complete", lambda **kw: mark("round2"))
+    node.on("session:failover", lambda **kw: say(
+        f"coordinator {kw['silent'].hex()[:12]}… silent; epoch {kw['epoch']} coordinator "
+        f"{kw['coordinator'].hex()[:12]}…"))
+    node.on("session:attempt", lambda **kw: say(f"round 1 restarts (attempt {kw['attempt']})"))
     received = asyncio.Event()
     node.on("signing-request:received", lambda **kw: received.set())
     await node.start("127.0.0.1", 0, dht=True, bootstrap=[tuple(b) for b in bootstrap or []])

@@ -57,8 +57,11 @@ def request_key(request: SigningRequest) -> bytes:
     The record's own 32-byte id is chosen by its creator; hashing the creator and
     the messages in means two different requests can never share a session id.
     """
-    return tagged_hash(C.REQUEST_ID_TAG, request.creator + request.request_id
-                       + b"".join(request.messages))
+    return _request_key(request.creator, request.request_id, request.messages)
+
+
+def _request_key(creator: bytes, record_id: bytes, messages: Sequence[bytes]) -> bytes:
+    return tagged_hash(C.REQUEST_ID_TAG, creator + record_id + b"".join(messages))
 
 
 def _encryption_context(request_id: bytes, creator: bytes, messages: Sequence[bytes]) -> bytes:
@@ -271,9 +274,10 @@ class Musig2Node:
             raise CoordinatorError("application data larger than max_payload_bytes")
         # Endpoint hints for the first coordinators of each session (see payload.py).
         rid = os.urandom(32)
+        session_rid = _request_key(self.pubkey, rid, [bytes(m) for m in messages])
         hints: dict[bytes, tuple[str, int]] = {}
         for i in range(len(messages)):
-            probe = SessionSpec.build(rid, keys, bytes(messages[i]), index=i, tweak=tweak,
+            probe = SessionSpec.build(session_rid, keys, bytes(messages[i]), index=i, tweak=tweak,
                                       merkle_root=merkle_root, max_signers=self.config.max_signers)
             for k in probe.order[:self.config.max_failovers + 1]:
                 if k in self.endpoints:

@@ -163,3 +163,23 @@ async def test_bad_user_input_is_a_typed_error_and_changes_nothing():
         assert node.requests == {} and node.sessions.sessions == {}
     finally:
         await node.stop()
+
+
+async def test_endpoint_hints_name_the_first_coordinators_of_each_session():
+    nodes = [Musig2Node(os.urandom(32), config=CFG) for _ in range(8)]
+    for x in nodes:
+        await x.start(dht=False)
+    try:
+        for x in nodes[1:]:
+            nodes[0].add_peer(x.pubkey, x.endpoint)
+        keys = [x.pubkey for x in nodes]
+        record = await nodes[0].announce_signing_request(keys, [os.urandom(32), os.urandom(32)])
+        known = nodes[0].requests[request_key(record)]
+        wanted = set()
+        for spec in known.specs:
+            wanted |= set(spec.order[:CFG.max_failovers + 1])
+        assert set(known.payload.endpoints) == wanted
+        assert all(known.payload.endpoints[k] == x.endpoint for x in nodes for k in [x.pubkey]
+                   if k in wanted)
+    finally:
+        await asyncio.gather(*(x.stop() for x in nodes))
