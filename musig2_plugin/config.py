@@ -64,7 +64,7 @@ class Musig2Config:
     #: How long a blocked participant key stays blocked (seconds).
     block_duration: float = 3600.0
     #: Width of the anti-replay window over a sender's counters (reordering tolerated).
-    replay_window: int = 1024
+    replay_window: int = 256
 
     # --- signing requests -----------------------------------------------------------
     #: Largest (plaintext) transaction payload a request may carry.

@@ -63,6 +63,7 @@ class SessionManager:
                         and (sid not in self.sessions or self.sessions[sid].closed)][:max(excess, 0)]:
                 del self.specs[sid]
                 self.sessions.pop(sid, None)
+                self.transport.replay.forget_session(sid)
         for key, ep in spec.endpoints.items():
             self.endpoints.setdefault(key, tuple(ep))
 

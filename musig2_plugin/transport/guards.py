@@ -21,7 +21,7 @@ class ReplayGuard:
     older than the window.
     """
 
-    def __init__(self, window: int, max_streams: int = 65536) -> None:
+    def __init__(self, window: int, max_streams: int = 16384) -> None:
         self.window = window
         self.max_streams = max_streams
         self._streams: OrderedDict[tuple[bytes, bytes], tuple[int, set[int]]] = OrderedDict()

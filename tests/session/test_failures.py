@@ -50,6 +50,7 @@ async def test_drop_out_in_round1_is_named():
         for r in recs.values():
             (ab,) = r.of("session:aborted")
             assert ab["culprits"] == (victim.pubkey,) and ab["session_id"] == spec.session_id
+            assert ab["request_id"] == request_key(record) and "round 1" in ab["reason"]
             assert r.of("session:closed")[-1]["outcome"] == "aborted"
             assert r.of("signature:finalized") == []
     finally:
