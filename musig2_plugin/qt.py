@@ -158,6 +158,12 @@ class Plugin(Musig2Plugin):
         self._windows[id(wallet)] = window
         self.install_send_button(window)
         self.install_menu(window)
+        if (self.is_node_enabled() and wallet.has_keystore_encryption()
+                and id(wallet) not in self.cosigners):
+            # "Leave Electrum open and requests reach you": an encrypted wallet's node needs the
+            # password once; ask after the window is up (not inside Electrum's load sequence).
+            from PyQt6.QtCore import QTimer
+            QTimer.singleShot(0, lambda: self._start_node_asking(window))
 
     @hook
     def close_wallet(self, wallet) -> None:
@@ -190,6 +196,14 @@ class Plugin(Musig2Plugin):
             return
         window._musig2_menu = menu.addAction(_("MuSig2 outputs and sessions"),
                                              lambda: self.open_overview(window))
+
+    def _start_node_asking(self, window) -> None:
+        try:
+            from .wallet_bridge import check_supported
+            check_supported(window.wallet)
+        except Exception:
+            return          # unsupported wallets simply have no node
+        self.ensure_node(window)
 
     # --- dialogs ----------------------------------------------------------------------------
     def ensure_node(self, window) -> bool:

@@ -190,6 +190,19 @@ try:
     out["settings_saved"] = [config.get("plugins.musig2_plugin.bootstrap"),
                              config.get("plugins.musig2_plugin.ad_nickname"),
                              config.get("plugins.musig2_plugin.advertise")]
+    # An encrypted wallet opened with the node enabled: the plugin asks for the password once
+    # (the user's typing is stood in for by answering the prompt) and the node starts.
+    from electrum.gui.qt.main_window import ElectrumWindow
+    prompts = []
+    ElectrumWindow.password_dialog = lambda self, msg=None, parent=None: prompts.append(msg) or "pw"
+    plugin.set_node_enabled(True)
+    path2 = os.path.join(workdir, "wallets", "dave")
+    create_new_wallet(path=path2, config=config, password="pw", encrypt_file=False)
+    wallet2 = daemon.load_wallet(path2, "pw")
+    window2 = gui._create_window_for_wallet(wallet2)
+    started = pump(lambda: (c := plugin.cosigners.get(id(wallet2))) is not None and c.is_running(), 20)
+    out["encrypted_autostart"] = bool(started)
+    out["password_prompts"] = len(prompts)
 except Exception:
     out["exception"] = traceback.format_exc()
 finally:

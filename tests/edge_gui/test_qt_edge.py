@@ -89,3 +89,8 @@ def test_screenshots_written(probe):
         assert (SHOTS / name).stat().st_size > 5_000, name
     assert set(probe["screenshots"]) >= {"send_tab_cosign_button.png", "signer_picker.png",
                                          "approval_dialog.png", "progress_dialog.png"}
+
+
+def test_encrypted_wallet_with_node_enabled_asks_once_and_starts(probe):
+    assert probe["password_prompts"] == 1
+    assert probe["encrypted_autostart"] is True
