@@ -134,3 +134,50 @@ def test_outputs_and_key_survive_a_daemon_restart(daemon, rpc):
     after = rpc("list_outputs")
     assert [o["descriptor"] for o in after] == [o["descriptor"] for o in before]
     assert rpc("status")["participant_key"] == key     # cached public key: no password needed
+
+
+def test_psbt_file_flow_with_an_outside_signer_and_combine(rpc):
+    """Alice's daemon and a signer outside it (this test process, its own key) co-sign a PSBT
+    file: nonces added separately and merged with psbt_combine, partial signatures likewise,
+    finalized by the daemon; the signature verifies under the output key with Electrum's sighash."""
+    import hashlib
+    import os as _os
+    from coincurve import PrivateKey
+    from musig2_plugin import crypto
+    from musig2_plugin.wallet_bridge import (MusigCoin, MusigOutput, PsbtSigner, build_spend,
+                                             keypath_sighash, parse_psbt, psbt_base64)
+    me = bytes.fromhex(rpc("participant_key", password="secret")["pubkey"])
+    secret = _os.urandom(32)
+    other = PrivateKey(secret).public_key.format()
+    out = MusigOutput.from_pubkeys([me, other])
+    coin = MusigCoin(hashlib.sha256(b"file flow").hexdigest(), 0, 80_000, out)
+    payee = MusigOutput.from_pubkeys([other, PrivateKey(_os.urandom(32)).public_key.format()])
+    tx = build_spend([coin], [(payee.address(), 79_000)], fee_sats=1_000)
+    base = psbt_base64(tx)
+    msg = keypath_sighash(tx, 0)
+
+    theirs = PsbtSigner(other, lambda: secret)
+    t = parse_psbt(base)
+    theirs.round1(t)
+    with_their_nonce = psbt_base64(t)
+    with_my_nonce = rpc("psbt_nonce", psbt=base, password="secret")["psbt"]
+    both = rpc("psbt_combine", psbts=json.dumps([with_my_nonce, with_their_nonce]), wallet=None)["psbt"]
+    # a PSBT that disagrees on a MuSig2 field (another nonce for the same key) is refused
+    t2 = parse_psbt(base)
+    PsbtSigner(other, lambda: secret).round1(t2)
+    _refused(rpc, "psbt_combine", "disagree", psbts=json.dumps([with_their_nonce, psbt_base64(t2)]),
+             wallet=None)
+
+    mine_signed = rpc("psbt_sign", psbt=both, password="secret")["psbt"]
+    t = parse_psbt(both)
+    theirs.round2(t)
+    final = rpc("psbt_finalize", wallet=None,
+                psbt=rpc("psbt_combine", wallet=None,
+                         psbts=json.dumps([mine_signed, psbt_base64(t)]))["psbt"])
+    from electrum.transaction import Transaction
+    raw = Transaction(final["tx"])
+    raw.deserialize()
+    sig = raw.inputs()[0].witness[2:]
+    assert crypto.schnorr_verify(out.xonly_output_key, msg, sig)
+    # round 2 again: the daemon's secret nonce for this PSBT was consumed
+    _refused(rpc, "psbt_sign", "no round-1 nonce", psbt=both, password="secret")
