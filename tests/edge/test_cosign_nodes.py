@@ -151,3 +151,23 @@ async def test_tracked_requests_are_bounded(cosigners, monkeypatch):
         await _until(lambda: keys[-1] in bob.requests)
     assert len(bob.requests) <= 3
     assert keys[-1] in bob.requests and keys[0] not in bob.requests
+
+
+async def test_reject_and_cancel(cosigners):
+    alice, bob, carol = cosigners
+    out, tx = _spend(cosigners, values=(40_000,))
+    state = await alice.request_spend(tx)
+    await _until(lambda: state.key in bob.requests and state.key in carol.requests)
+    # bob rejects: nothing joined, approving later is refused
+    assert bob.reject(state.key).status == REFUSED
+    with pytest.raises(BridgeError, match="refused"):
+        await bob.approve(state.key)
+    # carol approves, then cancels before the session can complete (bob never joins):
+    # her sessions are dropped and nothing gets signed
+    await carol.approve(state.key)
+    got = carol.cancel(state.key)
+    assert got.status == "failed" and got.error == "cancelled by the user"
+    assert all(carol.node.sessions.get(s) is None or carol.node.sessions.get(s).closed
+               for s in got.session_ids)
+    await asyncio.sleep(0.3)
+    assert not state.signatures and state.status == APPROVED
