@@ -147,14 +147,17 @@ def build_spend(coins: Sequence[MusigCoin], outputs: Sequence[tuple[str, int]], 
 
 
 def _dust(address: str) -> int:
-    try:
-        check_scriptpubkey_template_and_dust(bitcoin.address_to_script(address), 0)
-    except Exception as exc:
-        text = str(exc)
-        if "dust limit" in text:
-            return int(text.rsplit("(", 1)[1].rstrip(")"))
-        raise SpendBuildError(text) from exc
-    return 0
+    """Electrum's dust limit for an address's script type (same table as its own check)."""
+    from electrum import transaction as t
+    spk = bitcoin.address_to_script(address)
+    for template, limit in ((t.SCRIPTPUBKEY_TEMPLATE_P2PKH, bitcoin.DUST_LIMIT_P2PKH),
+                            (t.SCRIPTPUBKEY_TEMPLATE_P2SH, bitcoin.DUST_LIMIT_P2SH),
+                            (t.SCRIPTPUBKEY_TEMPLATE_P2WSH, bitcoin.DUST_LIMIT_P2WSH),
+                            (t.SCRIPTPUBKEY_TEMPLATE_P2WPKH, bitcoin.DUST_LIMIT_P2WPKH),
+                            (t.SCRIPTPUBKEY_TEMPLATE_ANYSEGWIT, bitcoin.DUST_LIMIT_UNKNOWN_SEGWIT)):
+        if t.match_script_against_template(spk, template):
+            return limit
+    raise SpendBuildError(f"unsupported change address {address!r}")
 
 
 # --- parsing and sighashes ------------------------------------------------------

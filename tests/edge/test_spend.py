@@ -238,3 +238,14 @@ def test_feerate_and_change(trio):
     review = review_spend(tx, keys[0], sighashes(tx))
     assert review.fee_sats == fee
     assert [o.musig == out for o in review.outputs if o.address == change] == [True]
+
+
+def test_feerate_with_dust_leftover_goes_to_fee_explicitly(trio):
+    ws, keys, signers, out = trio
+    coins = [MusigCoin(_txid(2), 0, 100_000, out)]
+    dest = ws[1].get_receiving_address()
+    tx = build_spend(coins, [(dest, 99_500)], feerate_sat_vb=2.0, change_address=out.address())
+    assert [o.address for o in tx.outputs()] == [dest]           # no dust change output
+    assert tx.input_value() - tx.output_value() == 500
+    with pytest.raises(SpendBuildError, match="do not cover"):
+        build_spend(coins, [(dest, 99_900)], feerate_sat_vb=2.0, change_address=out.address())
