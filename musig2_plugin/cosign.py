@@ -150,6 +150,7 @@ class WalletCosigner:
                       self.node.on("round2:complete", self._on_phase("round2"), loop)]
         if dht:
             self._poller = asyncio.ensure_future(self._poll_loop(poll_interval))
+        self._running = True
         return endpoint
 
     async def _poll_loop(self, interval: float) -> None:
@@ -165,6 +166,7 @@ class WalletCosigner:
                 log.info("polling the DHT for requests failed: %r", exc)
 
     async def stop(self) -> None:
+        self._running = False
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -174,7 +176,9 @@ class WalletCosigner:
         await self.node.stop()
 
     def is_running(self) -> bool:
-        return bool(self.node._started)
+        return self._running
+
+    _running = False     # set by start() once the node listens, cleared by stop()
 
     def status(self) -> dict[str, Any]:
         return {"pubkey": self.pubkey.hex(), "running": self.is_running(),
