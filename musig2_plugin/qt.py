@@ -122,6 +122,9 @@ class SettingsDialog(WindowModalDialog):
         self.plugin.set_node_enabled(self.node_checkbox.isChecked())
         for key, value in (values or {}).items():
             self.plugin.config.set_key(key, value)
+        apply = getattr(self.plugin, "apply_node_setting", None)
+        if apply is not None:
+            apply()
 
 
 class _Bridge(QObject):
@@ -196,6 +199,18 @@ class Plugin(Musig2Plugin):
             return
         window._musig2_menu = menu.addAction(_("MuSig2 outputs and sessions"),
                                              lambda: self.open_overview(window))
+
+    def apply_node_setting(self) -> None:
+        """Settings saved: start the node for open wallets, or stop it, right away."""
+        import asyncio
+        from electrum.util import get_asyncio_loop
+        for key, window in list(self._windows.items()):
+            if self.is_node_enabled():
+                if key not in self.cosigners:
+                    from PyQt6.QtCore import QTimer
+                    QTimer.singleShot(0, lambda w=window: self._start_node_asking(w))
+            elif key in self.cosigners:
+                asyncio.run_coroutine_threadsafe(self.stop_node(window.wallet), get_asyncio_loop())
 
     def _start_node_asking(self, window) -> None:
         try:

@@ -203,6 +203,10 @@ try:
     started = pump(lambda: (c := plugin.cosigners.get(id(wallet2))) is not None and c.is_running(), 20)
     out["encrypted_autostart"] = bool(started)
     out["password_prompts"] = len(prompts)
+    sd2 = import_module(type(plugin).__module__).SettingsDialog(window2, plugin)
+    sd2.node_checkbox.setChecked(False)
+    sd2.accept()
+    out["node_stopped_by_setting"] = bool(pump(lambda: not plugin.is_node_running(), 20))
 except Exception:
     out["exception"] = traceback.format_exc()
 finally:

@@ -94,3 +94,7 @@ def test_screenshots_written(probe):
 def test_encrypted_wallet_with_node_enabled_asks_once_and_starts(probe):
     assert probe["password_prompts"] == 1
     assert probe["encrypted_autostart"] is True
+
+
+def test_switching_the_node_off_in_settings_stops_it(probe):
+    assert probe["node_stopped_by_setting"] is True
