@@ -66,8 +66,15 @@ def encrypt_payload(plaintext: bytes, recipients, context: bytes = b"") -> bytes
         wrapped = ChaCha20Poly1305(_wrap_key(shared, eph_pub, key, i)).encrypt(
             _ZERO_NONCE, content_key, aad)
         parts.append(wrapped)
-    parts.append(ChaCha20Poly1305(content_key).encrypt(_ZERO_NONCE, bytes(plaintext), aad))
+    # The body also authenticates every recipient's wrapped key, so each recipient detects
+    # a change anywhere in the blob (not only in its own slot).
+    body_aad = _body_aad(aad, b"".join(parts[3:]))
+    parts.append(ChaCha20Poly1305(content_key).encrypt(_ZERO_NONCE, bytes(plaintext), body_aad))
     return b"".join(parts)
+
+
+def _body_aad(aad: bytes, wrapped_keys: bytes) -> bytes:
+    return tagged_hash(C.PAYLOAD_AAD_TAG, aad + wrapped_keys)
 
 
 def decrypt_payload(blob: bytes, seckey: bytes, recipients, context: bytes = b"") -> bytes:
@@ -102,6 +109,7 @@ def decrypt_payload(blob: bytes, seckey: bytes, recipients, context: bytes = b""
     try:
         content_key = ChaCha20Poly1305(_wrap_key(shared, eph_pub, my_key, index)).decrypt(
             _ZERO_NONCE, wrapped, aad)
-        return ChaCha20Poly1305(content_key).decrypt(_ZERO_NONCE, bytes(blob[body_at:]), aad)
+        body_aad = _body_aad(aad, bytes(blob[35:body_at]))
+        return ChaCha20Poly1305(content_key).decrypt(_ZERO_NONCE, bytes(blob[body_at:]), body_aad)
     except InvalidTag:
         raise PayloadError("payload authentication failed (tampered or wrong context)") from None

@@ -265,9 +265,11 @@ async def test_one_early_failover_does_not_split_the_session():
         assert len(set(sigs)) == 1 and schnorr_verify(spec.aggregate_xonly, msg, sigs[0])
         for x in nodes:
             assert x.sessions.get(sid).epoch == 1
+            assert x.sessions.get(sid).coordinator == spec.order[1]
         await asyncio.sleep(0.05)
-        for r in recs.values():
-            assert r.of("session:ready")[0]["coordinator"] == spec.order[1]
+        for r in recs.values():   # everyone moved to epoch 1 (possibly after an epoch-0 READY)
+            assert r.of("signature:finalized")[0]["signature"] == sigs[0]
+            assert [kw["epoch"] for kw in r.of("session:failover")] == [1]
     finally:
         await stop_all(nodes)
 
