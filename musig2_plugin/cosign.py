@@ -107,6 +107,7 @@ class RequestState:
     created: float = field(default_factory=time.time)
     phases: dict[str, float] = field(default_factory=dict)
     musig: Optional[dict] = None
+    culprits: tuple[bytes, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"request_id": self.key.hex(), "role": self.role, "status": self.status,
@@ -387,6 +388,7 @@ class WalletCosigner:
         if state is None:
             return
         state.status = FAILED
+        state.culprits = tuple(culprits)
         state.error = f"session aborted: {reason}" + (
             f" (culprits: {', '.join(c.hex() for c in culprits)})" if culprits else "")
         self._emit("failed", state)

@@ -206,7 +206,34 @@ class Musig2Plugin(BasePlugin):
             kwargs["max_amount_sat"] = int(max_amount)
         return await c.node.advertise_signer(**kwargs)
 
+    def observed_reputation(self, wallet: "Abstract_Wallet") -> dict[str, list[int]]:
+        """What this wallet saw of each co-signer: [sessions completed, sessions they failed]."""
+        return dict(self.get_storage(wallet).get("observed", {}))
+
+    def _observe(self, wallet, what: str, state) -> None:
+        """Our own record of co-signers, from sessions we took part in (not what they claim)."""
+        if what not in ("signed", "failed"):
+            return
+        storage = self.get_storage(wallet)
+        seen = dict(storage.get("observed", {}))
+        cosigner = self.cosigners.get(id(wallet))
+        mine = cosigner.pubkey if cosigner is not None else None
+        if what == "signed":
+            targets, slot = [k for k in state.record.keys if k != mine], 0
+        else:
+            targets, slot = [k for k in getattr(state, "culprits", ()) if k != mine], 1
+        for key in targets:
+            counts = list(seen.get(key.hex(), [0, 0]))
+            counts[slot] += 1
+            seen[key.hex()] = counts
+        if targets:
+            storage["observed"] = seen
+
     def _notify(self, wallet, what: str, state) -> None:
+        try:
+            self._observe(wallet, what, state)
+        except Exception as exc:
+            get_logger(__name__).info(f"recording observed reputation: {exc!r}")
         for listener in list(self.listeners):
             try:
                 listener(wallet, what, state)

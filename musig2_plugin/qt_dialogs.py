@@ -67,7 +67,8 @@ def _fill(t: QTableWidget, rows: list[list[str]]) -> None:
 class SignerPickerDialog(WindowModalDialog):
     """Co-signers found in the DHT; pick some and create the MuSig2 output with them."""
 
-    COLUMNS = ["nickname", "key", "types", "range", "fee", "reputation (advertised)"]
+    COLUMNS = ["nickname", "key", "types", "range", "fee", "reputation (advertised)",
+               "observed (done/failed)"]
 
     def __init__(self, parent, plugin, wallet, *, on_created: Callable[[Any], None] | None = None):
         super().__init__(parent, _("Co-sign (MuSig2): choose co-signers"))
@@ -131,10 +132,16 @@ class SignerPickerDialog(WindowModalDialog):
 
     def set_signers(self, ads) -> None:
         self.ads = list(ads)
+        observed = self.plugin.observed_reputation(self.wallet)
+
+        def seen(ad) -> str:
+            done, failed = observed.get(ad.owner.hex(), [0, 0])
+            return f"{done}/{failed}"
         _fill(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
                             ", ".join(t.value for t in ad.tx_types),
                             f"{ad.min_amount_sat:,}–{ad.max_amount_sat:,}",
-                            sats(ad.fee_per_signature_sat), str(ad.reputation)] for ad in self.ads])
+                            sats(ad.fee_per_signature_sat), str(ad.reputation), seen(ad)]
+                           for ad in self.ads])
         self.status.setText(_("{} signers found").format(len(self.ads)))
 
     def selected(self) -> list:

@@ -164,6 +164,8 @@ try:
         out["final_status"] = state.status
         out["final_error"] = state.error
         out["signed_inputs"] = sorted(state.signatures)
+        pump(lambda: plugin.observed_reputation(wallet), 5)
+        out["observed"] = plugin.observed_reputation(wallet)
         if state.signatures:
             out["sig_valid"] = bridge.spend.crypto.schnorr_verify(pair.xonly_output_key, msg,
                                                                    state.signatures[0])
