@@ -66,19 +66,11 @@ class StaleMessage(AuthenticRefusal):
     """Timestamp outside the accepted clock skew."""
 
 
-class WrongSession(AuthenticRefusal):
-    pass
-
-
 class NotAParticipant(AuthenticRefusal):
     pass
 
 
 class PeerBlocked(AuthenticRefusal):
-    pass
-
-
-class RateLimited(EnvelopeError):
     pass
 
 
