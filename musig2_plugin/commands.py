@@ -437,6 +437,7 @@ def _ad_json(ad) -> dict[str, Any]:
 async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=None,
                        plugin: "Musig2Plugin" = None) -> list[dict[str, Any]]:
     """Advertised co-signers found in the DHT (best first), each checked against its signature.
+    "observed" is this wallet's own count of sessions completed with / failed by each of them.
     arg:str:tx_type:transaction type they must accept (default spend)
     arg:int:amount:amount (satoshis) they must accept
     """
@@ -446,7 +447,8 @@ async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=No
                 tx_type, amount=None if amount is None else int(amount))
         except ValueError as exc:
             raise UserFacingException(f"BadArgument: {exc}") from None
-    return [_ad_json(ad) for ad in ads]
+    observed = plugin.observed_reputation(wallet)
+    return [dict(_ad_json(ad), observed=observed.get(ad.owner.hex(), [0, 0])) for ad in ads]
 
 
 @plugin_command('w', PLUGIN_NAME)
