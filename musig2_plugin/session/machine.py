@@ -28,7 +28,7 @@ from typing import Callable
 
 from ..config import Musig2Config
 from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_gen,
-                      schnorr_verify)
+                      parse_pubnonce, schnorr_verify)
 from ..events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, MsgType, PeerRefused, PeerUnreachable,
                          Transport)
@@ -415,6 +415,12 @@ class Session:
         old = c.nonces.get(sender)
         if old is not None and old != b["pubnonce"]:
             raise InvalidContribution("two different public nonces for one attempt")
+        try:
+            parse_pubnonce(b["pubnonce"], self.spec.index_of(sender))
+        except BlameError:
+            # Blame at once rather than after everyone else has answered.
+            self._coordinator_abort("invalid public nonce", (sender,))
+            raise InvalidContribution("public nonce is not two valid points") from None
         c.nonces[sender] = b["pubnonce"]
         if len(c.nonces) < self.spec.n:
             return
@@ -491,13 +497,16 @@ class Session:
         if self._round1_requested:
             self._do_round1()
 
+    def _make_nonce(self):
+        """A fresh nonce for this attempt (BIP-327 NonceGen with every optional input)."""
+        extra = hashlib.sha256(self.sid + self.attempt.to_bytes(4, "big")).digest()
+        return nonce_gen(pubkey=self.me, seckey=self._seckey, keyagg=self.spec.keyagg,
+                         msg=self.spec.message, extra_in=extra)
+
     def _do_round1(self) -> None:
         if self.status != READY:
             return
-        extra = hashlib.sha256(self.sid + self.attempt.to_bytes(4, "big")).digest()
-        self._secnonce, self._pubnonce = nonce_gen(
-            pubkey=self.me, seckey=self._seckey, keyagg=self.spec.keyagg,
-            msg=self.spec.message, extra_in=extra)
+        self._secnonce, self._pubnonce = self._make_nonce()
         self.status = ROUND1
         epoch = self.epoch
         self._send(self.coordinator, MsgType.NONCE, on_fail=lambda: self._coordinator_silent(epoch),

@@ -287,3 +287,26 @@ async def test_epoch_beyond_the_failover_bound_is_refused():
             await victim.transport.send(target.endpoint, victim.transport.seal(MsgType.JOIN, sid, body))
     finally:
         await stop_all(nodes)
+
+
+class InvalidPublicNonce(Session):
+    """A deliberately faulty participant that announces a public nonce off the curve
+    (its real secret nonce is generated, then destroyed unused)."""
+
+    def _make_nonce(self):
+        secnonce, _ = super()._make_nonce()
+        secnonce.discard()
+        return secnonce, b"\x02" + b"\xff" * 32 + b"\x02" + b"\xff" * 32
+
+
+async def test_invalid_public_nonce_is_blamed_at_once():
+    nodes, record, spec, msg, coord, victim = await _setup(3, config=FAST.with_(round_timeout=30))
+    victim.sessions.session_class = InvalidPublicNonce
+    try:
+        await asyncio.gather(*(x.join_signing_request(record) for x in nodes))
+        # round_timeout is 30 s: an abort well before it proves the blame was immediate.
+        await _expect_abort_everywhere(nodes, spec.session_id, victim.pubkey,
+                                       "invalid public nonce")
+        assert coord.transport.scores.invalid_count(victim.pubkey) == 1
+    finally:
+        await stop_all(nodes)
