@@ -183,3 +183,19 @@ async def test_request_spam_does_not_evict_a_running_session():
         assert schnorr_verify(Musig2Node.aggregate_key(keys).xonly(), msg, sig)
     finally:
         await stop_all(nodes)
+
+
+async def test_creator_need_not_be_a_participant():
+    nodes = await make_cluster(4)
+    creator, signers = nodes[0], nodes[1:]
+    try:
+        keys = [x.pubkey for x in signers]
+        msg = os.urandom(32)
+        record = await creator.announce_signing_request(keys, [msg])
+        assert creator.requests == {}          # it cannot even read the payload
+        ids = await asyncio.gather(*(x.join_signing_request(record) for x in signers))
+        sigs = await asyncio.gather(*(x.get_final_signature(ids[0][0], 20) for x in signers))
+        assert len(set(sigs)) == 1
+        assert schnorr_verify(Musig2Node.aggregate_key(keys).xonly(), msg, sigs[0])
+    finally:
+        await stop_all(nodes)
