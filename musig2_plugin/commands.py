@@ -508,3 +508,18 @@ async def broadcast_request(self: "Commands", request_id, wallet=None,
         if state.broadcast_txid:
             return {"txid": state.broadcast_txid}
         return {"txid": await c.broadcast(state)}
+
+
+@plugin_command('w', PLUGIN_NAME)
+async def export_psbt(self: "Commands", request_id, wallet=None,
+                      plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """The PSBT of a signing request (with any aggregate signatures so far), to continue by file
+    with the psbt_* commands, or to inspect with other tools (BIP-373 fields).
+    arg:str:request_id:the request id
+    """
+    from .wallet_bridge import psbt_base64
+    with _clear_errors():
+        state = plugin.cosigner(wallet).get(request_id)
+        if state.tx is None:
+            raise UserFacingException(f"Refused: this request has no usable PSBT ({state.error})")
+        return {"psbt": psbt_base64(state.tx), "txid": state.txid}

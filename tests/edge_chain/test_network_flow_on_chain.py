@@ -105,6 +105,8 @@ def test_discover_fund_cosign_broadcast_confirm(regtest_chain, electrum_wallets,
     timings["cosign+broadcast"] = time.monotonic() - t2
     txid = done["broadcast_txid"]
     assert txid == req["txid"] and chain.node.in_mempool(txid)
+    exported = bob.cmd(P + "export_psbt", request_id=rid)
+    assert exported["txid"] == txid and exported["psbt"].startswith("cHNidP8")
 
     t3 = time.monotonic()
     chain.mine(1)
