@@ -241,7 +241,8 @@ async def run_parent(n: int, push: bool, timeout: float) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--signers", "-n", type=int, default=3, help="number of processes (>= 2)")
+    ap.add_argument("--signers", "-n", type=int, default=3,
+                    help="number of processes (2 .. constants.MAX_REQUEST_KEYS)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up")
     ap.add_argument("--no-push", action="store_true",
                     help="do not push the request; co-signers must find it in the DHT")
@@ -250,8 +251,10 @@ def main() -> int:
     ap.add_argument("--bootstrap", default="[]", help=argparse.SUPPRESS)
     ap.add_argument("--epoch0", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.signers < 2 or args.signers > 50:
-        ap.error("--signers must be within 2..50")
+    from musig2_plugin import constants as C
+    if args.signers < 2 or args.signers > C.MAX_REQUEST_KEYS:
+        # A signing request names at most MAX_REQUEST_KEYS keys (records layer).
+        ap.error(f"--signers must be within 2..{C.MAX_REQUEST_KEYS}")
     if args.verbose:
         import logging
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
