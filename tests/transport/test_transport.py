@@ -273,3 +273,26 @@ async def test_unknown_method_refused(pair):
         await alice.t.pool.request(bob.t.endpoint, "m2.shell", ["00"])
     with pytest.raises(PeerRefused):
         await alice.t.pool.request(bob.t.endpoint, C.RPC_MESSAGE, [1, 2])
+
+
+async def test_default_config_blocks_after_ten_invalid_messages():
+    cfg = Musig2Config()
+    assert cfg.block_after_invalid == 10
+    alice_pk, bob_pk = plain_pubkey(key(0)), plain_pubkey(key(1))
+    members = {SID_A: {alice_pk, bob_pk}}
+    alice, bob = Peer(key(0), cfg, members), Peer(key(1), cfg, members)
+    await alice.t.start()
+    await bob.t.start()
+    try:
+        env = alice.t.seal(MsgType.JOIN, SID_A, b"{}")
+        await alice.t.send(bob.t.endpoint, env)
+        for i in range(10):
+            assert not bob.t.scores.is_blocked(alice.t.pubkey)
+            with pytest.raises(PeerRefused, match="ReplayedMessage"):
+                await alice.t.send(bob.t.endpoint, env)
+        assert bob.t.scores.is_blocked(alice.t.pubkey)
+        with pytest.raises(PeerRefused, match="PeerBlocked"):
+            await alice.t.send(bob.t.endpoint, alice.t.seal(MsgType.JOIN, SID_A, b"{}"))
+    finally:
+        await alice.t.stop()
+        await bob.t.stop()
