@@ -199,3 +199,31 @@ async def test_creator_need_not_be_a_participant():
         assert schnorr_verify(Musig2Node.aggregate_key(keys).xonly(), msg, sigs[0])
     finally:
         await stop_all(nodes)
+
+
+async def test_many_concurrent_sessions_over_shared_nodes():
+    import random
+    rng = random.Random(5)
+    nodes = await make_cluster(6)
+    try:
+        jobs = []
+        for i in range(6):
+            members = rng.sample(nodes, rng.randint(2, 5))
+            creator = members[0]
+            msg = os.urandom(32)
+            record = await creator.announce_signing_request([x.pubkey for x in members], [msg])
+            jobs.append((members, msg, record))
+        joined = await asyncio.gather(*(x.join_signing_request(rec)
+                                        for members, _, rec in jobs for x in members))
+        pos = 0
+        for members, msg, rec in jobs:
+            sid = joined[pos][0]
+            pos += len(members)
+            sigs = await asyncio.gather(*(x.get_final_signature(sid, 20) for x in members))
+            keys = [x.pubkey for x in members]
+            assert len(set(sigs)) == 1
+            assert schnorr_verify(Musig2Node.aggregate_key(keys).xonly(), msg, sigs[0])
+        for node in nodes:
+            assert node.transport.refusals == {}
+    finally:
+        await stop_all(nodes)
