@@ -112,6 +112,12 @@ def test_cli_shows_the_same_clear_error(daemon):
         daemon.cli(P + "create_output", "--keys", "zz", "--password", "secret",
                    "-w", str(daemon.wallet_path("alice")))
     assert "BadArgument" in (info.value.stdout + info.value.stderr)
+    # and the happy path on the command line: JSON out
+    w = str(daemon.wallet_path("alice"))
+    key = daemon.cli(P + "participant_key", "--password", "secret", "-w", w)
+    made = daemon.cli(P + "create_output", "--keys", K2, "--password", "secret", "-w", w)
+    assert made["participants"] == sorted([key["pubkey"], K2], key=bytes.fromhex)
+    assert made["address"].startswith("bcrt1p")
 
 
 def test_watch_only_wallet_refused_clearly(daemon, rpc):
