@@ -126,7 +126,10 @@ class WalletCosigner:
 
     def __init__(self, wallet, seckey: bytes, *, config=None,
                  notify: Optional[Callable[[str, "RequestState"], None]] = None,
-                 auto_broadcast: bool = True):
+                 auto_broadcast: bool = True, approvals: Optional[dict] = None):
+        """``approvals``: persistent map (plugin storage) of request ids the user approved; after
+        a restart such a request is rejoined without asking again (its nonces are fresh: the
+        session restarts round 1). Public data only; bounded."""
         kwargs = {} if config is None else {"config": config}
         self.wallet = wallet
         self.node = Musig2Node(seckey, approve=self._approve, **kwargs)
@@ -136,6 +139,7 @@ class WalletCosigner:
         self.auto_broadcast = auto_broadcast
         self._subs = []
         self._poller: Optional[asyncio.Task] = None
+        self.approvals = approvals if approvals is not None else {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
@@ -237,6 +241,23 @@ class WalletCosigner:
         self._evict()
         self.requests[request_id] = state
         self._emit("received", state)
+        if state.status == PENDING and request_id.hex() in self.approvals:
+            asyncio.ensure_future(self._rejoin(state))
+
+    async def _rejoin(self, state: RequestState) -> None:
+        """We approved this exact request before a restart: join again with fresh nonces."""
+        state.approved = True
+        try:
+            state.session_ids = await self.node.join_signing_request(state.record, auto=True,
+                                                                     rejoin=True)
+        except Exception as exc:
+            state.status = FAILED
+            state.error = f"rejoin failed: {type(exc).__name__}: {exc}"
+            self._emit("failed", state)
+            return
+        state.status = APPROVED
+        state.phases["joined"] = time.time()
+        self._emit("rejoined", state)
 
     def _evict(self) -> None:
         """Keep at most MAX_TRACKED_REQUESTS: anyone can address requests to our public key,
@@ -274,6 +295,7 @@ class WalletCosigner:
         if state.status != PENDING:
             raise BridgeError(f"this request is already {state.status}")
         state.approved = True
+        self._remember_approval(state.key)
         try:
             state.session_ids = await self.node.join_signing_request(state.record, auto=True)
         except ApprovalDenied as exc:
@@ -285,6 +307,14 @@ class WalletCosigner:
         state.phases["joined"] = time.time()
         self._emit("approved", state)
         return state
+
+    def _remember_approval(self, key: bytes) -> None:
+        approvals = dict(self.approvals)
+        approvals[key.hex()] = int(time.time())
+        while len(approvals) > MAX_TRACKED_REQUESTS:
+            del approvals[min(approvals, key=approvals.get)]
+        self.approvals.clear()
+        self.approvals.update(approvals)
 
     def reject(self, request_id: "bytes | str") -> RequestState:
         state = self.get(request_id)

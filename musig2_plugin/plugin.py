@@ -161,7 +161,11 @@ class Musig2Plugin(BasePlugin):
             return existing
         secret = self.participant_secret(wallet, password)
         self.participant_key(wallet, password)
-        cosigner = WalletCosigner(wallet, secret, notify=lambda what, st: self._notify(wallet, what, st))
+        storage = self.get_storage(wallet)
+        if "approved_requests" not in storage:
+            storage["approved_requests"] = {}
+        cosigner = WalletCosigner(wallet, secret, notify=lambda what, st: self._notify(wallet, what, st),
+                                  approvals=storage["approved_requests"])
         await cosigner.start(host or self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
                              int(self.config.get(CONFIG_LISTEN_PORT, 0) if port is None else port),
                              dht=dht,

@@ -171,3 +171,32 @@ async def test_reject_and_cancel(cosigners):
                for s in got.session_ids)
     await asyncio.sleep(0.3)
     assert not state.signatures and state.status == APPROVED
+
+
+async def test_approved_request_is_rejoined_after_a_restart(cosigners, trio_keys):
+    """bob approves, then restarts (new node, same key, nonces lost) before the session ends;
+    his stored approval makes the new node rejoin; carol approves; the spend gets signed."""
+    alice, bob, carol = cosigners
+    ws, secrets = trio_keys
+    out, tx = _spend(cosigners, values=(60_000,))
+    state = await alice.request_spend(tx)
+    await _until(lambda: state.key in bob.requests and state.key in carol.requests)
+    approvals: dict = {}
+    bob.approvals = approvals
+    await bob.approve(state.key)
+    assert state.key.hex() in approvals
+    await bob.stop()                                    # "restart": memory and nonces gone
+    bob2 = WalletCosigner(ws[1], secrets[1], auto_broadcast=False, approvals=approvals)
+    ep = await bob2.start(dht=False)
+    try:
+        for c in (alice, carol):
+            c.node.add_peer(bob2.pubkey, ep)
+            bob2.node.add_peer(c.pubkey, c.node.endpoint)
+        bob2.node.known_request(state.record)          # the request found again (DHT, or a push)
+        await _until(lambda: state.key in bob2.requests
+                     and bob2.requests[state.key].status in (APPROVED, SIGNED))
+        await carol.approve(state.key)
+        await _until(lambda: state.status == SIGNED, timeout=40)
+        assert state.error is None and sorted(state.signatures) == [0]
+    finally:
+        await bob2.stop()
