@@ -88,13 +88,6 @@ def _payees(outputs: Any) -> list[tuple[str, int]]:
     return result
 
 
-def _wallet_network(wallet):
-    network = getattr(wallet, "network", None)
-    if network is None:
-        raise UserFacingException("Offline: this command needs the wallet's network connection")
-    return network
-
-
 @plugin_command('', PLUGIN_NAME)
 async def status(self: "Commands", plugin: "Musig2Plugin" = None,
                  wallet: Optional["Abstract_Wallet"] = None) -> dict[str, Any]:
@@ -206,31 +199,15 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
     arg:str:change_address:where change goes (default: a receiving address of this wallet)
     arg:bool:announce:announce through the co-signing node (default: when it runs)
     """
-    from .wallet_bridge import build_spend, psbt_base64, review_spend, sighashes
+    from .wallet_bridge import psbt_base64, review_spend, sighashes
     with _clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
-        vaults = plugin.vaults(wallet)
-        if from_output:
-            chosen = [vaults.find(ref) for ref in _json_list(from_output, "from_output")]
-        else:
-            chosen = vaults.all()
-        chosen = [s for s in chosen if s.output.index_of(me) is not None]
-        watcher = plugin.watcher
-        if watcher is None:
-            _wallet_network(wallet)
-            raise UserFacingException("Offline: MuSig2 outputs are not being followed yet")
-        for s in chosen:
-            watcher.watch(s.output)
-        await watcher.wait_synced(timeout=30)
-        coins = [c for s in chosen for c in watcher.coins(s.output)]
-        if not coins:
-            raise UserFacingException("NoCoins: the chosen MuSig2 outputs hold no coins")
-        change = change_address or wallet.get_receiving_address()
-        tx = build_spend(coins, _payees(outputs),
-                         fee_sats=int(fee) if fee is not None else None,
-                         feerate_sat_vb=float(feerate) if feerate is not None else None,
-                         change_address=change,
-                         locktime=max(0, wallet.adb.get_local_height()))
+        tx = await plugin.build_spend_request(
+            wallet, password, _payees(outputs),
+            from_refs=_json_list(from_output, "from_output") if from_output else None,
+            fee_sats=int(fee) if fee is not None else None,
+            feerate_sat_vb=float(feerate) if feerate is not None else None,
+            change_address=change_address)
         msgs = sighashes(tx)
         review = review_spend(tx, me, {i: m for i, m in msgs.items() if _input_has(tx, i, me)})
         result = {"psbt": psbt_base64(tx), "txid": tx.txid(),

@@ -288,6 +288,31 @@ class Musig2Plugin(BasePlugin):
     def participant_secret(self, wallet: "Abstract_Wallet", password: Optional[str]) -> bytes:
         return participant_secret_checked(wallet, self.get_storage(wallet), password)
 
+    async def build_spend_request(self, wallet: "Abstract_Wallet", password: Optional[str],
+                                  payees: list[tuple[str, int]], *,
+                                  from_refs: Optional[list[str]] = None,
+                                  fee_sats: Optional[int] = None,
+                                  feerate_sat_vb: Optional[float] = None,
+                                  change_address: Optional[str] = None):
+        """The spend PSBT of this wallet's MuSig2 coins (commands and the Qt spend dialog)."""
+        from .wallet_bridge import NoCoins, Offline, build_spend
+        me = self.participant_key(wallet, password).pubkey
+        vaults = self.vaults(wallet)
+        chosen = [vaults.find(r) for r in from_refs] if from_refs else vaults.all()
+        chosen = [s for s in chosen if s.output.index_of(me) is not None]
+        watcher = self.watcher
+        if watcher is None:
+            raise Offline("this wallet is offline: MuSig2 outputs are not being followed")
+        for s in chosen:
+            watcher.watch(s.output)
+        await watcher.wait_synced(timeout=30)
+        coins = [c for s in chosen for c in watcher.coins(s.output)]
+        if not coins:
+            raise NoCoins("the chosen MuSig2 outputs hold no coins")
+        return build_spend(coins, payees, fee_sats=fee_sats, feerate_sat_vb=feerate_sat_vb,
+                           change_address=change_address or wallet.get_receiving_address(),
+                           locktime=max(0, wallet.adb.get_local_height()))
+
     def watch_output(self, output) -> None:
         if self.watcher is not None:
             self.watcher.watch(output)

@@ -277,6 +277,65 @@ class ProgressDialog(WindowModalDialog):
 
 
 # --------------------------------------------------------------------------------------------
+class SpendDialog(WindowModalDialog):
+    """Spend from a MuSig2 output: build the transaction, announce the request, follow progress."""
+
+    def __init__(self, parent, plugin, wallet, stored):
+        super().__init__(parent, _("Spend from MuSig2 output"))
+        self.plugin, self.wallet, self.stored = plugin, wallet, stored
+        self.state = None
+        vbox = QVBoxLayout(self)
+        vbox.addWidget(WWLabel(_("From {} ({} co-signers). Every co-signer reviews this "
+                                 "transaction and must approve it.").format(
+            stored.output.address(), len(stored.output.participants))))
+        form = QGridLayout()
+        self.payto_edit = QLineEdit()
+        self.amount_edit = QLineEdit()
+        self.amount_edit.setPlaceholderText(_("satoshis"))
+        self.feerate_edit = QLineEdit("2")
+        for row, (label, w) in enumerate(((_("Pay to"), self.payto_edit),
+                                          (_("Amount (sat)"), self.amount_edit),
+                                          (_("Fee rate (sat/vbyte)"), self.feerate_edit))):
+            form.addWidget(QLabel(label), row, 0)
+            form.addWidget(w, row, 1)
+        vbox.addLayout(form)
+        self.error_label = WWLabel("")
+        vbox.addWidget(self.error_label)
+        self.request_button = QPushButton(_("Request signatures"))
+        self.request_button.clicked.connect(self.request)
+        vbox.addLayout(Buttons(CloseButton(self), self.request_button))
+        self._runner = AsyncRunner()
+
+    def request(self) -> None:
+        try:
+            amount = int(self.amount_edit.text().strip().replace(",", ""))
+            feerate = float(self.feerate_edit.text().strip())
+        except ValueError:
+            self.error_label.setText(_("Amount must be whole satoshis and the fee rate a number."))
+            return
+        address = self.payto_edit.text().strip()
+        plugin, wallet = self.plugin, self.wallet
+
+        async def go():
+            tx = await plugin.build_spend_request(wallet, None, [(address, amount)],
+                                                  from_refs=[self.stored.output.descriptor],
+                                                  feerate_sat_vb=feerate)
+            return await plugin.cosigner(wallet).request_spend(tx)
+        self.request_button.setEnabled(False)
+        self._runner = AsyncRunner()
+        self._runner.run(go(), self._on_done)
+
+    def _on_done(self, state, exc) -> None:
+        self.request_button.setEnabled(True)
+        if exc is not None:
+            self.error_label.setText(f"{type(exc).__name__}: {exc}")
+            return
+        self.state = state
+        ProgressDialog(self.parent(), self.plugin, self.wallet, state).show()
+        self.accept()
+
+
+# --------------------------------------------------------------------------------------------
 class OverviewDialog(WindowModalDialog):
     """The wallet's MuSig2 outputs (with balances) and its signing sessions."""
 
@@ -293,7 +352,11 @@ class OverviewDialog(WindowModalDialog):
         tabs.addTab(self.outputs_table, _("Outputs"))
         tabs.addTab(self.sessions_table, _("Sessions"))
         vbox.addWidget(tabs)
-        vbox.addLayout(Buttons(CloseButton(self)))
+        self.spend_button = QPushButton(_("Spend from selected output..."))
+        self.spend_button.clicked.connect(self.spend_selected)
+        self.fund_button = QPushButton(_("Pay to selected output"))
+        self.fund_button.clicked.connect(self.fund_selected)
+        vbox.addLayout(Buttons(self.fund_button, self.spend_button, CloseButton(self)))
         self.refresh()
         # Balances follow the server live (the output watcher); the view re-reads them.
         from PyQt6.QtCore import QTimer
@@ -301,6 +364,28 @@ class OverviewDialog(WindowModalDialog):
         self._timer.setInterval(2000)
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
+
+    def _selected(self):
+        rows = sorted({i.row() for i in self.outputs_table.selectedIndexes()})
+        outs = self.plugin.vaults(self.wallet).all()
+        return outs[rows[0]] if rows and rows[0] < len(outs) else None
+
+    def spend_selected(self):
+        stored = self._selected()
+        if stored is None:
+            self.show_error(_("Select an output first."))
+            return None
+        d = SpendDialog(self.parent(), self.plugin, self.wallet, stored)
+        d.show()
+        return d
+
+    def fund_selected(self) -> None:
+        stored = self._selected()
+        window = self.parent()
+        if stored is not None and hasattr(window, "send_tab"):
+            window.send_tab.set_payment_identifier(stored.output.address())
+            window.tabs.setCurrentWidget(window.send_tab)
+            self.accept()
 
     def refresh(self) -> None:
         watcher = self.plugin.watcher
@@ -312,7 +397,9 @@ class OverviewDialog(WindowModalDialog):
                          sats(bal["confirmed"]) if bal else "—",
                          sats(bal["unconfirmed"]) if bal else "—",
                          "—" if coins is None else str(coins)])
-        _fill(self.outputs_table, rows)
+        if rows != getattr(self, "_last_rows", None):    # keep the user's selection otherwise
+            self._last_rows = rows
+            _fill(self.outputs_table, rows)
         c = self.plugin.cosigners.get(id(self.wallet))
         states = sorted(c.requests.values(), key=lambda s: s.created) if c else []
         _fill(self.sessions_table, [[short_key(s.key.hex()), s.role, s.status, s.txid or "—",

@@ -91,3 +91,11 @@ class SpendBuildError(BridgeError):
 
 class BroadcastError(BridgeError):
     pass
+
+
+class Offline(BridgeError):
+    """The wallet has no network connection (or outputs are not followed yet)."""
+
+
+class NoCoins(BridgeError):
+    """The chosen MuSig2 outputs hold no coins (as far as the wallet's server says)."""

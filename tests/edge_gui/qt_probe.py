@@ -179,6 +179,26 @@ try:
     out["overview_outputs"] = ov.outputs_table.rowCount()
     out["overview_sessions"] = ov.sessions_table.rowCount()
     shot(ov, "outputs_and_sessions.png")
+    # Spend from the stored output: the dialog builds the request through the plugin; offline,
+    # it must say why it cannot (no server to list the coins), without crashing.
+    ov.outputs_table.selectRow(0)
+    spend = ov.spend_selected()
+    spend.payto_edit.setText(wallet.get_receiving_address())
+    spend.amount_edit.setText("abc")
+    spend.request()
+    out["spend_bad_amount"] = spend.error_label.text()
+    spend.amount_edit.setText("50000")
+    spend.request()
+    pump(lambda: spend.error_label.text().startswith("Offline"), 10)
+    out["spend_offline"] = spend.error_label.text()
+    spend.resize(640, 220)
+    shot(spend, "spend_dialog.png")
+    spend.reject()
+    window.send_tab.payto_e.do_clear()
+    ov.outputs_table.selectRow(0)
+    ov.fund_selected()
+    pi = window.send_tab.payto_e.payment_identifier
+    out["fund_payto"] = pi.text if pi is not None else None
     sd = import_module(type(plugin).__module__).SettingsDialog(window, plugin)
     sd.bootstrap_edit.setText("not a peer")
     sd.accept()

@@ -103,3 +103,9 @@ def test_encrypted_wallet_with_node_enabled_asks_once_and_starts(probe):
 
 def test_switching_the_node_off_in_settings_stops_it(probe):
     assert probe["node_stopped_by_setting"] is True
+
+
+def test_spend_and_fund_from_the_overview(probe):
+    assert "whole satoshis" in probe["spend_bad_amount"]
+    assert probe["spend_offline"].startswith("Offline:")
+    assert probe["fund_payto"] == probe["expected_address"]
