@@ -227,7 +227,7 @@ class ApprovalDialog(WindowModalDialog):
 class ProgressDialog(WindowModalDialog):
     """join -> round 1 -> round 2 -> signed -> broadcast, live from the request's events."""
 
-    STEPS = [("joined", _("All co-signers joined")), ("ready", _("Session ready")),
+    STEPS = [("joined", _("Joined the signing sessions")), ("ready", _("All co-signers joined")),
              ("round1", _("Round 1: public nonces")), ("round2", _("Round 2: partial signatures")),
              ("signed", _("Transaction signed")), ("broadcast", _("Broadcast"))]
     changed = pyqtSignal()
