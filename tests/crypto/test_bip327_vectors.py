@@ -27,7 +27,7 @@ from musig2_plugin.crypto.secp import call, ffi, lib
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bip327_nonce_ref import nonce_gen_ref  # noqa: E402
 
-VEC_DIR = Path(__file__).resolve().parents[3] / "shared/vectors/bip327"
+VEC_DIR = Path(__file__).resolve().parents[1] / "vectors/bip327"
 
 
 def _load(name: str) -> dict:

@@ -16,7 +16,7 @@ from musig2_plugin.crypto import (CryptoError, InvalidTweak, KeyAggContext, Sign
                                   schnorr_verify)
 from musig2_plugin.crypto.bip328 import Bip328Node
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared/vectors/bip328/vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors/bip328/vectors.json").read_text())
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
