@@ -237,7 +237,7 @@ def independent_output_key(pubkeys_hex: list[str]) -> str:
 
 
 def phase_output(ph: Phases, chain, wallets, chosen) -> dict[str, Any]:
-    ph.start("MuSig2 output: alice builds tr(musig(...)) from the chosen keys")
+    ph.start("output: alice builds the MuSig2 output tr(musig(...)) from the chosen keys")
     initiator, others = wallets[0], wallets[1:]
     made = initiator.cmd(P + "create_output", keys=",".join(s["pubkey"] for s in chosen), label="demo")
     say(f"descriptor {made['descriptor']}")
