@@ -55,6 +55,9 @@ class Musig2Config:
     peer_rate_per_sec: float = 200.0
     #: Burst of messages accepted from one connection before the rate applies.
     peer_burst: int = 400
+    #: Requests one connection may have awaiting an answer; a peer that pipelines more (or
+    #: sends a JSON-RPC batch) is disconnected: each would cost us a task before any check.
+    max_pending_per_peer: int = 128
     #: Open inbound connections accepted at once.
     max_inbound_connections: int = 256
     #: Accepted difference between a message's timestamp and our clock (seconds).

@@ -12,7 +12,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from aiorpcx import NewlineFramer, ReplyAndDisconnect, RPCError, RPCSession, TaskTimeout
+from aiorpcx import (JSONRPCConnection, JSONRPCv2, NewlineFramer, ReplyAndDisconnect, RPCError,
+                     RPCSession, TaskTimeout)
 from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
@@ -45,6 +46,37 @@ class PeerRefused(TransportError):
 Handler = Callable[[str, list, "ServerSession"], Awaitable[object]]
 
 
+class BoundedConnection(JSONRPCConnection):
+    """JSON-RPC without batches and with a cap on requests awaiting an answer.
+
+    WHY: aiorpcx spawns one task per incoming request *before* any of our
+    checks (rate limit, concurrency) run, and a single framed JSON-RPC batch may
+    hold thousands of requests. One 250 KB line from an unauthenticated peer
+    would thus allocate ~6000 tasks, and the allowed number of connections
+    multiplies that. Our protocol sends one request at a time and never
+    batches, so a batch, or more than ``max_pending`` unanswered requests on one
+    connection, is junk: it is dropped unparsed by the session layer and the
+    connection is closed.
+    """
+
+    def __init__(self, session: RPCSession, max_pending: int) -> None:
+        super().__init__(JSONRPCv2)
+        self._session = session
+        self._max_pending = max_pending
+        self.overloaded = False
+
+    def receive_message(self, message):
+        if self.overloaded:
+            return []
+        if message.lstrip()[:1] == b"[" or \
+                self._session.unanswered_request_count() >= self._max_pending:
+            self.overloaded = True
+            log.warning("peer sent a batch or too many unanswered requests; disconnecting")
+            asyncio.get_running_loop().create_task(self._session.abort())
+            return []
+        return super().receive_message(message)
+
+
 class ServerSession(RPCSession):
     """One inbound connection: rate-limited, size-bounded, closed after repeated junk."""
 
@@ -52,9 +84,9 @@ class ServerSession(RPCSession):
         # aiorpcx reads these in SessionBase.__init__, so they must be set first.
         self.initial_concurrent = config.max_concurrent_per_peer
         self.processing_timeout = config.request_timeout
+        self._config = config
         super().__init__(transport)
         self._handler = handler
-        self._config = config
         self._bucket = TokenBucket(config.peer_rate_per_sec, config.peer_burst)
         self.invalid_messages = 0
         self._registry = registry
@@ -65,6 +97,9 @@ class ServerSession(RPCSession):
 
     def default_framer(self):
         return NewlineFramer(max_size=self._config.max_message_bytes)
+
+    def default_connection(self):
+        return BoundedConnection(self, self._config.max_pending_per_peer)
 
     async def connection_lost(self):
         self._registry.discard(self)
@@ -89,6 +124,28 @@ def make_refusal(message: str, disconnect: bool) -> Exception:
     return ReplyAndDisconnect(err) if disconnect else err
 
 
+class ClientSession(RPCSession):
+    """Our outbound connection to a peer's server: we send requests, it only answers.
+
+    A peer has no business sending *us* requests on it; any it sends are refused,
+    and the same batch/pending bounds as on inbound connections apply, so the
+    server we connected to cannot make us allocate either.
+    """
+
+    def __init__(self, config: Musig2Config, transport):
+        self._config = config
+        super().__init__(transport)
+
+    def default_framer(self):
+        return NewlineFramer(max_size=self._config.max_message_bytes)
+
+    def default_connection(self):
+        return BoundedConnection(self, self._config.max_pending_per_peer)
+
+    async def handle_request(self, request):
+        raise RPCError(ERR_BAD_ARGS, "this connection carries no requests to us")
+
+
 class ClientPool:
     """One reusable client connection per peer endpoint, created on first use."""
 
@@ -110,7 +167,8 @@ class ClientPool:
             if self._closed:
                 raise PeerUnreachable("transport stopped")
             loop = asyncio.get_running_loop()
-            factory = partial(RSTransport, RPCSession, None, SessionKind.CLIENT)
+            factory = partial(RSTransport, partial(ClientSession, self._config), None,
+                              SessionKind.CLIENT)
             try:
                 _t, protocol = await asyncio.wait_for(
                     loop.create_connection(factory, endpoint[0], endpoint[1]),

@@ -1,0 +1,119 @@
+"""Resource bounds of the transport against unauthenticated peers (security review).
+
+aiorpcx spawns one task per incoming JSON-RPC request before any of our checks
+run. These tests drive real sockets on 127.0.0.1 with raw bytes (what an
+attacker would send, no client library) and measure the tasks the receiving
+side holds: a batch or a pipelined flood must not turn into thousands of tasks.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from musig2_plugin.config import Musig2Config
+from musig2_plugin.transport import PeerUnreachable, Transport
+
+CFG = Musig2Config().with_(request_timeout=1.5, connect_timeout=2.0)
+
+
+async def _noop(_x) -> None:
+    return None
+
+
+def _request(i: int, method: bytes = b"m2.msg") -> bytes:
+    return b'{"jsonrpc":"2.0","method":"%s","params":["00"],"id":%d}' % (method, i)
+
+
+async def _peak_tasks(seconds: float) -> int:
+    """Largest number of live tasks seen while the peer's bytes are processed."""
+    peak = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        peak = max(peak, len(asyncio.all_tasks()))
+        await asyncio.sleep(0.005)
+    return peak
+
+
+@pytest.fixture
+async def server():
+    t = Transport(os.urandom(32), CFG, membership=lambda sid: None, on_envelope=_noop,
+                  on_request=_noop)
+    await t.start("127.0.0.1", 0)
+    yield t
+    await t.stop()
+
+
+async def test_a_jsonrpc_batch_is_refused_without_spawning_its_requests(server):
+    baseline = len(asyncio.all_tasks())
+    reader, writer = await asyncio.open_connection(*server.endpoint)
+    batch = b"[" + b",".join(_request(i) for i in range(4000)) + b"]\n"
+    assert len(batch) < CFG.max_message_bytes          # one legal-sized frame
+    writer.write(batch)
+    await writer.drain()
+    peak = await _peak_tasks(0.4)
+    assert peak - baseline < 50, f"{peak - baseline} tasks for one batch"
+    # ... and the connection is closed by the server.
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_pipelined_requests_beyond_the_pending_bound_close_the_connection(server):
+    baseline = len(asyncio.all_tasks())
+    reader, writer = await asyncio.open_connection(*server.endpoint)
+    writer.write(b"".join(_request(i) + b"\n" for i in range(3000)))
+    await writer.drain()
+    peak = await _peak_tasks(0.4)
+    assert peak - baseline <= CFG.max_pending_per_peer + 20
+    data = await asyncio.wait_for(reader.read(), 5)     # some refusals, then EOF
+    assert data.count(b"\n") <= CFG.max_pending_per_peer
+    writer.close()
+
+
+async def test_the_server_still_serves_honest_peers_after_a_flood(server):
+    _r, writer = await asyncio.open_connection(*server.endpoint)
+    writer.write(b"[" + b",".join(_request(i) for i in range(1000)) + b"]\n")
+    await writer.drain()
+    writer.close()
+    client = Transport(os.urandom(32), CFG, membership=lambda sid: None, on_envelope=_noop,
+                       on_request=_noop)
+    try:
+        assert await client.pool.request(server.endpoint, "m2.request", ["00"]) is True
+    finally:
+        await client.stop()
+
+
+async def test_a_server_cannot_flood_our_outbound_connection_with_requests():
+    """A hostile peer's server answers our connection with a batch of requests of its own:
+    we neither process nor answer them, and we hang up at once (not after the timeout)."""
+    received: list[bytes] = []
+
+    async def hostile(reader, writer):
+        writer.write(b"[" + b",".join(_request(i, b"x") for i in range(4000)) + b"]\n")
+        await writer.drain()
+        try:
+            while chunk := await reader.read(65536):
+                received.append(chunk)
+        except ConnectionError:
+            pass
+        writer.close()
+
+    srv = await asyncio.start_server(hostile, "127.0.0.1", 0)
+    endpoint = srv.sockets[0].getsockname()[:2]
+    client = Transport(os.urandom(32), CFG, membership=lambda sid: None, on_envelope=_noop,
+                       on_request=_noop)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(PeerUnreachable):
+            await client.pool.request(endpoint, "m2.msg", ["00"])
+        assert loop.time() - started < CFG.request_timeout
+        await asyncio.sleep(0.2)
+        replies = b"".join(received).count(b'"result"') + b"".join(received).count(b'"error"')
+        assert replies == 0, f"we answered {replies} of the hostile peer's requests"
+    finally:
+        await client.stop()
+        srv.close()
+        await srv.wait_closed()
