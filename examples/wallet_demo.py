@@ -274,8 +274,10 @@ def phase_funding(ph: Phases, chain, wallets, out, inputs: int, timeout: float) 
     for k in range(inputs):
         raw = alice.cmd("payto", destination=out["address"], amount=str(Decimal(COIN_SATS) / 10**8),
                         feerate=FEERATE, addtransaction=True)
+        t = time.monotonic()
         txid = alice.call("broadcast", tx=raw)
-        say(f"alice: payto {Decimal(COIN_SATS) / 10**8} BTC -> MuSig2 output, broadcast {txid}")
+        say(f"alice: payto {Decimal(COIN_SATS) / 10**8} BTC -> MuSig2 output, broadcast {txid} "
+            f"({time.monotonic() - t:.2f} s)")
     chain.mine(1)
     wait_for_height(wallets, chain.node.height(), timeout=timeout)
     total = COIN_SATS * inputs
