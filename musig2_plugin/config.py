@@ -70,6 +70,9 @@ class Musig2Config:
     replay_window: int = 256
 
     # --- signing requests -----------------------------------------------------------
+    #: Peer endpoints remembered (key -> host, port); oldest forgotten first. Every signed
+    #: JOIN refreshes its sender's entry, so forgetting one costs at most a re-learn.
+    max_known_endpoints: int = 4096
     #: Largest (plaintext) transaction payload a request may carry.
     max_payload_bytes: int = 128 * 1024
     #: Signing requests remembered per node (pushed or found), oldest evicted first.

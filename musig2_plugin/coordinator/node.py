@@ -26,6 +26,7 @@ from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, RecordError, SigningRequest, TxType, Withdrawal,
                        decode_record)
 from ..session import SessionManager, SessionSpec, SpecError
+from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, Transport
 from .payload import PayloadFormatError, RequestPayload
@@ -88,7 +89,7 @@ class Musig2Node:
         self.config = config
         self.events = EventEmitter()
         self._approve = approve
-        self.endpoints: dict[bytes, tuple[str, int]] = {}
+        self.endpoints: dict[bytes, tuple[str, int]] = EndpointBook(config.max_known_endpoints)
         self.sessions = SessionManager(self._seckey, config, self.events, self.endpoints)
         self.transport = Transport(self._seckey, config, membership=self.sessions.membership,
                                    on_envelope=self.sessions.on_envelope,

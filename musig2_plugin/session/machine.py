@@ -145,7 +145,9 @@ class Session:
     def _endpoint(self, key: bytes):
         if key == self.me:
             return self.transport.endpoint
-        return self.endpoints.get(key)
+        # Endpoints their owners signed first; this request's hints only as a fallback.
+        found = self.endpoints.get(key)
+        return found if found is not None else self.spec.endpoints.get(key)
 
     def _send(self, key: bytes, msg_type: MsgType, on_fail: Callable[[], None] | None = None,
               **fields) -> None:

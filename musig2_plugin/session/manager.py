@@ -64,8 +64,7 @@ class SessionManager:
                 del self.specs[sid]
                 self.sessions.pop(sid, None)
                 self.transport.replay.forget_session(sid)
-        for key, ep in spec.endpoints.items():
-            self.endpoints.setdefault(key, tuple(ep))
+        # spec.endpoints (the request's hints) stay with the spec: see endpoints.py.
 
     def get(self, session_id: bytes) -> Session | None:
         return self.sessions.get(session_id)
@@ -74,13 +73,22 @@ class SessionManager:
         self.register(spec)
         session = self.sessions.get(spec.session_id)
         if session is None:
-            session = self._create(spec, auto=auto)
+            session = self._create(spec, auto=auto, local=True)
         elif not auto:
             session.set_auto(False)
         return session
 
-    def _create(self, spec: SessionSpec, *, auto: bool) -> Session:
+    def _create(self, spec: SessionSpec, *, auto: bool, local: bool = False) -> Session:
+        """``local``: our user joins (approved). A session a peer's message created is only
+        a placeholder until then, and anyone can create those (a signing request naming us
+        and a key of their own suffice): they must never crowd out a session we join."""
         live = [s for s in self.sessions.values() if not s.closed]
+        if len(live) >= self.config.max_sessions and local:
+            unjoined = next((s for s in live if not s.joined_local), None)
+            if unjoined is not None:
+                del self.sessions[unjoined.sid]
+                unjoined.stop()
+                live.remove(unjoined)
         if len(live) >= self.config.max_sessions:
             raise SessionLimit("too many open sessions")
         while len(self.sessions) >= self.config.max_sessions:
