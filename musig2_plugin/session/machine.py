@@ -295,7 +295,14 @@ class Session:
         }[env.msg_type]
         handler(env.sender, body)
 
+    def _epoch_reachable(self, epoch: int) -> bool:
+        """Epochs a failover can reach. Every key coordinates *some* epoch (order[e mod n]),
+        so without this bound any participant could speak as coordinator."""
+        return epoch <= self.config.max_failovers and epoch < self.spec.n
+
     def _require_coordinator(self, sender: bytes, epoch: int) -> None:
+        if not self._epoch_reachable(epoch):
+            raise InvalidContribution("epoch beyond the failover bound")
         if self.spec.coordinator(epoch) != sender:
             raise NotCoordinator(f"sender is not the coordinator of epoch {epoch}")
 
@@ -345,12 +352,12 @@ class Session:
         self._abort_local(reason, culprits)
 
     def _on_join(self, sender: bytes, b: dict) -> None:
+        epoch = b["epoch"]
+        if not self._epoch_reachable(epoch):    # refused before it changes anything
+            raise InvalidContribution("epoch beyond the failover bound")
         if b["endpoint"] is not None and sender != self.me:
             self.endpoints[sender] = tuple(b["endpoint"])
         self._note_joined(sender)
-        epoch = b["epoch"]
-        if epoch > self.config.max_failovers:
-            raise InvalidContribution("epoch beyond the failover bound")
         if self.closed:
             if (self.final_signature is not None and sender != self.me
                     and self.coordinator == self.me):
@@ -566,9 +573,12 @@ class Session:
 
     def _on_abort(self, sender: bytes, b: dict) -> None:
         self._require_coordinator(sender, b["epoch"])
+        culprits = tuple(dict.fromkeys(b["culprits"]))
+        if any(k not in self.spec.participants for k in culprits):
+            raise InvalidContribution("an abort may only name participants of the session")
         if self.closed or b["epoch"] < self.epoch:
             return
-        self._abort_local(b["reason"], tuple(b["culprits"]))
+        self._abort_local(b["reason"], culprits)
 
     # ------------------------------------------------------------------ API hooks
     def set_auto(self, auto: bool) -> None:

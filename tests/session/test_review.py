@@ -100,3 +100,89 @@ async def test_the_address_book_is_bounded():
         assert list(bob.endpoints) == [c.pubkey for c in creators[-3:]]
     finally:
         await stop_all(creators + [bob])
+
+
+async def _ready_session(n: int):
+    nodes = await make_cluster(n)
+    record = await nodes[0].announce_signing_request([x.pubkey for x in nodes], [os.urandom(32)])
+    spec = nodes[0].requests[request_key(record)].specs[0]
+    ids = await asyncio.gather(*(x.join_signing_request(record, auto=False) for x in nodes))
+    sid = ids[0][0]
+    await until(lambda: all(x.sessions.get(sid).status == "ready" for x in nodes), 10)
+    return nodes, record, spec, sid
+
+
+async def _finish(nodes, spec, sid):
+    await asyncio.gather(*(x.start_round1(sid, 10) for x in nodes))
+    sigs = await asyncio.gather(*(x.start_round2(sid, 10) for x in nodes))
+    assert len(set(sigs)) == 1 and schnorr_verify(spec.aggregate_xonly, spec.message, sigs[0])
+
+
+async def test_a_participant_cannot_claim_a_far_epoch_to_abort_or_restart_the_session():
+    """Every key coordinates *some* epoch (order[e mod n]); only epochs a failover can reach
+    (<= max_failovers and < n) may speak as coordinator. Otherwise any participant could
+    abort the session naming whoever it likes, or take it over with a READY."""
+    nodes, record, spec, sid = await _ready_session(3)
+    try:
+        coord = by_key(nodes)[spec.coordinator(0)]
+        mallory = next(x for x in nodes if x is not coord)
+        target = next(x for x in nodes if x is not coord and x is not mallory)
+        far = next(e for e in range(FAST.max_failovers + 1, 100)
+                   if spec.coordinator(e) == mallory.pubkey)
+        abort = encode_body(MsgType.ABORT, epoch=far, attempt=0, reason="framed",
+                            culprits=[target.pubkey])
+        with pytest.raises(PeerRefused, match="InvalidContribution"):
+            await mallory.transport.send(target.endpoint,
+                                         mallory.transport.seal(MsgType.ABORT, sid, abort))
+        ready = encode_body(MsgType.READY, epoch=far, attempt=5)
+        with pytest.raises(PeerRefused, match="InvalidContribution"):
+            await mallory.transport.send(target.endpoint,
+                                         mallory.transport.seal(MsgType.READY, sid, ready))
+        s = target.sessions.get(sid)
+        assert not s.closed and s.epoch == 0 and s.attempt == 0
+        await _finish(nodes, spec, sid)
+    finally:
+        await stop_all(nodes)
+
+
+async def test_an_abort_naming_a_non_participant_is_refused():
+    """Blame is recorded (the edge keeps reputation from it): a coordinator may only name
+    participants of the session, never an outsider's key."""
+    nodes, record, spec, sid = await _ready_session(3)
+    try:
+        coord = by_key(nodes)[spec.coordinator(0)]
+        target = next(x for x in nodes if x is not coord)
+        outsider = bytes.fromhex("02" + "11" * 32)
+        abort = encode_body(MsgType.ABORT, epoch=0, attempt=0, reason="framed",
+                            culprits=[outsider])
+        with pytest.raises(PeerRefused, match="InvalidContribution"):
+            await coord.transport.send(target.endpoint,
+                                       coord.transport.seal(MsgType.ABORT, sid, abort))
+        assert not target.sessions.get(sid).closed
+        await _finish(nodes, spec, sid)
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_refused_join_changes_nothing():
+    """A JOIN refused for its epoch must not first overwrite the sender's endpoint or count
+    it as joined (bad input changes nothing)."""
+    nodes = await make_cluster(3)
+    try:
+        record = await nodes[0].announce_signing_request([x.pubkey for x in nodes],
+                                                         [os.urandom(32)])
+        spec = nodes[0].requests[request_key(record)].specs[0]
+        sender, target = nodes[1], nodes[2]
+        (sid,) = await target.join_signing_request(record, auto=False)
+        session = target.sessions.get(sid)
+        joined_before = set(session._seen_joined)
+        body = encode_body(MsgType.JOIN, epoch=FAST.max_failovers + 1, last_attempt=-1,
+                           fresh=False, endpoint=["127.0.0.1", 9])
+        with pytest.raises(PeerRefused, match="InvalidContribution"):
+            await sender.transport.send(target.endpoint,
+                                        sender.transport.seal(MsgType.JOIN, sid, body))
+        assert target.endpoints[sender.pubkey] == sender.endpoint
+        assert session._seen_joined == joined_before and sender.pubkey not in joined_before
+        assert spec.session_id == sid
+    finally:
+        await stop_all(nodes)
