@@ -65,7 +65,8 @@ async def child(path: str) -> dict:
 
     electrum_loaded = sys.modules.get("electrum") is not None
 
-    node = DhtNode(DhtConfig(max_total_records=100_000, max_records_per_topic=1000))
+    # production caps except slots per topic (the bench packs 1/5 of its records into 4 topics)
+    node = DhtNode(DhtConfig(max_records_per_topic=10_000))
     await node.start()
     gc.collect()
     base = rss_mb()

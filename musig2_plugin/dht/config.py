@@ -20,6 +20,7 @@ class DhtConfig:
     max_records_per_topic: int = C.DHT_MAX_RECORDS_PER_TOPIC
     max_topics: int = C.DHT_MAX_TOPICS
     max_total_records: int = C.DHT_MAX_TOTAL_RECORDS
+    max_store_bytes: int = C.DHT_MAX_STORE_BYTES
     max_response_bytes: int = C.DHT_MAX_RESPONSE_BYTES
     max_datagram_bytes: int = C.DHT_MAX_DATAGRAM_BYTES
     max_pages: int = C.DHT_MAX_PAGES

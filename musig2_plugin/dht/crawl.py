@@ -11,8 +11,9 @@ slowest peer), queries here run asynchronously: at most ``alpha`` are
 "fresh" in flight; one unanswered for ``soft_timeout`` stops counting, so a
 dead contact delays nobody. The walk ends when the k closest candidates that
 have not failed all answered, or when k nodes answered and no closer contact is
-left to ask; queries still pending to (probably dead) nodes are then
-abandoned. After churn, a lookup costs about one soft timeout per dead
+left to ask, or when nothing is left to ask, at least k/2 answered and the
+open queries have lingered ``LINGER`` soft timeouts; queries still pending to
+(probably dead) nodes are then abandoned. After churn, a lookup costs about one soft timeout per dead
 contact met instead of a full RPC timeout per round.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kademlia.node import Node
 from .protocol import RecordProtocol, page_shape_ok, parse_nodes
 
 NEW, PENDING, OK, FAILED = "new", "pending", "ok", "failed"
+LINGER = 2  # soft timeouts an open query may delay the end of a walk with nothing left to ask
 
 
 class RecordCrawl:
@@ -41,13 +43,15 @@ class RecordCrawl:
         self.found: list[bytes] = []
         self.by_peer: dict[bytes, tuple[Node, list[bytes]]] = {}
         self.responders = 0
-        self._add(peers)
+        self._add(peers, seeds=True)
 
-    def _add(self, peers: list[Node]) -> None:
+    def _add(self, peers: list[Node], seeds: bool = False) -> None:
+        """Seeds come from our routing table and are always tried; contacts named by
+        peers are skipped while they are marked unresponsive."""
         me = self.protocol.source_node.id
         for peer in peers:
             if peer.id not in self._nodes and peer.id != me and \
-                    not self.protocol.is_unresponsive((peer.ip, peer.port)):
+                    (seeds or not self.protocol.is_unresponsive((peer.ip, peer.port))):
                 self._nodes[peer.id] = peer
                 self._state[peer.id] = NEW
 
@@ -86,6 +90,8 @@ class RecordCrawl:
                     fresh += 1
             if not in_flight:
                 break
+            if self._only_stragglers(in_flight, now):
+                break
             done, _ = await asyncio.wait(list(in_flight), timeout=self.soft_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -93,6 +99,16 @@ class RecordCrawl:
         for task in in_flight:  # abandoned: let them time out quietly in the background
             task.add_done_callback(_consume)
         return self.found
+
+    def _only_stragglers(self, in_flight: dict, now: float) -> bool:
+        """Nothing left to ask, enough answers, and every open query has lingered past
+        ``LINGER`` soft timeouts: those peers are most likely gone, and records are held
+        by k nodes, so waiting a full RPC timeout for them buys almost nothing."""
+        if any(state == NEW for state in self._state.values()):
+            return False
+        if self.responders < max(1, self.ksize // 2):
+            return False
+        return all(now - started >= LINGER * self.soft_timeout for started in in_flight.values())
 
     async def _query(self, peer: Node) -> None:
         ok, value = await self.protocol.call_find_records(peer, self.target, 0)

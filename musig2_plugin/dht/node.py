@@ -49,12 +49,14 @@ class DhtNode:
         self.records = RecordStore(max_per_topic=self.config.max_records_per_topic,
                                    max_topics=self.config.max_topics,
                                    max_total=self.config.max_total_records,
+                                   max_bytes=self.config.max_store_bytes,
                                    clock=self.config.clock, stats=self._counters)
         self._node_id = node_id or os.urandom(20)
         self.server: _Server | None = None
         self.host: str | None = None
         self.port: int | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._bootstrap_addrs: list[tuple[str, int]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0,
@@ -75,8 +77,25 @@ class DhtNode:
 
     async def bootstrap(self, addrs: list[tuple[str, int]]) -> int:
         """Join through known nodes; returns how many nodes the join walk found."""
-        found = await self._require_server().bootstrap([tuple(a) for a in addrs])
+        addrs = [tuple(a) for a in addrs]
+        for addr in addrs:
+            if addr not in self._bootstrap_addrs:
+                self._bootstrap_addrs.append(addr)
+        del self._bootstrap_addrs[:-16]  # bounded: the most recent ones
+        found = await self._require_server().bootstrap(addrs)
         return len(found)
+
+    async def _rejoin(self) -> None:
+        """Our contacts all failed (we were cut off, or everyone we knew left): join
+        again through the bootstrap addresses we were given and any contact left."""
+        server = self._require_server()
+        addrs = list(self._bootstrap_addrs)
+        for bucket in server.protocol.router.buckets:
+            addrs.extend((n.ip, n.port) for n in bucket.get_nodes())
+        addrs = list(dict.fromkeys(a for a in addrs if a != (self.host, self.port)))
+        if addrs:
+            self._counters["rejoins"] += 1
+            await server.bootstrap(addrs[: 2 * self.config.ksize])
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -142,11 +161,8 @@ class DhtNode:
     # -- publishing -----------------------------------------------------------------------
     async def closest_nodes(self, topic: bytes) -> list[Node]:
         """The k responsive nodes closest to ``topic`` (an iterative walk)."""
-        crawl = self._crawl(topic)
-        if crawl is None:
-            return []
-        await crawl.find()
-        return crawl.nearest
+        crawl = await self._walk(topic)
+        return [] if crawl is None else crawl.nearest
 
     def _crawl(self, topic: bytes) -> RecordCrawl | None:
         server = self._require_server()
@@ -156,6 +172,19 @@ class DhtNode:
             return None
         return RecordCrawl(server.protocol, target, nearest, self.config.ksize, self.config.alpha,
                            self.config.max_pages)
+
+    async def _walk(self, topic: bytes) -> RecordCrawl | None:
+        """Walk towards ``topic``; if nobody answered at all, rejoin and walk once more."""
+        crawl = self._crawl(topic)
+        if crawl is not None:
+            await crawl.find()
+            if crawl.responders:
+                return crawl
+        await self._rejoin()
+        crawl = self._crawl(topic)
+        if crawl is not None:
+            await crawl.find()
+        return crawl
 
     async def publish(self, record: Record) -> int:
         """Store ``record`` at the k closest nodes of each of its topics.
@@ -176,10 +205,9 @@ class DhtNode:
         walk can see (not only the k closest of the publisher's current view)."""
         server = self._require_server()
         target = Node(topic)
-        crawl = self._crawl(topic)
+        crawl = await self._walk(topic)
         targets: dict[bytes, Node] = {}
         if crawl is not None:
-            await crawl.find()
             targets = {n.id: n for n in crawl.nearest}
             versions = {}
             for peer_id, (peer, raws) in crawl.by_peer.items():
@@ -190,7 +218,7 @@ class DhtNode:
                         targets.setdefault(peer_id, peer)
         stored = 0
         me = server.node
-        local_old = any(r.slot == record.slot for r in self.records.get(topic))
+        local_old = self.records.has_slot(topic, record.slot)
         closest = list(targets.values())[: self.config.ksize]
         if local_old or len(closest) < self.config.ksize or \
                 me.distance_to(target) < max(n.distance_to(target) for n in closest):
@@ -251,10 +279,10 @@ class DhtNode:
         """
         if not isinstance(topic, bytes) or len(topic) != C.TOPIC_LEN:
             raise ValueError("topic must be 20 bytes")
-        raw: list[bytes] = [r.encode() for r in self.records.get(topic)]
-        crawl = self._crawl(topic)
+        raw: list[bytes] = self.records.get_encoded(topic)
+        crawl = await self._walk(topic)
         if crawl is not None:
-            raw.extend(await crawl.find())
+            raw.extend(crawl.found)
         self._counters["lookups"] += 1
         return self._merge(topic, raw)
 

@@ -165,7 +165,7 @@ class RecordProtocol(KademliaProtocol):
             return None
         if not self._welcome(sender, nodeid):
             return None
-        records = self.records.get(topic)
+        records = self.records.get_encoded(topic)
         budget = self.config.max_response_bytes
         nodes = []
         if cursor == 0:
@@ -174,7 +174,7 @@ class RecordProtocol(KademliaProtocol):
             budget -= sum(ID_LEN + len(n[1]) + 8 for n in nodes)
         page, index = [], cursor
         while index < len(records):
-            data = records[index].encode()
+            data = records[index]
             if page and len(data) + 5 > budget:
                 break
             page.append(data)
@@ -272,7 +272,7 @@ class RecordProtocol(KademliaProtocol):
         if not self.router.is_new_node(node):
             return
         pushed = 0
-        for topic, record in self.records.items():
+        for topic, data in self.records.items():
             if pushed >= self.config.replicate_max:
                 break
             keynode = Node(topic)
@@ -281,7 +281,7 @@ class RecordProtocol(KademliaProtocol):
                 new_close = node.distance_to(keynode) < neighbors[-1].distance_to(keynode)
                 we_closest = self.source_node.distance_to(keynode) < neighbors[0].distance_to(keynode)
             if not neighbors or (new_close and we_closest):
-                asyncio.ensure_future(self.call_store_record(node, topic, record.encode()))
+                asyncio.ensure_future(self.call_store_record(node, topic, data))
                 pushed += 1
         self.router.add_contact(node)
 

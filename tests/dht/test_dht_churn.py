@@ -5,7 +5,7 @@ import asyncio
 import random
 
 from dht_netutil import FAST, make_ad, network
-from musig2_plugin.dht import Discovery
+from musig2_plugin.dht import DhtNode, Discovery
 
 N_NODES = 40
 N_SIGNERS = 40
@@ -36,3 +36,20 @@ async def test_discovery_survives_thirty_percent_churn():
         assert len(again & live) >= 0.95 * len(live)
         assert searcher.stats["contacts"] <= N_NODES - 1
         assert FAST.rpc_timeout <= 1  # dead contacts cost a short timeout here, not rpcudp's 5 s
+
+
+async def test_node_that_lost_every_contact_rejoins_through_its_bootstrap_nodes():
+    async with network(20) as nodes:
+        ads = [make_ad(i) for i in range(5)]
+        for i, ad in enumerate(ads):
+            await nodes[i].publish(ad)
+        loner = DhtNode(FAST)
+        await loner.start(bootstrap=[nodes[3].address])
+        try:
+            assert loner.stats["contacts"] > 1
+            loner.protocol.router.flush()  # every contact gone (e.g. the host was offline)
+            found = await Discovery(loner).find_signers("spend")
+            assert {a.owner for a in found} == {a.owner for a in ads}
+            assert loner.stats["rejoins"] == 1 and loner.stats["contacts"] > 1
+        finally:
+            await loner.stop()

@@ -123,3 +123,23 @@ def test_rate_limit_key_modes(mode, expected):
     assert proto.source_key(("127.0.0.1", 7)) == expected
     with pytest.raises(ValueError):
         DhtConfig(rate_limit_by="port")
+
+
+def test_byte_budget_and_lapsed_versions():
+    clock = Clock()
+    one = len(make_ad(0).encode())
+    store = RecordStore(max_bytes=3 * one + 10, clock=clock)
+    assert [store.put(SPEND, make_ad(i)) for i in range(4)] == [STORED] * 3 + ["refused:store_full"]
+    assert store.bytes_held == sum(len(r.encode()) for r in store.get(SPEND))
+    # a longer description for an existing slot would exceed the byte budget
+    assert store.put(SPEND, make_ad(0, seq=2**62, nickname="x" * 32)) == "refused:store_full"
+    assert store.put(SPEND, make_ad(0, seq=2**62, nickname="signer9")) == STORED  # same size: fine
+    # an expired version no longer blocks an older-seq record that is still live
+    store2 = RecordStore(clock=clock)
+    w = Withdrawal.create(seckey(5), seq=10**15, ttl=1, now=clock.t)
+    assert store2.put(SPEND, w) == STORED
+    live_old = make_ad(5, seq=1, ttl=600)
+    assert store2.put(SPEND, live_old) == "refused:stale"
+    clock.t += 2
+    assert store2.put(SPEND, live_old) == STORED and store2.get(SPEND) == [live_old]
+    assert len(store2) == 1 and store2.bytes_held == len(live_old.encode())
