@@ -165,3 +165,37 @@ def test_demo_refuses_bad_options_before_starting_anything(tmp_path, args, messa
     proc = _run(args, pidlog, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not pidlog.exists(), "nothing may be started for bad options"
+
+
+@pytest.mark.chain
+@pytest.mark.electrum
+@pytest.mark.slow
+def test_demo_fails_clearly_when_a_wallet_daemon_dies(tmp_path):
+    """bob's Electrum daemon is killed during funding: the demo notices (it checks every process
+    while it waits), exits 1 naming bob, and stops everything else."""
+    pidlog = tmp_path / "pids"
+    proc = subprocess.Popen([sys.executable, str(DEMO)], cwd=ROOT, env=_env(pidlog),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[5/8]"):      # funding: waits for blocks to reach every wallet
+                break
+        else:
+            pytest.fail("the demo ended before funding:\n" + "".join(seen) + proc.stderr.read())
+        started, _ = procs.read_pidlog(pidlog)
+        bob = [(pid, start) for pid, start, name in started if name == "electrum:bob"]
+        assert len(bob) == 1 and procs.is_alive(*bob[0])
+        os.kill(bob[0][0], signal.SIGKILL)
+        rest, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + rest
+    assert proc.returncode == 1, out + err
+    assert re.search(r"FAILED: .*Electrum daemon bob exited with -9", err), err
+    assert "Traceback" not in err and "RESULT" not in out and "OK:" not in out
+    assert "stopped: every process" in err
+    _assert_nothing_left(pidlog)
