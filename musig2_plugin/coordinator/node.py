@@ -335,6 +335,11 @@ class Musig2Node:
             raise RequestRefused(f"unreadable signing request: {exc}") from None
         except Exception as exc:  # e.g. an invalid participant key in the aggregation
             raise RequestRefused(f"unusable signing request: {exc!r}") from None
+        held = [self.sessions.specs.get(s.session_id) for s in specs]
+        if any(h is not None and not h.signs_the_same(s) for h, s in zip(held, specs)):
+            # Same creator and request id, other tweak: refuse it whole, before registering
+            # anything (a half-registered request is state we would have to unwind).
+            raise RequestRefused("conflicts with a signing request we already hold")
         for spec in specs:
             self.sessions.register(spec)
         if record.endpoint is not None:

@@ -485,6 +485,11 @@ class Session:
             return
         if b["epoch"] < self.epoch or b["attempt"] <= self.attempt:
             return  # an older attempt: never restart it
+        if self.attempts_seen >= self.config.max_attempts * (self.config.max_failovers + 1):
+            # Each READY costs us a fresh nonce and a message: a coordinator that keeps
+            # restarting round 1 is griefing (honest ones stop at max_attempts per epoch).
+            self._abort_local("coordinator started too many attempts", (sender,))
+            return
         if b["epoch"] > self.epoch:
             self._enter_epoch(b["epoch"])
         self._stop_heartbeat()

@@ -14,7 +14,7 @@ from ..config import Musig2Config
 from ..events import EventEmitter
 from ..transport import Envelope, Transport, UnknownSession
 from .machine import Session
-from .spec import SessionSpec
+from .spec import SessionSpec, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,10 @@ class SessionManager:
     def register(self, spec: SessionSpec) -> None:
         if self.transport.pubkey not in spec.participants:
             raise ValueError("we are not a participant of this session")
-        if spec.session_id not in self.specs:
+        held = self.specs.get(spec.session_id)
+        if held is not None and not held.signs_the_same(spec):
+            raise SpecError("a different signing request already holds this session id")
+        if held is None:
             self.specs[spec.session_id] = spec
             # Forget the oldest specs nobody is working on (request spam must not evict a
             # session that is running).
@@ -72,6 +75,8 @@ class SessionManager:
     def session_for(self, spec: SessionSpec, *, auto: bool = True) -> Session:
         self.register(spec)
         session = self.sessions.get(spec.session_id)
+        if session is not None and not session.spec.signs_the_same(spec):
+            raise SpecError("the session here signs something else than the approved request")
         if session is None:
             session = self._create(spec, auto=auto, local=True)
         elif not auto:

@@ -96,6 +96,17 @@ class SessionSpec:
         """The key the final signature verifies under (the taproot output key Q)."""
         return self.keyagg.xonly()
 
+    def signs_the_same(self, other: "SessionSpec") -> bool:
+        """Same session id *and* same thing signed under the same key.
+
+        The session id covers the request (with its messages), the keys and the index, but
+        not the tweak, which comes from the encrypted payload: two records of one creator
+        with one request id could differ there. What a user approved must be what runs.
+        """
+        return (self.session_id == other.session_id and self.message == other.message
+                and self.participants == other.participants and self.index == other.index
+                and self.tweak == other.tweak and self.merkle_root == other.merkle_root)
+
     def index_of(self, key: bytes) -> int:
         return self.participants.index(key)
 

@@ -186,3 +186,113 @@ async def test_a_refused_join_changes_nothing():
         assert spec.session_id == sid
     finally:
         await stop_all(nodes)
+
+
+async def test_a_second_aggregate_nonce_for_the_same_attempt_is_never_signed():
+    """The classic MuSig2 attack: after a participant has its aggregate nonce, the coordinator
+    sends another one for the same attempt (here: one other nonce swapped, the aggregate
+    recomputed so every check a naive participant makes would pass). The participant signs
+    exactly once, under the first aggregate, before and after that second NONCES."""
+    from musig2_plugin.crypto import SigningSession, nonce_agg, nonce_gen
+    nodes, record, spec, sid = await _ready_session(3)
+    log = WireLog()
+    for x in nodes:
+        log.attach(x)
+    try:
+        coord = by_key(nodes)[spec.coordinator(0)]
+        p = next(x for x in nodes if x is not coord)
+        q = next(x for x in nodes if x is not coord and x is not p)
+        aggs = await asyncio.gather(*(x.start_round1(sid, 10) for x in nodes))
+        first = p.sessions.get(sid)._pubnonces
+        evil = list(first)
+        evil[spec.index_of(q.pubkey)] = nonce_gen(pubkey=q.pubkey)[1]
+        body = encode_body(MsgType.NONCES, epoch=0, attempt=0, pubnonces=evil,
+                           aggnonce=nonce_agg(evil))
+        await coord.transport.send(p.endpoint, coord.transport.seal(MsgType.NONCES, sid, body))
+        results = await asyncio.gather(p.start_round2(sid, 10), p.start_round2(sid, 10),
+                                       *(x.start_round2(sid, 10) for x in nodes if x is not p))
+        assert len(set(results)) == 1
+        # A second NONCES after signing, and a third round 2: still nothing signed again.
+        await coord.transport.send(p.endpoint, coord.transport.seal(MsgType.NONCES, sid, body))
+        await p.start_round2(sid, 10)
+        mine = [ps for s, _a, ps in log.psigs if s == p.pubkey]
+        assert len(mine) == 1
+        session = SigningSession(spec.keyagg, aggs[0], spec.message)
+        assert session.partial_sig_verify(mine[0], first[spec.index_of(p.pubkey)],
+                                          spec.index_of(p.pubkey))
+        assert p.sessions.get(sid)._secnonce is None
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_coordinator_cannot_restart_round1_for_ever():
+    """Every READY costs a participant a fresh nonce and a message; honest coordinators stop
+    at max_attempts per epoch, so a participant stops following one far beyond that."""
+    cfg = FAST.with_(max_attempts=2, max_failovers=1)
+    nodes = await make_cluster(3, config=cfg)
+    try:
+        record = await nodes[0].announce_signing_request([x.pubkey for x in nodes],
+                                                         [os.urandom(32)])
+        spec = nodes[0].requests[request_key(record)].specs[0]
+        ids = await asyncio.gather(*(x.join_signing_request(record, auto=False) for x in nodes))
+        sid = ids[0][0]
+        coord = by_key(nodes)[spec.coordinator(0)]
+        p = next(x for x in nodes if x is not coord)
+        await until(lambda: p.sessions.get(sid).status == "ready", 10)
+        for attempt in range(1, 10):
+            body = encode_body(MsgType.READY, epoch=0, attempt=attempt)
+            await coord.transport.send(p.endpoint, coord.transport.seal(MsgType.READY, sid, body))
+        s = p.sessions.get(sid)
+        assert s.closed and s.culprits == (coord.pubkey,)
+        assert "too many attempts" in s.abort_reason
+        assert s.attempts_seen == cfg.max_attempts * (cfg.max_failovers + 1)
+    finally:
+        await stop_all(nodes)
+
+
+def _record(creator_sk: bytes, keys, msgs, rid: bytes, tweak: str, endpoint):
+    from musig2_plugin.coordinator.node import _encryption_context
+    from musig2_plugin.coordinator.payload import RequestPayload
+    from musig2_plugin.crypto import key_sort, plain_pubkey
+    from musig2_plugin.payload_crypto import encrypt_payload
+    from musig2_plugin.records import SigningRequest
+    keys = key_sort(list(keys))
+    blob = encrypt_payload(RequestPayload(tweak, None, {}, b"").encode(), keys,
+                           _encryption_context(rid, plain_pubkey(creator_sk), msgs))
+    return SigningRequest.create(creator_sk, keys=keys, messages=msgs, payload=blob,
+                                 request_id=rid, host=endpoint[0], port=endpoint[1])
+
+
+async def test_a_second_record_with_the_same_id_cannot_swap_what_a_session_signs():
+    """The session id binds creator, request id and messages, not the tweak (it is in the
+    encrypted payload). Once the first record is forgotten (request spam), a second record
+    of the same id with another tweak must not be approved on its own payload while the
+    session built from the first one runs: it is refused."""
+    from musig2_plugin.coordinator import RequestRefused
+    from musig2_plugin.session.spec import TWEAK_NONE, TWEAK_TAPROOT
+    cfg = FAST.with_(max_known_requests=1)
+    (bob,) = await make_cluster(1, config=cfg)
+    mallory = Musig2Node(os.urandom(32), config=FAST)
+    await mallory.start(dht=False)
+    try:
+        keys, msgs, rid = [bob.pubkey, mallory.pubkey], [os.urandom(32)], os.urandom(32)
+        first = _record(mallory._seckey, keys, msgs, rid, TWEAK_TAPROOT, mallory.endpoint)
+        await mallory.transport.push_request(bob.endpoint, first.encode())
+        mallory.add_peer(bob.pubkey, bob.endpoint)
+        (sid,) = await mallory.join_signing_request(first, auto=False)
+        await until(lambda: bob.sessions.get(sid) is not None, 10)   # bob's placeholder
+        await mallory.transport.push_request(bob.endpoint, _record(
+            mallory._seckey, keys, [os.urandom(32)], os.urandom(32), TWEAK_TAPROOT,
+            mallory.endpoint).encode())                       # evicts the first record
+        assert request_key(first) not in bob.requests
+        second = _record(mallory._seckey, keys, msgs, rid, TWEAK_NONE, mallory.endpoint)
+        assert request_key(second) == request_key(first)
+        with pytest.raises(PeerRefused, match="conflicts"):
+            await mallory.transport.push_request(bob.endpoint, second.encode())
+        with pytest.raises(RequestRefused, match="conflicts"):
+            await bob.join_signing_request(second)
+        placeholder = bob.sessions.get(sid)
+        assert placeholder.spec.tweak == TWEAK_TAPROOT and not placeholder.joined_local
+    finally:
+        await mallory.stop()
+        await stop_all([bob])
