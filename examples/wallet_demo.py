@@ -159,14 +159,10 @@ def owner_of(wallets, address: str) -> str:
 
 
 # --------------------------------------------------------------------------- the phases
-def start_chain(ph: Phases):
+def phase_chain(ph: Phases, parts: dict[str, Any]):
     from tests.harness.chain import RegtestChain
     ph.start("chain: regtest bitcoind + ElectrumX on 127.0.0.1")
-    chain = RegtestChain()
-    return chain
-
-
-def phase_chain(ph: Phases, chain) -> None:
+    chain = parts["chain"] = RegtestChain()     # known to the clean-up before anything starts
     chain.start()
     node = chain.node
     version = node.call("getnetworkinfo")["subversion"]
@@ -174,15 +170,16 @@ def phase_chain(ph: Phases, chain) -> None:
         f"(mature coins in its miner wallet)")
     say(f"ElectrumX {chain.electrum_server} caught up at height {chain.server.height()}")
     ph.end("chain")
+    return chain
 
 
-def phase_wallets(ph: Phases, chain, n: int, timeout: float):
+def phase_wallets(ph: Phases, chain, n: int):
+    from tests.harness import procs
     from tests.harness.electrum import build_plugin_zip, require_electrum
     from tests.harness.wallets import start_wallets
     ph.start(f"wallets: {n} Electrum daemons, plugin zip installed and authorized, one wallet each")
     require_electrum()
     zip_dir = tempfile.mkdtemp(prefix="musig2-demo-zip-")
-    from tests.harness import procs
     procs.track_dir(zip_dir)
     zip_path = build_plugin_zip(zip_dir)
     wallets = start_wallets(chain, n, names=NAMES[:n], plugin_zip=zip_path)
@@ -296,7 +293,7 @@ def phase_funding(ph: Phases, chain, wallets, out, inputs: int, timeout: float) 
     return total
 
 
-def phase_request(ph: Phases, chain, wallets, out, total: int, timeout: float) -> dict[str, Any]:
+def phase_request(ph: Phases, chain, wallets, total: int, timeout: float) -> dict[str, Any]:
     ph.start("request: alice asks for a spend; the others find it, review it and approve")
     alive = all_alive(chain, wallets)
     alice, others = wallets[0], wallets[1:]
@@ -407,15 +404,13 @@ def phase_confirmed(ph: Phases, chain, wallets, out, req, timeout: float) -> dic
 # --------------------------------------------------------------------------- main
 def run(args, ph: Phases, parts: dict[str, Any]) -> dict[str, Any]:
     n = args.wallets
-    chain = start_chain(ph)
-    parts["chain"] = chain
-    phase_chain(ph, chain)
-    wallets = phase_wallets(ph, chain, n, args.timeout)
+    chain = phase_chain(ph, parts)
+    wallets = phase_wallets(ph, chain, n)
     parts["wallets"] = wallets
     chosen = phase_discovery(ph, chain, wallets, args.timeout)
     out = phase_output(ph, chain, wallets, chosen)
     total = phase_funding(ph, chain, wallets, out, args.inputs, args.timeout)
-    req = phase_request(ph, chain, wallets, out, total, args.timeout)
+    req = phase_request(ph, chain, wallets, total, args.timeout)
     phase_signing(ph, chain, wallets, req, args.timeout)
     conf = phase_confirmed(ph, chain, wallets, out, req, args.timeout)
     return {"ok": True, "wallets": n, "inputs": args.inputs, "descriptor": out["descriptor"],
