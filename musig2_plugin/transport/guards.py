@@ -83,9 +83,24 @@ class PeerScore:
         while len(self._invalid) > self.max_keys:
             self._invalid.popitem(last=False)
         if count >= self.threshold and key not in self._blocked_until:
-            self._blocked_until[key] = time.monotonic() + self.duration
+            now = time.monotonic()
+            self._blocked_until[key] = now + self.duration
+            if len(self._blocked_until) > self.max_keys:
+                self._prune_blocked(now)
             return True
         return False
+
+    def _prune_blocked(self, now: float) -> None:
+        """Keys are free, so the blocklist must be bounded too: expired blocks go first,
+        then the oldest (a forgotten key has to earn its block again)."""
+        for key in [k for k, until in self._blocked_until.items() if until <= now]:
+            del self._blocked_until[key]
+        while len(self._blocked_until) > self.max_keys:
+            del self._blocked_until[next(iter(self._blocked_until))]
+
+    @property
+    def blocked_count(self) -> int:
+        return len(self._blocked_until)
 
     def invalid_count(self, key: bytes) -> int:
         return self._invalid.get(key, 0)

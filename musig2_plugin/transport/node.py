@@ -21,7 +21,7 @@ from .. import constants as C
 from ..config import Musig2Config
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
-                       EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant)
+                       EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked)
 from .guards import PeerScore, ReplayGuard, check_clock
 from .peer import ClientPool, Endpoint, ServerSession, make_refusal
 
@@ -127,7 +127,10 @@ class Transport:
         try:
             await self.accept(data)
         except EnvelopeError as exc:
-            disconnect = (not exc.authentic) and conn.charge_invalid()
+            # Junk that cannot be pinned on a key is charged to the connection; so is
+            # anything sent under a blocked key (its signature was never checked).
+            disconnect = (not exc.authentic or isinstance(exc, PeerBlocked)) \
+                and conn.charge_invalid()
             raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         return True
 
@@ -154,7 +157,9 @@ class Transport:
             return env
         except EnvelopeError as exc:
             self._count(exc)
-            if exc.authentic and not isinstance(exc, UnknownSession) \
+            # PeerBlocked is decided before the signature is checked (that is the point of
+            # blocking): nothing proves the key sent it, so nothing is charged to the key.
+            if exc.authentic and not isinstance(exc, (UnknownSession, PeerBlocked)) \
                     and env.sender != self.pubkey:   # our own stale local delivery: no charge
                 if self.scores.charge(env.sender):
                     log.warning("blocking peer %s after repeated invalid messages",

@@ -117,3 +117,51 @@ async def test_a_server_cannot_flood_our_outbound_connection_with_requests():
         await client.stop()
         srv.close()
         await srv.wait_closed()
+
+
+def test_the_blocklist_is_bounded():
+    """Keys cost nothing: a stream of keys that each earn a block must not grow the
+    blocklist without limit (expired blocks go first, then the oldest)."""
+    from musig2_plugin.transport import PeerScore
+    scores = PeerScore(threshold=1, duration=3600.0, max_keys=100)
+    keys = [i.to_bytes(33, "big") for i in range(1000)]
+    for k in keys:
+        assert scores.charge(k) is True
+    assert scores.blocked_count <= 100
+    assert scores.is_blocked(keys[-1]) and not scores.is_blocked(keys[0])
+
+
+async def test_messages_under_a_blocked_key_are_not_charged_to_it_but_to_the_connection():
+    """Blocking is checked before the signature: a forgery naming a blocked key proves
+    nothing about that key, so it must not extend its record; the connection that sends
+    such messages is charged and closed like any junk."""
+    from musig2_plugin import constants as C
+    from musig2_plugin.crypto import plain_pubkey
+    from musig2_plugin.transport import Envelope, MsgType, PeerRefused
+    cfg = CFG.with_(block_after_invalid=3)
+    victim_sk = os.urandom(32)
+    victim = plain_pubkey(victim_sk)
+    sid = bytes(32)
+    srv = Transport(os.urandom(32), cfg, membership=lambda s: {victim}, on_envelope=_noop,
+                    on_request=_noop)
+    await srv.start("127.0.0.1", 0)
+    attacker = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
+                         on_request=_noop)
+    try:
+        for _ in range(3):
+            srv.scores.charge(victim)
+        assert srv.scores.is_blocked(victim)
+        before = srv.scores.invalid_count(victim)
+        forged = Envelope.sign(os.urandom(32), msg_type=MsgType.JOIN, session_id=sid,
+                               sender=victim, counter=1, body=b"{}")
+        for _ in range(2):
+            with pytest.raises(PeerRefused, match="PeerBlocked"):
+                await attacker.pool.request(srv.endpoint, C.RPC_MESSAGE, [forged.encode().hex()])
+        assert srv.scores.invalid_count(victim) == before
+        with pytest.raises((PeerRefused, PeerUnreachable)):      # third: refused, then closed
+            await attacker.pool.request(srv.endpoint, C.RPC_MESSAGE, [forged.encode().hex()])
+        await asyncio.sleep(0.1)
+        assert all(s.is_closing() for s in srv._inbound)
+    finally:
+        await attacker.stop()
+        await srv.stop()
