@@ -58,6 +58,8 @@ class Musig2Config:
     #: Requests one connection may have awaiting an answer; a peer that pipelines more (or
     #: sends a JSON-RPC batch) is disconnected: each would cost us a task before any check.
     max_pending_per_peer: int = 128
+    #: Idle outbound connections kept open (least recently used closed first).
+    max_outbound_connections: int = 128
     #: Open inbound connections accepted at once.
     max_inbound_connections: int = 256
     #: Accepted difference between a message's timestamp and our clock (seconds).

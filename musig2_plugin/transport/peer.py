@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Awaitable, Callable
 
 from aiorpcx import (JSONRPCConnection, JSONRPCv2, NewlineFramer, ReplyAndDisconnect, RPCError,
@@ -151,13 +152,47 @@ class ClientPool:
 
     def __init__(self, config: Musig2Config) -> None:
         self._config = config
-        self._sessions: dict[Endpoint, RPCSession] = {}
+        self._sessions: OrderedDict[Endpoint, RPCSession] = OrderedDict()
         self._locks: dict[Endpoint, asyncio.Lock] = {}
         self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._sessions)
+
+    def _evict_idle(self, keep: Endpoint) -> None:
+        """Close the least recently used idle connections beyond the bound.
+
+        WHY: endpoints come from peers (signed JOINs, requests, advertisements) and a
+        long-running node would otherwise keep a socket (and a lock) per endpoint it ever
+        talked to. A connection with a request in flight is never cut: that would look
+        like a silent peer and trigger a failover.
+        """
+        excess = len(self._sessions) - self._config.max_outbound_connections
+        for endpoint in list(self._sessions):
+            if excess <= 0:
+                break
+            session = self._sessions[endpoint]
+            if endpoint == keep or session.connection.pending_requests():
+                continue
+            del self._sessions[endpoint]
+            excess -= 1
+            asyncio.get_running_loop().create_task(self._close_quietly(session))
+        for endpoint in [e for e, lock in self._locks.items()
+                         if e not in self._sessions and not lock.locked()]:
+            del self._locks[endpoint]
+
+    @staticmethod
+    async def _close_quietly(session: RPCSession) -> None:
+        try:
+            await asyncio.wait_for(session.close(force_after=0.5), 2)
+        except Exception:
+            pass
 
     async def _session(self, endpoint: Endpoint) -> RPCSession:
         session = self._sessions.get(endpoint)
         if session is not None and not session.is_closing():
+            self._sessions.move_to_end(endpoint)
             return session
         lock = self._locks.setdefault(endpoint, asyncio.Lock())
         async with lock:
@@ -179,6 +214,7 @@ class ClientPool:
             session = protocol.session
             session.sent_request_timeout = self._config.request_timeout
             self._sessions[endpoint] = session
+            self._evict_idle(keep=endpoint)
             return session
 
     async def request(self, endpoint: Endpoint, method: str, args: list) -> object:
@@ -204,6 +240,9 @@ class ClientPool:
     async def _drop(self, endpoint: Endpoint, session: RPCSession) -> None:
         if self._sessions.get(endpoint) is session:
             del self._sessions[endpoint]
+            lock = self._locks.get(endpoint)
+            if lock is not None and not lock.locked():
+                del self._locks[endpoint]
         try:
             await session.abort()
         except Exception:

@@ -165,3 +165,30 @@ async def test_messages_under_a_blocked_key_are_not_charged_to_it_but_to_the_con
     finally:
         await attacker.stop()
         await srv.stop()
+
+
+async def test_outbound_connections_and_their_locks_are_bounded():
+    """Endpoints come from peers; the pool keeps at most max_outbound_connections idle
+    connections (and no lock for an endpoint it no longer holds)."""
+    cfg = CFG.with_(max_outbound_connections=2)
+    servers = []
+    for _ in range(5):
+        t = Transport(os.urandom(32), CFG, membership=lambda s: None, on_envelope=_noop,
+                      on_request=_noop)
+        await t.start("127.0.0.1", 0)
+        servers.append(t)
+    client = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
+                       on_request=_noop)
+    try:
+        for t in servers:
+            assert await client.pool.request(t.endpoint, "m2.request", ["00"]) is True
+        assert client.pool.open_connections == 2
+        assert len(client.pool._locks) <= 2
+        await asyncio.sleep(0.3)
+        assert sum(len(t._inbound) for t in servers) == 2      # the others were closed
+        # An evicted peer is simply reconnected on next use.
+        assert await client.pool.request(servers[0].endpoint, "m2.request", ["00"]) is True
+    finally:
+        await client.stop()
+        for t in servers:
+            await t.stop()
