@@ -30,8 +30,8 @@ from ..config import Musig2Config
 from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_gen,
                       parse_pubnonce, schnorr_verify)
 from ..events import EventEmitter
-from ..transport import (AuthenticRefusal, Envelope, MsgType, PeerRefused, PeerUnreachable,
-                         Transport)
+from ..transport import (AuthenticRefusal, Envelope, EnvelopeError, MsgType, PeerRefused,
+                         PeerUnreachable, Transport)
 from .messages import MAX_ATTEMPT, decode_body, encode_body
 from .spec import SessionSpec
 
@@ -174,6 +174,9 @@ class Session:
                      env.msg_type.name, exc)
         except AuthenticRefusal as exc:  # local delivery to ourselves refused (stale state)
             log.debug("local delivery refused: %s", exc)
+        except EnvelopeError as exc:      # local delivery hit an error in our own handler
+            log.warning("session %s: local delivery of %s failed: %s", self.sid.hex()[:8],
+                        env.msg_type.name, exc)
 
     def _cancel_wait(self) -> None:
         if self._wait_timer is not None:
@@ -285,8 +288,10 @@ class Session:
             self._secnonce = None
 
     # ------------------------------------------------------------------ dispatch
-    async def handle(self, env: Envelope) -> None:
-        body = decode_body(env.msg_type, env.body, self.spec.n)
+    async def handle(self, env: Envelope, body: dict | None = None) -> None:
+        """Act on an admitted envelope (``body``: already decoded by the manager)."""
+        if body is None:
+            body = decode_body(env.msg_type, env.body, self.spec.n)
         handler = {
             MsgType.JOIN: self._on_join, MsgType.READY: self._on_ready,
             MsgType.NONCE: self._on_nonce, MsgType.NONCES: self._on_nonces,
@@ -560,7 +565,18 @@ class Session:
     def _do_round2(self) -> None:
         if self.status != ROUND1_DONE:
             return
-        self._psig = self._make_partial_sig()
+        try:
+            self._psig = self._make_partial_sig()
+        except CryptoError as exc:
+            # The nonce is gone either way (consumed or destroyed): this attempt cannot be
+            # finished by us. Say so now rather than let the coordinator time out on us.
+            log.error("session %s: our partial signature failed: %s", self.sid.hex()[:8], exc)
+            reason = f"our partial signature failed: {type(exc).__name__}"
+            if self._coord is not None:
+                self._coordinator_abort(reason, (self.me,))
+            else:
+                self._abort_local(reason, (self.me,))
+            return
         self.status = ROUND2
         epoch = self.epoch
         self._send(self.coordinator, MsgType.PSIG, on_fail=lambda: self._coordinator_silent(epoch),

@@ -14,6 +14,7 @@ from ..config import Musig2Config
 from ..events import EventEmitter
 from ..transport import Envelope, Transport, UnknownSession
 from .machine import Session
+from .messages import decode_body
 from .spec import SessionSpec, SpecError
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,13 @@ class SessionManager:
         return None if spec is None else spec.participants
 
     async def on_envelope(self, env: Envelope) -> None:
+        spec = self.specs[env.session_id]
+        # Parse first: a malformed body must not leave a placeholder session behind.
+        body = decode_body(env.msg_type, env.body, spec.n)
         session = self.sessions.get(env.session_id)
         if session is None:
-            session = self._create(self.specs[env.session_id], auto=True)
-        await session.handle(env)
+            session = self._create(spec, auto=True)
+        await session.handle(env, body)
 
     # -- API ---------------------------------------------------------------------------
     def register(self, spec: SessionSpec) -> None:

@@ -82,6 +82,8 @@ def decode_body(msg_type: MsgType, body: bytes, n: int) -> dict[str, Any]:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadBody("body is not JSON") from None
+    except RecursionError:   # "[[[[..." nests deeper than the parser's stack: still just junk
+        raise BadBody("body nests too deeply") from None
     spec = _SPEC[msg_type]
     if not isinstance(raw, dict) or set(raw) != set(spec):
         raise BadBody(f"{msg_type.name} body must have exactly the fields {sorted(spec)}")

@@ -11,6 +11,7 @@ import pytest
 
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
+from musig2_plugin.session import Session, SessionAborted
 from musig2_plugin.transport import MsgType, PeerRefused
 from musig2_plugin.session.messages import encode_body
 
@@ -296,3 +297,65 @@ async def test_a_second_record_with_the_same_id_cannot_swap_what_a_session_signs
     finally:
         await mallory.stop()
         await stop_all([bob])
+
+
+class FaultySigner(Session):
+    """A strict fake of a hardware/library fault: partial signing fails after the nonce was
+    handed to the library (so it is consumed), as libsecp's own self-check would report."""
+
+    def _make_partial_sig(self) -> bytes:
+        from musig2_plugin.crypto import LibraryRefusal
+        self._secnonce.discard()
+        self._secnonce = None
+        raise LibraryRefusal("simulated fault in partial signing")
+
+
+async def test_a_local_signing_fault_aborts_cleanly_without_stray_task_errors():
+    """A failure inside our own round 2 (here at the coordinator, reached through the local
+    delivery of its own NONCES) must end the session naming us, at once, and leave no task
+    whose exception nobody retrieves."""
+    import gc
+    loop = asyncio.get_running_loop()
+    stray: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: stray.append(ctx))
+    nodes = await make_cluster(3, config=FAST.with_(round_timeout=30))
+    try:
+        record = await nodes[0].announce_signing_request([x.pubkey for x in nodes],
+                                                         [os.urandom(32)])
+        spec = nodes[0].requests[request_key(record)].specs[0]
+        coord = by_key(nodes)[spec.coordinator(0)]
+        coord.sessions.session_class = FaultySigner
+        ids = await asyncio.gather(*(x.join_signing_request(record) for x in nodes))
+        for x in nodes:          # round_timeout is 30 s: only an immediate abort passes
+            with pytest.raises(SessionAborted) as info:
+                await x.get_final_signature(ids[0][0], 10)
+            assert info.value.culprits == (coord.pubkey,)
+            assert "partial signature" in info.value.reason
+        await asyncio.sleep(0.2)
+        gc.collect()
+        await asyncio.sleep(0)
+        assert [c.get("message") for c in stray] == []
+    finally:
+        loop.set_exception_handler(previous)
+        await stop_all(nodes)
+
+
+async def test_a_deeply_nested_body_is_a_typed_refusal_charged_to_its_signer():
+    """json.loads raises RecursionError (not ValueError) on deep nesting: it must be the
+    sender's BadBody like any other malformed body, not an 'unexpected error' with a
+    traceback in our log for every such message."""
+    import logging
+    nodes = await make_cluster(2)
+    try:
+        record = await nodes[0].announce_signing_request([x.pubkey for x in nodes],
+                                                         [os.urandom(32)])
+        sid = nodes[0].requests[request_key(record)].specs[0].session_id
+        a, b = nodes
+        body = b"[" * 30000 + b"]" * 30000
+        with pytest.raises(PeerRefused, match="BadBody"):
+            await a.transport.send(b.endpoint, a.transport.seal(MsgType.JOIN, sid, body))
+        assert b.transport.scores.invalid_count(a.pubkey) == 1
+        assert b.sessions.get(sid) is None          # no placeholder left by a refused body
+    finally:
+        await stop_all(nodes)
