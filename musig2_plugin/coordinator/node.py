@@ -25,7 +25,7 @@ from ..events import EventEmitter, Subscription
 from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, RecordError, SigningRequest, TxType, Withdrawal,
                        decode_record)
-from ..session import SessionManager, SessionSpec, SpecError
+from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, Transport
@@ -443,6 +443,14 @@ class Musig2Node:
                 verdict = await verdict
             if verdict is not True:
                 raise ApprovalDenied("the approval callback refused this signing request")
+        for spec in known.specs:      # all-or-nothing: refuse before joining any of them
+            held = self.sessions.get(spec.session_id)
+            if held is not None and held.closed:
+                raise SessionAborted(held.abort_reason or "session is closed", held.culprits)
+        if not self.sessions.room_for(known.specs):
+            raise CoordinatorError(
+                f"joining would exceed max_sessions ({self.config.max_sessions}); "
+                "finish or abort other sessions first")
         ids = []
         for spec in known.specs:
             session = self.sessions.session_for(spec, auto=auto)

@@ -87,6 +87,15 @@ class SessionManager:
             session.set_auto(False)
         return session
 
+    def room_for(self, specs) -> bool:
+        """Whether joining all of ``specs`` fits the session bound (placeholders we have not
+        joined can be evicted). Checked before joining a request so that a request is
+        joined whole or not at all: half its inputs signed is state nobody can use."""
+        live = [s for s in self.sessions.values() if not s.closed]
+        busy = sum(1 for s in live if s.joined_local)
+        needed = sum(1 for spec in specs if spec.session_id not in self.sessions)
+        return busy + needed <= self.config.max_sessions
+
     def _create(self, spec: SessionSpec, *, auto: bool, local: bool = False) -> Session:
         """``local``: our user joins (approved). A session a peer's message created is only
         a placeholder until then, and anyone can create those (a signing request naming us

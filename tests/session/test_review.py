@@ -359,3 +359,29 @@ async def test_a_deeply_nested_body_is_a_typed_refusal_charged_to_its_signer():
         assert b.sessions.get(sid) is None          # no placeholder left by a refused body
     finally:
         await stop_all(nodes)
+
+
+async def test_a_request_is_joined_whole_or_not_at_all():
+    """One session per input: if only some of a request's sessions fit the session bound,
+    joining must refuse before any of them starts (half the inputs signed is useless state
+    and nonces spent for nothing)."""
+    from musig2_plugin.coordinator import CoordinatorError
+    cfg = FAST.with_(max_sessions=3)
+    alice, bob = await make_cluster(2, config=cfg)
+    try:
+        keys = [alice.pubkey, bob.pubkey]
+        first = await alice.announce_signing_request(keys, [os.urandom(32), os.urandom(32)])
+        await bob.join_signing_request(first, auto=False)
+        second = await alice.announce_signing_request(keys, [os.urandom(32), os.urandom(32)])
+        with pytest.raises(CoordinatorError, match="max_sessions"):
+            await bob.join_signing_request(second, auto=False)
+        second_ids = {s.session_id for s in bob.requests[request_key(second)].specs}
+        assert not any(s.joined_local for sid, s in bob.sessions.sessions.items()
+                       if sid in second_ids)
+        # The first request is unharmed and completes.
+        ids = await alice.join_signing_request(first)
+        for sid in ids:
+            await bob.start_round1(sid, 10)
+            await bob.start_round2(sid, 10)
+    finally:
+        await stop_all([alice, bob])
