@@ -20,6 +20,7 @@ Design points (see docs/crypto.md):
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 from ..constants import (AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN,
@@ -232,11 +233,15 @@ class SecretNonce:
     nonce and public key so the signer can check its own partial signature.
     """
 
-    __slots__ = ("_secnonce", "_consumed", "pubnonce", "pubkey", "_pubnonce_struct", "__weakref__")
+    __slots__ = ("_secnonce", "_consumed", "pubnonce", "pubkey", "_pubnonce_struct", "_lock",
+                 "__weakref__")
 
     def __init__(self, _token: object = None):
         if _token is not _CONSTRUCT_TOKEN:
             raise CryptoError("secret nonces are only created by nonce_gen (no import from bytes)")
+        # Check-and-mark must be atomic: cffi releases the GIL inside libsecp, and Electrum
+        # calls into plugins from the GUI thread, the daemon's command threads and the loop.
+        self._lock = threading.Lock()
         self._secnonce = ffi.new("secp256k1_musig_secnonce *")
         self._consumed = False
         self.pubnonce = b""
@@ -249,16 +254,19 @@ class SecretNonce:
 
     def _take(self):
         """Hand the struct to one signing call, exactly once."""
-        if self._consumed:
-            raise NonceReuseError("this secret nonce was already used (or discarded); never reuse a nonce")
-        self._consumed = True
-        return self._secnonce
+        with self._lock:
+            if self._consumed:
+                raise NonceReuseError("this secret nonce was already used (or discarded); "
+                                      "never reuse a nonce")
+            self._consumed = True
+            return self._secnonce
 
     def discard(self) -> None:
         """Zero and retire the nonce without signing (session aborted)."""
-        self._consumed = True
-        ffi.memmove(self._secnonce, b"\x00" * ffi.sizeof("secp256k1_musig_secnonce"),
-                    ffi.sizeof("secp256k1_musig_secnonce"))
+        with self._lock:
+            self._consumed = True
+            ffi.memmove(self._secnonce, b"\x00" * ffi.sizeof("secp256k1_musig_secnonce"),
+                        ffi.sizeof("secp256k1_musig_secnonce"))
 
     def __copy__(self):
         raise NonceReuseError("secret nonces cannot be copied")
