@@ -385,3 +385,44 @@ async def test_a_request_is_joined_whole_or_not_at_all():
             await bob.start_round2(sid, 10)
     finally:
         await stop_all([alice, bob])
+
+
+async def test_coordinator_messages_cannot_make_an_unapproved_participant_sign():
+    """The approval hook is the only way in: READY and NONCES sent to a node whose user
+    refused the request reach a placeholder session that never produces a nonce or a
+    partial signature."""
+    from musig2_plugin.coordinator import ApprovalDenied
+    from musig2_plugin.crypto import nonce_agg, nonce_gen
+
+    async def deny(record, payload):
+        return False
+
+    alice = (await make_cluster(1))[0]
+    bob = Musig2Node(os.urandom(32), config=FAST, approve=deny)
+    await bob.start(dht=False)
+    alice.add_peer(bob.pubkey, bob.endpoint)
+    bob.add_peer(alice.pubkey, alice.endpoint)
+    sent: list = []
+    bob.transport.sent_observers.append(sent.append)
+    try:
+        record = await alice.announce_signing_request([alice.pubkey, bob.pubkey], [os.urandom(32)])
+        with pytest.raises(ApprovalDenied):
+            await bob.join_signing_request(record)
+        spec = bob.requests[request_key(record)].specs[0]
+        sid = spec.session_id
+        epoch = next(e for e in range(2) if spec.coordinator(e) == alice.pubkey)
+        t = alice.transport
+        await t.send(bob.endpoint, t.seal(MsgType.READY, sid, encode_body(
+            MsgType.READY, epoch=epoch, attempt=0)))
+        pns = [nonce_gen(pubkey=k)[1] for k in spec.participants]
+        await t.send(bob.endpoint, t.seal(MsgType.NONCES, sid, encode_body(
+            MsgType.NONCES, epoch=epoch, attempt=0, pubnonces=pns, aggnonce=nonce_agg(pns))))
+        placeholder = bob.sessions.get(sid)
+        with pytest.raises(asyncio.TimeoutError):
+            await bob.start_round2(sid, timeout=0.5)     # even asking for round 2 signs nothing
+        await asyncio.sleep(0.2)
+        assert placeholder.joined_local is False and placeholder.status == "created"
+        assert [e.msg_type for e in sent] == []
+    finally:
+        await bob.stop()
+        await alice.stop()
