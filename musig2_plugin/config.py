@@ -75,6 +75,10 @@ class Musig2Config:
     #: Peer endpoints remembered (key -> host, port); oldest forgotten first. Every signed
     #: JOIN refreshes its sender's entry, so forgetting one costs at most a re-learn.
     max_known_endpoints: int = 4096
+    #: Signing requests accepted by push per second, node-wide (each costs milliseconds of
+    #: CPU: signature, ECDH, one session set-up per message); a burst of this many more.
+    request_push_rate_per_sec: float = 20.0
+    request_push_burst: int = 40
     #: Largest (plaintext) transaction payload a request may carry.
     max_payload_bytes: int = 128 * 1024
     #: Signing requests remembered per node (pushed or found), oldest evicted first.

@@ -18,7 +18,7 @@ without exchanging a single message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from .. import constants as C
 from ..crypto import KeyAggContext, key_sort, tagged_hash
@@ -33,14 +33,39 @@ TWEAK_TAPROOT = "taproot"
 
 
 def compute_session_id(request_id: bytes, participants, index: int = 0) -> bytes:
-    keys = key_sort(list(participants))
-    return tagged_hash(C.SESSION_ID_TAG, bytes(request_id) + b"".join(keys)
+    return _session_id_sorted(request_id, key_sort(list(participants)), index)
+
+
+def _session_id_sorted(request_id: bytes, sorted_keys, index: int) -> bytes:
+    return tagged_hash(C.SESSION_ID_TAG, bytes(request_id) + b"".join(sorted_keys)
                        + index.to_bytes(2, "big"))
+
+
+@lru_cache(maxsize=256)
+def _sorted_keys(keys: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """KeySort once per key set (a request's sessions all share one; see _keyagg_for)."""
+    return tuple(key_sort(list(keys)))
 
 
 def election_order(session_id: bytes, participants) -> tuple[bytes, ...]:
     return tuple(sorted(participants,
                         key=lambda k: tagged_hash(C.COORDINATOR_RANK_TAG, session_id + k)))
+
+
+@lru_cache(maxsize=256)
+def _keyagg_for(participants: tuple[bytes, ...], tweak: str,
+                merkle_root: bytes | None) -> KeyAggContext:
+    """One key aggregation per key set, shared by every session that uses it.
+
+    WHY: a request carries one message per input (up to 50) over the same keys, and
+    aggregating 16 keys costs about a millisecond: building its sessions one aggregation
+    each let a single pushed request (anyone can push one) cost ~50 ms of the event loop.
+    ``KeyAggContext`` is immutable, so sharing it is safe.
+    """
+    ctx = KeyAggContext.from_pubkeys(participants)
+    if tweak == TWEAK_TAPROOT:
+        ctx = ctx.with_taproot_tweak(merkle_root)
+    return ctx
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,14 +93,15 @@ class SessionSpec:
             raise SpecError(f"unknown tweak {tweak!r}")
         if merkle_root is not None and (tweak != TWEAK_TAPROOT or len(merkle_root) != 32):
             raise SpecError("a merkle root is 32 bytes and only with the taproot tweak")
-        spec = cls(bytes(request_id), tuple(key_sort(keys)), bytes(message), index, tweak,
+        spec = cls(bytes(request_id), _sorted_keys(tuple(keys)), bytes(message), index, tweak,
                    merkle_root, dict(endpoints or {}))
         spec.keyagg  # validates every key (raises InvalidPublicKey naming its index)
         return spec
 
     @cached_property
     def session_id(self) -> bytes:
-        return compute_session_id(self.request_id, self.participants, self.index)
+        # participants are KeySorted by build(): the same bytes compute_session_id hashes.
+        return _session_id_sorted(self.request_id, self.participants, self.index)
 
     @cached_property
     def order(self) -> tuple[bytes, ...]:
@@ -86,10 +112,7 @@ class SessionSpec:
 
     @cached_property
     def keyagg(self) -> KeyAggContext:
-        ctx = KeyAggContext.from_pubkeys(self.participants)
-        if self.tweak == TWEAK_TAPROOT:
-            ctx = ctx.with_taproot_tweak(self.merkle_root)
-        return ctx
+        return _keyagg_for(self.participants, self.tweak, self.merkle_root)
 
     @property
     def aggregate_xonly(self) -> bytes:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, Collection
 
+from aiorpcx import RPCError
 from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
@@ -22,8 +23,8 @@ from ..config import Musig2Config
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked)
-from .guards import PeerScore, ReplayGuard, check_clock
-from .peer import ClientPool, Endpoint, ServerSession, make_refusal
+from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
+from .peer import ERR_RATE, ClientPool, Endpoint, ServerSession, make_refusal
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Transport:
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
         self.pool = ClientPool(config)
+        self._request_bucket = TokenBucket(config.request_push_rate_per_sec,
+                                           config.request_push_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
@@ -117,6 +120,12 @@ class Transport:
         except ValueError:
             raise make_refusal("argument is not hex", conn.charge_invalid()) from None
         if method == C.RPC_SIGNING_REQUEST:
+            # A pushed request costs a signature check, an ECDH and one session set-up per
+            # message (milliseconds, against microseconds for an envelope) and anyone may
+            # push one: a node-wide budget keeps a flood from freezing our event loop. What
+            # is refused here is not lost: requests also wait in the DHT.
+            if not self._request_bucket.take():
+                raise RPCError(ERR_RATE, "signing request rate exceeded; try later")
             try:
                 await self._on_request(data)
             except ValueError as exc:

@@ -192,3 +192,34 @@ async def test_outbound_connections_and_their_locks_are_bounded():
         await client.stop()
         for t in servers:
             await t.stop()
+
+
+async def test_signing_request_pushes_have_a_node_wide_budget():
+    """Each push costs milliseconds (signature, ECDH, session set-up) against microseconds for
+    an envelope: the per-connection message rate is far too generous for them, and opening
+    more connections must not multiply the budget."""
+    from musig2_plugin.transport import PeerRefused
+    cfg = CFG.with_(request_push_rate_per_sec=0.5, request_push_burst=3)
+    handled: list[bytes] = []
+
+    async def on_request(data: bytes) -> None:
+        handled.append(data)
+
+    srv = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
+                    on_request=on_request)
+    await srv.start("127.0.0.1", 0)
+    clients = [Transport(os.urandom(32), CFG, membership=lambda s: None, on_envelope=_noop,
+                         on_request=_noop) for _ in range(3)]
+    try:
+        refused = 0
+        for i in range(12):
+            try:
+                await clients[i % 3].push_request(srv.endpoint, b"r%d" % i)
+            except PeerRefused as exc:
+                assert "rate" in str(exc)
+                refused += 1
+        assert len(handled) <= 4 and refused >= 8       # burst 3 (+1 refilled at most)
+    finally:
+        for c in clients:
+            await c.stop()
+        await srv.stop()
