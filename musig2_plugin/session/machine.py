@@ -669,9 +669,28 @@ class Session:
             self._on_closed(self)
 
     def _lifetime_over(self) -> None:
-        if not self.closed:
-            missing = tuple(k for k in self.spec.participants if k not in self._seen_joined)
-            self._abort_local("session lifetime exceeded", missing)
+        """Name only whom we can vouch for.
+
+        The coordinator saw every JOIN: it names the missing and tells everyone. A plain
+        participant never sees the others' JOINs (they go to the coordinator), so naming
+        "everyone I did not hear from" blamed honest participants; it waits a grace period
+        for the coordinator's ABORT instead, and if none comes while it is still waiting
+        to be made ready, the coordinator is the one that failed it.
+        """
+        if self.closed:
+            return
+        if self._coord is not None:
+            missing = tuple(k for k in self.spec.participants if k not in self._coord.joined)
+            self._coordinator_abort("session lifetime exceeded", missing)
+            return
+        self._life_timer = asyncio.get_running_loop().call_later(
+            self.config.coordinator_grace, self._lifetime_final)
+
+    def _lifetime_final(self) -> None:
+        if self.closed:
+            return
+        culprits = (self.coordinator,) if self.joined_local and self.status == JOINING else ()
+        self._abort_local("session lifetime exceeded", culprits)
 
     def _teardown(self) -> None:
         self._cancel_wait()

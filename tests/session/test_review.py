@@ -441,3 +441,58 @@ async def test_the_sessions_of_one_request_share_one_key_aggregation():
         assert all(s.participants is specs[0].participants for s in specs)
     finally:
         await stop_all(nodes)
+
+
+async def test_lifetime_blame_names_only_the_absent_not_honest_participants():
+    """n = 4, one participant never joins. A plain participant never sees the others'
+    JOINs (they go to the coordinator): it used to name every key it had not heard from,
+    i.e. honest participants too. Everyone must name exactly the absent one."""
+    cfg = FAST.with_(session_lifetime=1.0, join_timeout=60.0)
+    nodes = await make_cluster(4, config=cfg)
+    try:
+        record = await nodes[0].announce_signing_request([x.pubkey for x in nodes],
+                                                         [os.urandom(32)])
+        spec = nodes[0].requests[request_key(record)].specs[0]
+        absent = by_key(nodes)[spec.order[-1]]          # never the coordinator of epoch 0
+        present = [x for x in nodes if x is not absent]
+        ids = await asyncio.gather(*(x.join_signing_request(record) for x in present))
+        for x in present:
+            with pytest.raises(SessionAborted) as info:
+                await x.get_final_signature(ids[0][0], 10)
+            assert "lifetime" in info.value.reason
+            assert info.value.culprits == (absent.pubkey,), x.pubkey.hex()
+    finally:
+        await stop_all(nodes)
+
+
+class StallingCoordinator(Session):
+    """A strict fake of a hostile coordinator: it takes every JOIN and never answers, never
+    aborts (its deadlines and its lifetime do nothing)."""
+
+    def _coord_deadline(self, c, phase) -> None:
+        return None
+
+    def _lifetime_over(self) -> None:
+        return None
+
+
+async def test_a_coordinator_that_stalls_is_the_one_named_at_the_end():
+    cfg = FAST.with_(session_lifetime=1.0, join_timeout=0.5)
+    nodes = await make_cluster(4, config=cfg)
+    try:
+        record = await nodes[0].announce_signing_request([x.pubkey for x in nodes],
+                                                         [os.urandom(32)])
+        spec = nodes[0].requests[request_key(record)].specs[0]
+        coord = by_key(nodes)[spec.coordinator(0)]
+        coord.sessions.session_class = StallingCoordinator
+        late = by_key(nodes)[spec.order[-1]]             # never joins
+        early = [x for x in nodes if x is not late]
+        ids = await asyncio.gather(*(x.join_signing_request(record) for x in early))
+        for x in early:
+            if x is coord:
+                continue
+            with pytest.raises(SessionAborted) as info:
+                await x.get_final_signature(ids[0][0], 10)
+            assert info.value.culprits == (coord.pubkey,), x.pubkey.hex()
+    finally:
+        await stop_all(nodes)
