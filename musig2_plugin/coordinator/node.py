@@ -447,6 +447,8 @@ class Musig2Node:
             held = self.sessions.get(spec.session_id)
             if held is not None and held.closed:
                 raise SessionAborted(held.abort_reason or "session is closed", held.culprits)
+            if held is not None and not held.spec.signs_the_same(spec):
+                raise RequestRefused("a session here signs something else under this id")
         if not self.sessions.room_for(known.specs):
             raise CoordinatorError(
                 f"joining would exceed max_sessions ({self.config.max_sessions}); "
