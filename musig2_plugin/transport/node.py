@@ -22,7 +22,8 @@ from .. import constants as C
 from ..config import Musig2Config
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
-                       EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked)
+                       EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
+                       ReplayedMessage, StaleMessage)
 from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
 from .peer import ERR_RATE, ClientPool, Endpoint, ServerSession, make_refusal
 
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 class UnknownSession(AuthenticRefusal):
     """We hold no session under that id (yet): refused, but not the sender's fault."""
 
+
+#: Refusals of correctly signed messages that prove nothing against the signing key: anyone
+#: who once saw a message (a participant, anyone on the path: TCP is plain) can send it again
+#: (replayed, or stale once old), and PeerBlocked is decided before the signature is checked.
+#: Charging them to the key would let a third party get an honest key blocked; they are
+#: charged to the connection that delivered them instead.
+NOT_PROOF = (PeerBlocked, ReplayedMessage, StaleMessage)
 
 Membership = Callable[[bytes], "Collection[bytes] | None"]
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
@@ -136,9 +144,8 @@ class Transport:
         try:
             await self.accept(data)
         except EnvelopeError as exc:
-            # Junk that cannot be pinned on a key is charged to the connection; so is
-            # anything sent under a blocked key (its signature was never checked).
-            disconnect = (not exc.authentic or isinstance(exc, PeerBlocked)) \
+            # Junk that cannot be pinned on a key is charged to the connection that sent it.
+            disconnect = (not exc.authentic or isinstance(exc, NOT_PROOF)) \
                 and conn.charge_invalid()
             raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         return True
@@ -166,9 +173,7 @@ class Transport:
             return env
         except EnvelopeError as exc:
             self._count(exc)
-            # PeerBlocked is decided before the signature is checked (that is the point of
-            # blocking): nothing proves the key sent it, so nothing is charged to the key.
-            if exc.authentic and not isinstance(exc, (UnknownSession, PeerBlocked)) \
+            if exc.authentic and not isinstance(exc, (UnknownSession,) + NOT_PROOF) \
                     and env.sender != self.pubkey:   # our own stale local delivery: no charge
                 if self.scores.charge(env.sender):
                     log.warning("blocking peer %s after repeated invalid messages",

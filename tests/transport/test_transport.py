@@ -14,7 +14,7 @@ import pytest
 from musig2_plugin import constants as C
 from musig2_plugin.config import Musig2Config
 from musig2_plugin.crypto import plain_pubkey
-from musig2_plugin.transport import (Envelope, MalformedEnvelope, MsgType,
+from musig2_plugin.transport import (AuthenticRefusal, Envelope, MalformedEnvelope, MsgType,
                                      PeerRefused, PeerUnreachable, ReplayGuard,
                                      ReplayedMessage, Transport)
 from musig2_plugin.transport.envelope import CounterSource
@@ -25,6 +25,13 @@ SID_B = bytes(range(1, 33))
 
 def key(i: int) -> bytes:
     return (i + 1).to_bytes(32, "big")
+
+
+BAD_BODY = b'{"bad":true}'
+
+
+class InvalidBody(AuthenticRefusal):
+    """What the session layer raises for a correctly signed, invalid message."""
 
 
 class Peer:
@@ -38,6 +45,10 @@ class Peer:
                            on_envelope=self._on_env, on_request=self._on_req)
 
     async def _on_env(self, env: Envelope) -> None:
+        # Strict stand-in for the session layer's refusal of a signed but invalid body
+        # (BadBody, InvalidContribution): exactly this body, nothing else, is refused.
+        if env.body == BAD_BODY:
+            raise InvalidBody("body refused by the session layer")
         self.inbox.append(env)
 
     async def _on_req(self, data: bytes) -> None:
@@ -122,7 +133,8 @@ async def test_delivery_and_replay_refused_over_sockets(pair):
     with pytest.raises(PeerRefused, match="ReplayedMessage"):
         await alice.t.send(bob.t.endpoint, env)
     assert len(bob.inbox) == 1
-    assert bob.t.scores.invalid_count(alice.t.pubkey) == 1
+    # Anyone who saw the message can resend it: a replay is not charged to alice's key.
+    assert bob.t.scores.invalid_count(alice.t.pubkey) == 0
 
 
 async def test_forged_and_cross_session_messages_refused(pair):
@@ -179,8 +191,8 @@ async def test_peer_blocked_after_repeated_invalid_messages(pair):
     env = alice.t.seal(MsgType.JOIN, SID_A, b"{}")
     await alice.t.send(bob.t.endpoint, env)
     for _ in range(4):                                   # threshold is 4 in this fixture
-        with pytest.raises(PeerRefused):
-            await alice.t.send(bob.t.endpoint, env)
+        with pytest.raises(PeerRefused, match="InvalidBody"):
+            await alice.t.send(bob.t.endpoint, alice.t.seal(MsgType.JOIN, SID_A, BAD_BODY))
     assert bob.t.scores.is_blocked(alice.t.pubkey)
     # Now even a fresh, valid message from alice is refused.
     with pytest.raises(PeerRefused, match="PeerBlocked"):
@@ -288,8 +300,8 @@ async def test_default_config_blocks_after_ten_invalid_messages():
         await alice.t.send(bob.t.endpoint, env)
         for i in range(10):
             assert not bob.t.scores.is_blocked(alice.t.pubkey)
-            with pytest.raises(PeerRefused, match="ReplayedMessage"):
-                await alice.t.send(bob.t.endpoint, env)
+            with pytest.raises(PeerRefused, match="InvalidBody"):
+                await alice.t.send(bob.t.endpoint, alice.t.seal(MsgType.JOIN, SID_A, BAD_BODY))
         assert bob.t.scores.is_blocked(alice.t.pubkey)
         with pytest.raises(PeerRefused, match="PeerBlocked"):
             await alice.t.send(bob.t.endpoint, alice.t.seal(MsgType.JOIN, SID_A, b"{}"))

@@ -223,3 +223,48 @@ async def test_signing_request_pushes_have_a_node_wide_budget():
         for c in clients:
             await c.stop()
         await srv.stop()
+
+
+async def test_replaying_someones_messages_cannot_get_them_blocked():
+    """Mallory saw one of Alice's signed messages (a co-participant, or anyone on the path:
+    the transport is plain TCP) and sends it to Bob again and again, then an old one of
+    Alice's (stale). Neither proves anything against Alice's key: Alice must stay unblocked,
+    and Mallory's connection is the one charged and closed."""
+    from musig2_plugin.crypto import plain_pubkey
+    from musig2_plugin.transport import Envelope, MsgType, PeerRefused
+    from musig2_plugin import constants as C
+    cfg = CFG.with_(block_after_invalid=3)
+    alice_sk = os.urandom(32)
+    alice = plain_pubkey(alice_sk)
+    sid = bytes(32)
+    inbox: list = []
+
+    async def on_env(env) -> None:
+        inbox.append(env)
+
+    bob = Transport(os.urandom(32), cfg, membership=lambda s: {alice}, on_envelope=on_env,
+                    on_request=_noop)
+    await bob.start("127.0.0.1", 0)
+    mallory = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
+                        on_request=_noop)
+    honest = Transport(alice_sk, cfg, membership=lambda s: None, on_envelope=_noop,
+                       on_request=_noop)
+    try:
+        seen = Envelope.sign(alice_sk, msg_type=MsgType.JOIN, session_id=sid, sender=alice,
+                             counter=10, body=b"{}")
+        old = Envelope.sign(alice_sk, msg_type=MsgType.JOIN, session_id=sid, sender=alice,
+                            counter=11, body=b"{}", time_ms=1_000_000)
+        await mallory.pool.request(bob.endpoint, C.RPC_MESSAGE, [seen.encode().hex()])
+        for data, why in [(seen, "ReplayedMessage"), (old, "StaleMessage"),
+                          (seen, "ReplayedMessage")]:            # 3 = block_after_invalid
+            with pytest.raises(PeerRefused, match=why):
+                await mallory.pool.request(bob.endpoint, C.RPC_MESSAGE, [data.encode().hex()])
+        assert bob.scores.invalid_count(alice) == 0 and not bob.scores.is_blocked(alice)
+        await asyncio.sleep(0.1)
+        assert bob._inbound == set() or all(s.is_closing() for s in bob._inbound)
+        await honest.send(bob.endpoint, honest.seal(MsgType.JOIN, sid, b"{}"))
+        assert len(inbox) == 2
+    finally:
+        await honest.stop()
+        await mallory.stop()
+        await bob.stop()
