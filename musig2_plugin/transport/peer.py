@@ -93,8 +93,15 @@ class ServerSession(RPCSession):
         self._registry = registry
         registry.add(self)
         if len(registry) > config.max_inbound_connections:
-            log.warning("too many inbound connections; refusing one")
-            asyncio.get_event_loop().create_task(self.abort())
+            # Refusing the newcomer would let anyone who opens the maximum number of silent
+            # connections lock every honest peer out. Close the connection that has been
+            # silent longest instead: an idle squatter goes first, and a busy one is
+            # charged for its junk and disconnected anyway.
+            victim = min((s for s in registry if s is not self),
+                         key=lambda s: s.last_recv, default=self)
+            registry.discard(victim)
+            log.warning("too many inbound connections; closing the longest idle one")
+            asyncio.get_event_loop().create_task(victim.abort())
 
     def default_framer(self):
         return NewlineFramer(max_size=self._config.max_message_bytes)

@@ -268,3 +268,32 @@ async def test_replaying_someones_messages_cannot_get_them_blocked():
         await honest.stop()
         await mallory.stop()
         await bob.stop()
+
+
+async def test_silent_connections_cannot_lock_honest_peers_out():
+    """Open the maximum number of inbound connections and say nothing (slowloris). An
+    honest peer connecting afterwards must still be served; the longest-silent squatter
+    is the one closed."""
+    from musig2_plugin.transport import PeerUnreachable
+    cfg = CFG.with_(max_inbound_connections=3)
+    srv = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
+                    on_request=_noop)
+    await srv.start("127.0.0.1", 0)
+    squatters = [await asyncio.open_connection(*srv.endpoint) for _ in range(3)]
+    client = Transport(os.urandom(32), CFG, membership=lambda s: None, on_envelope=_noop,
+                       on_request=_noop)
+    try:
+        await asyncio.sleep(0.1)
+        assert len(srv._inbound) == 3
+        try:
+            answer = await client.pool.request(srv.endpoint, "m2.request", ["00"])
+        except PeerUnreachable:
+            answer = None
+        assert answer is True
+        assert await asyncio.wait_for(squatters[0][0].read(), 5) == b""   # oldest closed
+        assert len(srv._inbound) <= 3
+    finally:
+        for _r, w in squatters:
+            w.close()
+        await client.stop()
+        await srv.stop()
