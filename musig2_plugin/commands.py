@@ -92,7 +92,8 @@ def _payees(outputs: Any) -> list[tuple[str, int]]:
 async def status(self: "Commands", plugin: "Musig2Plugin" = None,
                  wallet: Optional["Abstract_Wallet"] = None) -> dict[str, Any]:
     """Show the MuSig2 plugin's version, whether its co-signing node runs, and the wallet in use.
-    Works without a wallet; with -w it reports that wallet.
+    Works without a wallet; with -w it reports that wallet, its participant key and whether that
+    key is known (participant_key_state: known, or locked/unsupported with what to do).
     """
     loaded = list(self.daemon.get_wallets().values()) if self.daemon is not None else []
     result = plugin.status(wallet=wallet, loaded_wallets=loaded)
@@ -100,12 +101,14 @@ async def status(self: "Commands", plugin: "Musig2Plugin" = None,
         wallet = loaded[0]
     if wallet is not None:
         try:
-            key = plugin.cached_participant_key(wallet)
+            key, key_state = plugin.participant_key_state(wallet)
         except Exception as exc:   # unsupported wallet types still get a status
-            result["participant_key"] = None
-            result["participant_key_error"] = f"{type(exc).__name__}: {exc}"
-        else:
-            result["participant_key"] = key.pubkey.hex() if key else None
+            key, key_state = None, f"unavailable: {type(exc).__name__}: {exc}"
+        result["participant_key"] = key.pubkey.hex() if key else None
+        # "known", "locked: <what to do>", "unsupported: <why>" or "unavailable: <why>"
+        result["participant_key_state"] = key_state
+        if key is None and not key_state.startswith("locked"):
+            result["participant_key_error"] = key_state.split(": ", 1)[1]
         c = plugin.cosigners.get(id(wallet))
         result["node"] = c.status() if c is not None else None
         try:

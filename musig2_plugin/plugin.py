@@ -276,6 +276,38 @@ class Musig2Plugin(BasePlugin):
     def cached_participant_key(self, wallet: "Abstract_Wallet") -> Optional[ParticipantKey]:
         return cached_participant_key(wallet, self.get_storage(wallet))
 
+    def participant_key_state(self, wallet: "Abstract_Wallet") -> tuple[Optional[ParticipantKey], str]:
+        """The wallet's participant key if it can be known without asking, and a sentence for
+        the user saying whether it is known and, if not, what to do.
+
+        WHY derive here: the path is hardened, so the public key needs the private keystore;
+        an unencrypted wallet (or one the daemon holds unlocked) gives it without any password,
+        so a status that answered "null" there only looked broken.
+        """
+        from .wallet_bridge import BridgeError
+        try:
+            key = self.cached_participant_key(wallet)
+        except BridgeError as exc:
+            return None, f"unsupported: {type(exc).__name__}: {exc}"
+        if key is not None:
+            return key, "known"
+        password = None
+        if wallet.has_keystore_encryption():
+            unlocked = getattr(wallet, "get_unlocked_password", None)
+            password = unlocked() if unlocked is not None else None
+            if not password:
+                return None, ("locked: the wallet is encrypted; run musig2_plugin_participant_key "
+                              "with the wallet password (--password) once, then it is remembered")
+        try:
+            key = self.participant_key(wallet, password)
+        except BridgeError as exc:
+            return None, f"unavailable: {type(exc).__name__}: {exc}"
+        try:
+            wallet.save_db()
+        except Exception as exc:       # the key is known for this session anyway
+            get_logger(__name__).info(f"saving the participant key: {exc!r}")
+        return key, "known"
+
     def psbt_signer(self, wallet: "Abstract_Wallet", password: Optional[str]) -> PsbtSigner:
         key = self.participant_key(wallet, password)
         signer = self._signers.get(id(wallet))

@@ -99,9 +99,16 @@ def test_discover_fund_cosign_broadcast_confirm(regtest_chain, electrum_wallets,
         bob.cmd(P + "approve", request_id="00" * 32)
     for w in (bob, carol):
         assert w.cmd(P + "approve", request_id=rid)["status"] in ("approved", "signed")
-    done = _wait(lambda: (lambda s: s if s["status"] == "broadcast" else
-                          (pytest.fail(s["error"]) if s["status"] == "failed" else None))(
-        alice.cmd(P + "session_status", request_id=rid)), what="signed and broadcast")
+    signed = _wait(lambda: (lambda s: s if s["status"] in ("signed", "broadcast") else
+                            (pytest.fail(s["error"]) if s["status"] == "failed" else None))(
+        alice.cmd(P + "session_status", request_id=rid)), what="signed", every=0.05)
+    # Asking for the broadcast while the wallet's own one is (most likely) still in flight:
+    # the same txid, and the transaction went to the server once, not twice.
+    assert alice.cmd(P + "broadcast_request", request_id=rid)["txid"] == req["txid"]
+    done = alice.cmd(P + "session_status", request_id=rid)
+    assert done["status"] == "broadcast" and done["broadcasts"] == 1, (signed["status"], done)
+    assert alice.cmd(P + "broadcast_request", request_id=rid)["txid"] == req["txid"]
+    assert alice.cmd(P + "session_status", request_id=rid)["broadcasts"] == 1
     timings["cosign+broadcast"] = time.monotonic() - t2
     txid = done["broadcast_txid"]
     assert txid == req["txid"] and chain.node.in_mempool(txid)

@@ -44,12 +44,30 @@ def _refused(rpc, method, match, **kw):
     return info.value.message
 
 
+def test_status_says_whether_the_participant_key_is_known(daemon, rpc):
+    """Encrypted wallet, key never derived: the status says it is locked and what to run (and
+    derives nothing); an unencrypted wallet's status derives it on the spot, no password."""
+    st = rpc("status")
+    assert st["participant_key"] is None
+    assert st["participant_key_state"].startswith("locked:")
+    assert "musig2_plugin_participant_key" in st["participant_key_state"]
+    assert "--password" in st["participant_key_state"]
+    assert rpc("status")["participant_key_state"] == st["participant_key_state"]   # still locked
+    daemon.create_wallet("plain")
+    plain = str(daemon.wallet_path("plain"))
+    st2 = rpc("status", wallet=plain)
+    assert st2["participant_key_state"] == "known" and len(st2["participant_key"]) == 66
+    assert rpc("participant_key", wallet=plain)["pubkey"] == st2["participant_key"]
+    assert "participant_key_error" not in st2
+
+
 def test_participant_key_needs_password(rpc):
     _refused(rpc, "participant_key", "Password required")
     _refused(rpc, "participant_key", "Incorrect password", password="nope")   # Electrum checks first
     key = rpc("participant_key", password="secret")
     assert len(key["pubkey"]) == 66 and key["path"] == "327h/0h"
-    assert rpc("status")["participant_key"] == key["pubkey"]
+    st = rpc("status")
+    assert st["participant_key"] == key["pubkey"] and st["participant_key_state"] == "known"
 
 
 def test_create_output_refusals_change_nothing(rpc):
@@ -128,6 +146,7 @@ def test_watch_only_wallet_refused_clearly(daemon, rpc):
     _refused(rpc, "node_start", "UnsupportedWallet", wallet=watch)
     st = rpc("status", wallet=watch)
     assert st["participant_key"] is None and "watch-only" in st["participant_key_error"]
+    assert st["participant_key_state"].startswith("unsupported: UnsupportedWallet")
 
 
 def test_outputs_and_key_survive_a_daemon_restart(daemon, rpc):
