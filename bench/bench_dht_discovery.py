@@ -64,14 +64,15 @@ async def run(n_nodes: int, n_lookups: int, n_signers: int, churn: float) -> dic
         ads = [Advertisement.create(os.urandom(32), tx_types="spend", min_amount_sat=0,
                                     max_amount_sat=10**8, host="127.0.0.1", port=20_000 + i,
                                     reputation=i % 100) for i in range(n_signers)]
+        stored = []
         for i, ad in enumerate(ads):
-            await nodes[rng.randrange(n_nodes)].publish(ad)
+            stored.append(await nodes[rng.randrange(n_nodes)].publish(ad))
         await asyncio.sleep(0.5)
         want = {ad.owner for ad in ads}
         latencies, complete = await _timed_lookups(nodes, rng, n_lookups, want)
         result = {
             "bench": "dht_discovery", "nodes": n_nodes, "signers": n_signers, "lookups": n_lookups,
-            "startup_s": round(started, 2), **_summary(latencies),
+            "startup_s": round(started, 2), "copies_per_ad_min": min(stored), **_summary(latencies),
             "all_20_found": f"{complete}/{n_lookups}",
         }
         if churn:

@@ -43,17 +43,22 @@ class RecordCrawl:
         self.found: list[bytes] = []
         self.by_peer: dict[bytes, tuple[Node, list[bytes]]] = {}
         self.responders = 0
+        self._suspects: set[bytes] = set()
         self._add(peers, seeds=True)
 
     def _add(self, peers: list[Node], seeds: bool = False) -> None:
-        """Seeds come from our routing table and are always tried; contacts named by
-        peers are skipped while they are marked unresponsive."""
+        """Contacts that recently failed to answer (``protocol.is_unresponsive``) are still
+        asked, since a timeout under load does not prove death, but as *suspects*: their
+        query never holds one of the ``alpha`` slots, so a dead one delays nobody, and a
+        live one still counts (excluding it would make publisher and searcher disagree
+        about which nodes are closest)."""
         me = self.protocol.source_node.id
         for peer in peers:
-            if peer.id not in self._nodes and peer.id != me and \
-                    (seeds or not self.protocol.is_unresponsive((peer.ip, peer.port))):
+            if peer.id not in self._nodes and peer.id != me:
                 self._nodes[peer.id] = peer
                 self._state[peer.id] = NEW
+                if not seeds and self.protocol.is_unresponsive((peer.ip, peer.port)):
+                    self._suspects.add(peer.id)
 
     def _ordered(self) -> list[Node]:
         return sorted(self._nodes.values(), key=lambda n: n.distance_to(self.target))
@@ -86,8 +91,11 @@ class RecordCrawl:
                 if self._state[peer.id] == NEW:
                     self._state[peer.id] = PENDING
                     task = asyncio.ensure_future(self._query(peer))
-                    in_flight[task] = now
-                    fresh += 1
+                    if peer.id in self._suspects:
+                        in_flight[task] = now - LINGER * self.soft_timeout  # asked; holds no slot, blocks no end
+                    else:
+                        in_flight[task] = now
+                        fresh += 1
             if not in_flight:
                 break
             if self._only_stragglers(in_flight, now):

@@ -167,7 +167,7 @@ class DhtNode:
     def _crawl(self, topic: bytes) -> RecordCrawl | None:
         server = self._require_server()
         target = Node(topic)
-        nearest = server.protocol.router.find_neighbors(target)
+        nearest = server.protocol.neighbors(target)
         if not nearest:
             return None
         return RecordCrawl(server.protocol, target, nearest, self.config.ksize, self.config.alpha,

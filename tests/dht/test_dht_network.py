@@ -233,3 +233,20 @@ async def test_events_forwarded_to_the_coordinator_event_hub():
         assert await wait_until(lambda: ("withdrawn", ad.owner) in got)
         watch.cancel()
         assert got[0] == ("advertised", ad.owner)
+
+
+async def test_neighbors_of_any_target_come_from_the_whole_routing_table():
+    """Regression: kademlia's RoutingTable.find_neighbors can return one contact or none when
+    the target's bucket is last and its left neighbour empty; our seeds must not."""
+    import os
+    async with network(N_NODES) as nodes:
+        for node in nodes:
+            contacts = [n for b in node.protocol.router.buckets for n in b.get_nodes()]
+            for _ in range(20):
+                target = Node(os.urandom(20))
+                got = node.protocol.neighbors(target)
+                assert len(got) == min(FAST.ksize, len(contacts))
+                dist = [n.distance_to(target) for n in got]
+                assert dist == sorted(dist)
+                worst = dist[-1]
+                assert all(c.distance_to(target) >= worst for c in contacts if c not in got)
