@@ -102,7 +102,9 @@ class Musig2Node:
         self._republish_task: asyncio.Task | None = None
         self.advertisement: Advertisement | None = None
         self.requests: OrderedDict[bytes, KnownRequest] = OrderedDict()
-        self._discovered: set[bytes] = set()
+        #: Keys already announced by ``signer:discovered`` (bounded like the address book:
+        #: advertisements cost their owners nothing; a forgotten key is announced again).
+        self._discovered: OrderedDict[bytes, None] = OrderedDict()
         self._watchers: set[asyncio.Task] = set()
         self._started = False
 
@@ -237,7 +239,9 @@ class Musig2Node:
                 continue
             self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
             if ad.owner not in self._discovered:
-                self._discovered.add(ad.owner)
+                self._discovered[ad.owner] = None
+                while len(self._discovered) > self.config.max_known_endpoints:
+                    self._discovered.popitem(last=False)
                 self.events.emit("signer:discovered", advertisement=ad, tx_type=TxType(tx_type))
             out.append(ad)
         return out if max_results is None else out[:max_results]

@@ -183,3 +183,21 @@ async def test_endpoint_hints_name_the_first_coordinators_of_each_session():
                    if k in wanted)
     finally:
         await asyncio.gather(*(x.stop() for x in nodes))
+
+
+async def test_what_discovery_remembers_is_bounded():
+    """Advertisements cost their owners nothing: the keys a node remembers from discovery
+    (announced-once set and address book) stay within max_known_endpoints."""
+    cfg = CFG.with_(max_known_endpoints=2)
+    alice = Musig2Node(os.urandom(32), config=cfg, dht_config=DHT)
+    await alice.start(dht=True)
+    signers = [Musig2Node(os.urandom(32), config=CFG, dht_config=DHT) for _ in range(4)]
+    try:
+        for s in signers:
+            await s.start(dht=True, bootstrap=[alice.dht_address])
+            await s.advertise_signer(nickname="s")
+        found = await alice.find_available_signers("spend")
+        assert {ad.owner for ad in found} == {s.pubkey for s in signers}
+        assert len(alice._discovered) <= 2 and len(alice.endpoints) <= 2
+    finally:
+        await asyncio.gather(*(x.stop() for x in signers + [alice]), return_exceptions=True)
