@@ -264,16 +264,17 @@ class Plugin(Musig2Plugin):
 
     def open_approval(self, window, state):
         from .qt_dialogs import ApprovalDialog, ProgressDialog
-        d = ApprovalDialog(window, state, window.wallet)
+
+        async def approve():
+            # the same call as the approve command: same review, same re-check before joining
+            return await self.cosigner(window.wallet).approve(state.key)
+        d = ApprovalDialog(window, state, window.wallet, approve=approve)
 
         def on_finished(result):
             cosigner = self.cosigners.get(id(window.wallet))
             if cosigner is None:
                 return
-            if result:
-                import asyncio
-                from electrum.util import get_asyncio_loop
-                asyncio.run_coroutine_threadsafe(cosigner.approve(state.key), get_asyncio_loop())
+            if result:               # accepted only after the approval joined the sessions
                 ProgressDialog(window, self, window.wallet, state).show()
             elif state.status == "pending":
                 cosigner.reject(state.key)

@@ -176,9 +176,16 @@ class SignerPickerDialog(WindowModalDialog):
 class ApprovalDialog(WindowModalDialog):
     """An incoming signing request, shown from its transaction; Approve joins its sessions."""
 
-    def __init__(self, parent, state: "RequestState", wallet=None):
+    def __init__(self, parent, state: "RequestState", wallet=None, *,
+                 approve: Optional[Callable[[], Any]] = None):
+        """``approve``: returns the coroutine that approves (``WalletCosigner.approve``, the
+        same call as the ``approve`` command, so both paths go through the same review and the
+        node's re-check before joining). The dialog closes only once that succeeded; a refusal
+        is shown in the dialog and nothing is joined."""
         super().__init__(parent, _("MuSig2 signing request"))
         self.state = state
+        self._approve = approve
+        self._runner = AsyncRunner()
         self.setMinimumWidth(720)
         vbox = QVBoxLayout(self)
         review = state.review
@@ -215,12 +222,31 @@ class ApprovalDialog(WindowModalDialog):
             vbox.addWidget(self.inputs_table)
             self.fee_label = QLabel(_("Fee: {}").format(sats(review.fee_sats)))
             vbox.addWidget(self.fee_label)
+        self.error_label = WWLabel("")
+        vbox.addWidget(self.error_label)
         self.approve_button = QPushButton(_("Approve and sign"))
         self.approve_button.setEnabled(review is not None and state.status == "pending")
         self.approve_button.clicked.connect(self.accept)
         self.reject_button = QPushButton(_("Reject"))
         self.reject_button.clicked.connect(self.reject)
         vbox.addLayout(Buttons(self.reject_button, self.approve_button))
+
+    def accept(self) -> None:
+        """Approve through the co-signing service; close only if it joined."""
+        if self._approve is None:
+            super().accept()
+            return
+        self.approve_button.setEnabled(False)
+        self.error_label.setText(_("Checking the request again and joining…"))
+        self._runner = AsyncRunner()
+        self._runner.run(self._approve(), self._on_approved)
+
+    def _on_approved(self, _state, exc) -> None:
+        if exc is not None:
+            self.error_label.setText(_("Not approved: {}").format(exc))
+            return                            # stays open; Approve stays disabled
+        self.error_label.setText("")
+        super().accept()
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +262,8 @@ class ProgressDialog(WindowModalDialog):
         super().__init__(parent, _("MuSig2 signing"))
         self.plugin, self.wallet, self.state = plugin, wallet, state
         vbox = QVBoxLayout(self)
+        self.tx_label = WWLabel("")
+        vbox.addWidget(self.tx_label)
         self.labels: dict[str, QLabel] = {}
         for key, text in self.STEPS:
             label = QLabel()
@@ -259,11 +287,15 @@ class ProgressDialog(WindowModalDialog):
 
     def refresh(self) -> None:
         phases = self.state.phases
+        self.tx_label.setText(_("Transaction {} ({})").format(self.state.txid or "—",
+                                                               _(self.state.status)))
         for key, text in self.STEPS:
             done = key in phases
             if key == "ready" and "round1" in phases:
                 done = True
-            self.labels[key].setText(("✔ " if done else "… ") + text)
+            # seconds since the request was created: where a slow step shows
+            when = f"  ({phases[key] - self.state.created:.2f} s)" if key in phases else ""
+            self.labels[key].setText(("✔ " if done else "… ") + text + when)
         if self.state.error:
             self.error_label.setText(self.state.error)
         self.cancel_button.setEnabled(self.state.status in ("pending", "approved"))

@@ -172,7 +172,7 @@ try:
         if prog:
             prog[0].refresh()
             out["progress_labels"] = [prog[0].labels[k].text() for k, _t in prog[0].STEPS]
-            prog[0].resize(420, 260)
+            prog[0].resize(640, 300)
             shot(prog[0], "progress_dialog.png")
     ov = plugin.open_overview(window)
     ov.resize(900, 360)
@@ -199,6 +199,36 @@ try:
     ov.fund_selected()
     pi = window.send_tab.payto_e.payment_identifier
     out["fund_payto"] = pi.text if pi is not None else None
+    # A request whose message is not its transaction's sighash (bob lies about what is signed):
+    # the listener opens no dialog; opened by hand, the dialog says why and its Approve (forced
+    # past the disabled button) goes through the same approve() as the command and is refused.
+    bad_msg = bytes([msg[0] ^ 1]) + msg[1:]
+    coin2 = bridge.MusigCoin(hashlib.sha256(b"gui coin 2").hexdigest(), 0, 90_000, pair)
+    tx2 = bridge.build_spend([coin2], [(dest, 60_000), (pair.address(), 28_600)], fee_sats=1_400,
+                             change_musig=pair)
+    out["bad_msg_differs"] = bad_msg != bridge.keypath_sighash(tx2, 0)
+    bad_record = run(bob.announce_signing_request([me, bob.pubkey], [bad_msg],
+                                                  app_data=cosign.encode_app_data(tx2, [0])))
+    svc = plugin.cosigners[id(wallet)]
+    bad_key = coord.request_key(bad_record)
+    bad_state = pump(lambda: svc.requests.get(bad_key), 20)
+    out["bad_status"] = bad_state.status if bad_state else None
+    out["bad_error"] = bad_state.error if bad_state else None
+    pump(lambda: False, 0.5)        # give the listener its chance to (wrongly) open a dialog
+    out["bad_auto_dialog"] = any(d.state is bad_state for d in top("ApprovalDialog"))
+    bd = plugin.open_approval(window, bad_state)
+    out["bad_approve_enabled"] = bd.approve_button.isEnabled()
+    bd.accept()
+    pump(lambda: bd.error_label.text().startswith("Not approved"), 10)
+    out["bad_dialog_error"] = bd.error_label.text()
+    out["bad_dialog_open"] = bd.isVisible()
+    pump(lambda: False, 0.3)
+    out["bad_after"] = [bad_state.status, bool(bad_state.approved), len(bad_state.session_ids),
+                        bad_key.hex() in svc.approvals,
+                        len([p for p in top("ProgressDialog") if p.state is bad_state])]
+    bd.resize(820, 300)
+    shot(bd, "approval_dialog_refused.png")
+    bd.reject()
     sd = import_module(type(plugin).__module__).SettingsDialog(window, plugin)
     sd.bootstrap_edit.setText("not a peer")
     sd.accept()

@@ -109,3 +109,16 @@ def test_spend_and_fund_from_the_overview(probe):
     assert "whole satoshis" in probe["spend_bad_amount"]
     assert probe["spend_offline"].startswith("Offline:")
     assert probe["fund_payto"] == probe["expected_address"]
+
+
+def test_a_request_whose_message_differs_is_refused_through_the_dialog(probe):
+    """The GUI path of the co-signer review: same refusal as the approve command
+    (tests/edge_chain/test_qt_spend_on_chain.py checks the command path on real daemons)."""
+    assert probe["bad_msg_differs"] is True
+    assert probe["bad_status"] == "refused" and probe["bad_error"].startswith("SighashMismatch")
+    assert probe["bad_auto_dialog"] is False
+    assert probe["bad_approve_enabled"] is False
+    assert "refused" in probe["bad_dialog_error"] and "SighashMismatch" in probe["bad_dialog_error"]
+    assert probe["bad_dialog_open"] is True
+    # still refused, never approved, no session joined, no approval remembered, no progress dialog
+    assert probe["bad_after"] == ["refused", False, 0, False, 0]
