@@ -50,8 +50,12 @@ class Discovery:
         if event not in EVENTS:
             raise ValueError(f"unknown discovery event {event!r}; known: {EVENTS}")
         self._callbacks.setdefault(event, []).append(callback)
-        return lambda: self._callbacks.get(event, []).remove(callback) \
-            if callback in self._callbacks.get(event, []) else None
+
+        def unregister() -> None:
+            callbacks = self._callbacks.get(event, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+        return unregister
 
     def emit(self, event: str, **kwargs: Any) -> None:
         for cb in list(self._callbacks.get(event, ())):

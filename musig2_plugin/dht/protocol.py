@@ -36,6 +36,7 @@ from .store import RecordStore, refusal
 log = logging.getLogger(__name__)
 
 ID_LEN = 20
+REPLICATE_TOPICS = 32
 
 
 def valid_id(value: object) -> bool:
@@ -281,12 +282,17 @@ class RecordProtocol(KademliaProtocol):
         """Add a new contact; push it (a bounded number of) records it should now hold.
 
         As in the paper (section 2.5): for topics where the newcomer is among the k
-        closest we know and we are closer than all of them, hand it our copies.
+        closest we know and we are closer than all of them, hand it our copies. Only
+        the ``REPLICATE_TOPICS`` topics nearest the newcomer are examined (it can only
+        be among the k closest of topics near it), so meeting a node costs O(topics)
+        XORs, not a neighbour search per stored record.
         """
         if not self.router.is_new_node(node):
             return
         pushed = 0
-        for topic, data in self.records.items():
+        topics = heapq.nsmallest(REPLICATE_TOPICS, self.records.topics(),
+                                 key=lambda t: int.from_bytes(t, "big") ^ node.long_id)
+        for topic in topics:
             if pushed >= self.config.replicate_max:
                 break
             keynode = Node(topic)
@@ -295,8 +301,9 @@ class RecordProtocol(KademliaProtocol):
                 new_close = node.distance_to(keynode) < neighbors[-1].distance_to(keynode)
                 we_closest = self.source_node.distance_to(keynode) < neighbors[0].distance_to(keynode)
             if not neighbors or (new_close and we_closest):
-                asyncio.ensure_future(self.call_store_record(node, topic, data))
-                pushed += 1
+                for data in self.records.get_encoded(topic)[: self.config.replicate_max - pushed]:
+                    asyncio.ensure_future(self.call_store_record(node, topic, data))
+                    pushed += 1
         self.router.add_contact(node)
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 import asyncio
 import random
 
-from dht_netutil import FAST, make_ad, network
-from musig2_plugin.dht import DhtNode, Discovery
+from kademlia.node import Node
+
+from dht_netutil import FAST, make_ad, network, wait_until
+from musig2_plugin.dht import DhtNode, Discovery, topic_for_type
+
+SPEND = topic_for_type("spend")
 
 N_NODES = 40
 N_SIGNERS = 40
@@ -53,3 +57,21 @@ async def test_node_that_lost_every_contact_rejoins_through_its_bootstrap_nodes(
             assert loner.stats["rejoins"] == 1 and loner.stats["contacts"] > 1
         finally:
             await loner.stop()
+
+
+async def test_newcomer_close_to_a_topic_receives_copies():
+    """Replication to newcomers (paper, section 2.5): a node that joins receives records
+    of topics it is now among the closest for, without any republish."""
+    async with network(12) as nodes:
+        ads = [make_ad(i) for i in range(6)]
+        for i, ad in enumerate(ads):
+            await nodes[i].publish(ad)
+        target = Node(SPEND)
+        # a newcomer whose id is almost the topic: the closest node of all
+        newcomer = DhtNode(FAST, node_id=SPEND[:-1] + bytes([SPEND[-1] ^ 1]))
+        await newcomer.start(bootstrap=[nodes[0].address])
+        try:
+            assert all(newcomer.contact.distance_to(target) < n.contact.distance_to(target) for n in nodes)
+            assert await wait_until(lambda: len(newcomer.records.get(SPEND)) == len(ads), timeout=5)
+        finally:
+            await newcomer.stop()

@@ -143,3 +143,15 @@ def test_byte_budget_and_lapsed_versions():
     clock.t += 2
     assert store2.put(SPEND, live_old) == STORED and store2.get(SPEND) == [live_old]
     assert len(store2) == 1 and store2.bytes_held == len(live_old.encode())
+
+
+def test_discovery_callbacks_unregister():
+    from musig2_plugin.dht import Discovery
+    d = Discovery(node=None)  # type: ignore[arg-type]  (no lookups in this test)
+    got = []
+    off = d.on("signer:advertised", lambda **kw: got.append(kw))
+    d.emit("signer:advertised", advertisement=1)
+    off()
+    off()
+    d.emit("signer:advertised", advertisement=2)
+    assert got == [{"advertisement": 1}]
