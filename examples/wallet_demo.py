@@ -343,8 +343,12 @@ def phase_signing(ph: Phases, chain, wallets, req, timeout: float) -> dict[str, 
     if txid != req["txid"]:
         raise DemoFailure(f"broadcast txid {txid} is not the requested {req['txid']}")
     done = alice.cmd(P + "session_status", request_id=rid)
+    if done["status"] != "broadcast" or done.get("broadcasts") != 1:
+        # the explicit request must join the wallet's own send, not send a second time
+        raise DemoFailure(f"alice's request is {done['status']} after "
+                          f"{done.get('broadcasts')} broadcast(s), expected one")
     say(f"alice: {len(done['session_ids'])} session(s), signed inputs {done['signed_inputs']}, "
-        f"status {done['status']}")
+        f"status {done['status']} (sent to the server once)")
     say("session marks, s after alice's request: "
         + ", ".join(f"{k} {v:.3f}" for k, v in done["phases"].items()))
     for w in wallets[1:]:
