@@ -85,6 +85,16 @@ async def test_two_input_request_approved_signed_and_finalized(cosigners):
     assert {"joined", "ready", "round1", "round2", "signed"} <= set(state.phases)
     with pytest.raises(BridgeError, match="already"):
         await bob.approve(state.key)
+    # Broadcast failure path (these wallets are offline): two overlapping callers share one
+    # attempt and both get the typed error; nothing is marked sent; a later call tries again.
+    got = await asyncio.gather(alice.broadcast(state), alice.broadcast(state),
+                               return_exceptions=True)
+    assert [type(e).__name__ for e in got] == ["BroadcastError", "BroadcastError"]
+    assert state.broadcasts == 1 and state.status == SIGNED and state.broadcast_txid is None
+    assert "offline" in state.error
+    with pytest.raises(BridgeError, match="offline"):
+        await alice.broadcast(state)
+    assert state.broadcasts == 2 and state.to_json()["broadcasts"] == 2
 
 
 async def test_request_with_wrong_message_is_refused(cosigners):
