@@ -67,8 +67,11 @@ class Discovery:
                 log.exception("forwarding %s to the event hub failed", event)
 
     # -- signers ----------------------------------------------------------------------------
-    async def advertise(self, ad: Advertisement) -> int:
-        stored = await self.node.publish(ad)
+    async def advertise(self, ad: Advertisement, previous: Advertisement | None = None) -> int:
+        """Publish ``ad``; with ``previous`` (the version it replaces), also under the topics
+        of types it dropped, so searchers for those types stop finding the old version."""
+        dropped = [t for t in previous.topics() if t not in ad.topics()] if previous else []
+        stored = await self.node.publish(ad, also_topics=dropped)
         self.emit(SIGNER_ADVERTISED, advertisement=ad, stored=stored)
         return stored
 

@@ -186,16 +186,22 @@ class DhtNode:
             await crawl.find()
         return crawl
 
-    async def publish(self, record: Record) -> int:
+    async def publish(self, record: Record, *, also_topics: Iterable[bytes] = ()) -> int:
         """Store ``record`` at the k closest nodes of each of its topics.
 
-        Returns how many stores were accepted (ours included when we are among
-        the closest), summed over topics. A record we would refuse ourselves is
-        never sent: ``RecordError`` is raised instead.
+        ``also_topics`` adds topics the record may be held under (``accepted_topics``),
+        e.g. the topic of a transaction type an updated advertisement no longer
+        accepts, so the new version replaces the old one there too. Returns how many
+        stores were accepted (ours included when we are among the closest), summed
+        over topics. A record we would refuse ourselves is never sent:
+        ``RecordError`` is raised instead.
         """
         data = record.encode()
         decode_record(data, now=self.config.clock())  # same checks our peers will make
-        counts = await asyncio.gather(*(self._publish_topic(t, record, data) for t in record.topics()))
+        topics = list(dict.fromkeys([*record.topics(), *also_topics]))
+        if not set(topics) <= set(record.accepted_topics()):
+            raise ValueError("also_topics must be topics this record may be stored under")
+        counts = await asyncio.gather(*(self._publish_topic(t, record, data) for t in topics))
         self._counters["published"] += 1
         return sum(counts)
 
@@ -295,7 +301,7 @@ class DhtNode:
             except RecordError as exc:
                 self._counters[refusal("lookup_" + type(exc).__name__)] += 1
                 continue
-            if topic not in record.topics():
+            if topic not in record.accepted_topics():
                 self._counters[refusal("lookup_wrong_topic")] += 1
                 continue
             old = best.get(record.slot)

@@ -89,7 +89,7 @@ class RecordStore:
 
     def put(self, topic: bytes, record: Record, source: object = None) -> str:
         """Store an already verified record under ``topic``."""
-        if topic not in record.topics():
+        if topic not in record.accepted_topics():
             return self._refuse("wrong_topic", source)
         if record.is_expired(self.clock()):
             return self._refuse("ExpiredRecord", source)

@@ -67,6 +67,12 @@ class Advertisement(Record):
     def topics(self) -> tuple[bytes, ...]:
         return tuple(topic_for_type(t) for t in self.tx_types)
 
+    def accepted_topics(self) -> tuple[bytes, ...]:
+        """Any signer topic: an update that drops a type is also published under the
+        dropped type's topic, where it replaces the older version that still lists
+        the type (searchers filter by ``accepts``)."""
+        return all_signer_topics()
+
     def accepts(self, kind: "TxType | str") -> bool:
         return tx_type(kind) in self.tx_types
 

@@ -74,6 +74,10 @@ class Record(ABC):
     def topics(self) -> tuple[bytes, ...]:
         """DHT topic keys this record is stored under."""
 
+    def accepted_topics(self) -> tuple[bytes, ...]:
+        """Topics a node may hold this record under (``topics()`` unless a kind says more)."""
+        return self.topics()
+
     def is_expired(self, now: float | None = None) -> bool:
         return self.expires_at_ms <= now_ms(now)
 

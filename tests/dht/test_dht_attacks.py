@@ -14,9 +14,9 @@ import umsgpack
 
 from dht_netutil import FAST, make_ad, network, seckey, wait_until
 from musig2_plugin import constants as C
-from musig2_plugin.crypto import schnorr_sign
-from musig2_plugin.dht import Discovery, DhtConfig, DhtNode
-from musig2_plugin.records import topic_for_type
+from musig2_plugin.crypto import plain_pubkey, schnorr_sign
+from musig2_plugin.dht import DhtConfig, DhtNode, Discovery
+from musig2_plugin.records import SigningRequest, topic_for_type
 
 N_NODES = 30
 SPEND = topic_for_type("spend")
@@ -226,7 +226,9 @@ async def test_lookup_refuses_bad_records_served_by_a_lying_peer():
         closest = await nodes[-1].closest_nodes(SPEND)
         liar = next(n for n in nodes if n.node_id == closest[0].id)
         forged = make_ad(0, seq=ads[0].seq + 5).encode()[:-64] + bytes(64)
-        wrong_topic = make_ad(80, tx_types=("swap",)).encode()
+        # a request addressed to someone, served under a signer topic
+        wrong_topic = SigningRequest.create(seckey(80), keys=[plain_pubkey(seckey(81))],
+                                            messages=[bytes(32)]).encode()
         orig = liar.protocol.rpc_find_records
 
         def lying(sender, nodeid, topic, cursor):

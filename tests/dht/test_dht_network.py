@@ -250,3 +250,41 @@ async def test_neighbors_of_any_target_come_from_the_whole_routing_table():
                 assert dist == sorted(dist)
                 worst = dist[-1]
                 assert all(c.distance_to(target) >= worst for c in contacts if c not in got)
+
+
+async def test_update_that_drops_a_type_replaces_the_old_version_there():
+    async with network(N_NODES) as nodes:
+        d = Discovery(nodes[-1])
+        v1 = make_ad(1, tx_types=("spend", "swap"), seq=100)
+        assert await Discovery(nodes[1]).advertise(v1) >= FAST.ksize
+        assert [a.owner for a in await d.find_signers("swap")] == [v1.owner]
+        v2 = make_ad(1, tx_types=("spend",), seq=101, nickname="spend only")
+        await Discovery(nodes[1]).advertise(v2, previous=v1)
+        assert await d.find_signers("swap") == []
+        assert [a.nickname for a in await d.find_signers("spend")] == ["spend only"]
+        # a record may not be pushed under a topic it can never belong to
+        req = SigningRequest.create(seckey(1), keys=[plain_pubkey(seckey(2))], messages=[bytes(32)])
+        try:
+            await nodes[1].publish(req, also_topics=[SPEND])
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("request published under a signer topic")
+
+
+async def test_withdrawal_through_republishing_takes_effect_within_one_interval():
+    async with network(N_NODES) as nodes:
+        own = OwnRecords(margin=2.0)
+        ad = make_ad(4, ttl=30)
+        own.put(seckey(4), ad)
+        nodes[4].start_republishing(own.current, interval=0.3)
+        d = Discovery(nodes[-1])
+        assert await wait_until(lambda: _has(d, ad.owner))
+        own.put(seckey(4), Withdrawal.for_advertisement(seckey(4), ad))  # replaces the slot
+        assert await wait_until(lambda: _gone(d, ad.owner), timeout=3)  # interval is 0.3 s
+        assert any(isinstance(r, Withdrawal) and r.owner == ad.owner
+                   for n in nodes for r in n.records.get(SPEND))  # the republisher sent it
+
+
+async def _gone(d: Discovery, owner: bytes) -> bool:
+    return not await _has(d, owner)
