@@ -20,7 +20,7 @@ from kademlia.network import Server
 from kademlia.node import Node
 
 from .. import constants as C
-from ..records import Record, RecordError, decode_record, supersedes
+from ..records import Record, RecordError, decode_record, peek_slot, supersedes
 from .config import DhtConfig
 from .crawl import RecordCrawl
 from .protocol import RecordProtocol, RefusingStorage
@@ -219,7 +219,7 @@ class DhtNode:
             for peer_id, (peer, raws) in crawl.by_peer.items():
                 for raw in raws:
                     if raw != data and raw not in versions:
-                        versions[raw] = self._slot_of(raw)
+                        versions[raw] = peek_slot(raw)
                     if raw != data and versions[raw] == record.slot:
                         targets.setdefault(peer_id, peer)
         stored = 0
@@ -239,12 +239,6 @@ class DhtNode:
             elif ok:
                 self._counters["publish_" + str(status)[:40]] += 1
         return stored
-
-    def _slot_of(self, raw: bytes) -> bytes | None:
-        try:
-            return decode_record(raw, now=self.config.clock()).slot
-        except RecordError:
-            return None
 
     def start_republishing(self, records_getter: RecordsGetter, interval: float = C.DHT_REPUBLISH_INTERVAL_S,
                            *, immediately: bool = True) -> asyncio.Task:

@@ -62,3 +62,19 @@ def decode_record(data: bytes, *, now: float | None = None, check_expiry: bool =
     check_signature(record)
     object.__setattr__(record, "_encoded", data)
     return record
+
+
+def peek_slot(data: bytes) -> bytes | None:
+    """The slot a record claims, read from its header without verifying anything.
+
+    Only for routing decisions where a lie costs nothing (e.g. "this peer seems to
+    hold another version: send it ours too"); never for accepting a record.
+    """
+    if not isinstance(data, bytes) or len(data) < HEADER_LEN + SIG_LEN or data[0] != C.RECORD_VERSION:
+        return None
+    kind, xonly = data[1], data[3:35]
+    if kind in (Advertisement.KIND, Withdrawal.KIND):
+        return b"S" + xonly
+    if kind == SigningRequest.KIND and len(data) >= HEADER_LEN + 32 + SIG_LEN:
+        return b"R" + xonly + data[HEADER_LEN:HEADER_LEN + 32]
+    return None

@@ -228,3 +228,15 @@ def test_renewed_extends_life_with_higher_seq():
     assert decode_record(b.encode()) == b
     with pytest.raises(InvalidField):
         a.renewed(key(2))
+
+
+def test_peek_slot_matches_the_verified_slot():
+    from musig2_plugin.records import peek_slot
+    a = ad()
+    w = Withdrawal.for_advertisement(key(1), a)
+    r = SigningRequest.create(key(0), keys=[plain_pubkey(key(0)), plain_pubkey(key(1))],
+                              messages=[bytes(32)])
+    for rec in (a, w, r):
+        assert peek_slot(rec.encode()) == rec.slot
+    assert peek_slot(b"") is None and peek_slot(b"\x02" + a.encode()[1:]) is None
+    assert peek_slot(a.encode()[:1] + b"\x09" + a.encode()[2:]) is None
