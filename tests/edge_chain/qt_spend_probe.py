@@ -196,30 +196,40 @@ try:
                             for r in range(ov.sessions_table.rowCount())]
     ov.close()
 
-    # The command path of the co-signer review: a request whose message is not its
-    # transaction's sighash (alice's node lies) is refused by bob's and carol's plugins.
-    coin = bridge.MusigCoin(hashlib.sha256(b"chain gui bad").hexdigest(), 0, 90_000, expected)
-    tx_bad = bridge.build_spend([coin], [(payee, 60_000), (expected.address(), 28_600)],
+    # The command path of the co-signer review, refused by bob's and carol's plugins: a request
+    # whose message is not its transaction's sighash (alice's node lies), and one whose PSBT
+    # lacks an input's amount and script (BIP-341 commits to all of them).
+    coins = [bridge.MusigCoin(hashlib.sha256(b"chain gui bad %d" % i).hexdigest(), i, v, expected)
+             for i, v in enumerate((90_000, 40_000))]
+    tx_bad = bridge.build_spend(coins[:1], [(payee, 60_000), (expected.address(), 28_600)],
                                 fee_sats=1_400, change_musig=expected)
     good = bridge.keypath_sighash(tx_bad, 0)
-    bad_msg = bytes([good[0] ^ 1]) + good[1:]
+    tx_two = bridge.build_spend(coins, [(payee, 128_000)], fee_sats=2_000)
+    two_msgs = bridge.sighashes(tx_two)
+    stripped = bridge.parse_psbt(bridge.psbt_base64(tx_two))
+    stripped.inputs()[1]._witness_utxo = None
+    stripped = bridge.parse_psbt(bridge.psbt_base64(stripped))
     node_ = plugin.cosigners[id(wallet)].node
     keys = sorted([me] + [bytes.fromhex(c.pubkey) for c in cosigners])
-    bad_record = run(node_.announce_signing_request(keys, [bad_msg],
-                                                    app_data=cosign.encode_app_data(tx_bad, [0])))
-    bad_rid = coord.request_key(bad_record).hex()
+    cases = {"message_differs": ([bytes([good[0] ^ 1]) + good[1:]], tx_bad),
+             "missing_amount": ([two_msgs[0]], stripped)}
     out["bad"] = {}
-    for c in cosigners:
-        seen = pump(lambda: c.request(bad_rid), 30, every=0.1)
-        entry = {"status": seen["status"] if seen else None, "error": seen["error"] if seen else None}
-        try:
-            c.cmd("approve", request_id=bad_rid)
-            entry["approve"] = "accepted"
-        except Exception as exc:          # ElectrumRPCError: the user-facing message
-            entry["approve"] = getattr(exc, "message", str(exc))
-        after = c.request(bad_rid)
-        entry["after"] = [after["status"], after["session_ids"]]
-        out["bad"][c.name] = entry
+    for case, (msgs, tx) in cases.items():
+        record = run(node_.announce_signing_request(keys, msgs,
+                                                    app_data=cosign.encode_app_data(tx, [0])))
+        bad_rid = coord.request_key(record).hex()
+        for c in cosigners:
+            seen = pump(lambda: c.request(bad_rid), 30, every=0.1)
+            entry = {"status": seen["status"] if seen else None,
+                     "error": seen["error"] if seen else None}
+            try:
+                c.cmd("approve", request_id=bad_rid)
+                entry["approve"] = "accepted"
+            except Exception as exc:          # ElectrumRPCError: the user-facing message
+                entry["approve"] = getattr(exc, "message", str(exc))
+            after = c.request(bad_rid)
+            entry["after"] = [after["status"], after["session_ids"]]
+            out["bad"][f"{case}:{c.name}"] = entry
 except Exception:
     out["exception"] = traceback.format_exc()
 finally:

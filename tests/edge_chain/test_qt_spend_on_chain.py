@@ -10,8 +10,9 @@ dialog follows join, round 1, round 2, signed, broadcast. This test then mines a
 the spend through the node's RPC (confirmations, inputs, outputs).
 
 The same run checks the command path of the co-signer review: a request whose message is not
-its transaction's sighash is refused by bob's and carol's plugins, and ``approve`` refuses it
-(tests/edge_gui/test_qt_edge.py checks the GUI path of the same refusal).
+its transaction's sighash, and one whose PSBT lacks an input's amount and script, are refused by
+bob's and carol's plugins, and ``approve`` refuses them (tests/edge_gui/test_qt_edge.py checks
+the GUI path of the same refusals).
 """
 from __future__ import annotations
 
@@ -130,7 +131,16 @@ def test_gui_spend_is_cosigned_broadcast_and_confirmed(run):
 def test_a_request_whose_message_differs_is_refused_through_the_approve_command(run):
     _chain, _bob, _carol, _spec, out = run
     for name in ("bob", "carol"):
-        bad = out["bad"][name]
+        bad = out["bad"][f"message_differs:{name}"]
         assert bad["status"] == "refused" and bad["error"].startswith("SighashMismatch"), bad
         assert "refused" in bad["approve"] and "SighashMismatch" in bad["approve"], bad
+        assert bad["after"] == ["refused", []]
+
+
+def test_a_request_without_an_inputs_amount_is_refused_through_the_approve_command(run):
+    _chain, _bob, _carol, _spec, out = run
+    for name in ("bob", "carol"):
+        bad = out["bad"][f"missing_amount:{name}"]
+        assert bad["status"] == "refused" and bad["error"].startswith("MissingInputInfo"), bad
+        assert "refused" in bad["approve"] and "MissingInputInfo" in bad["approve"], bad
         assert bad["after"] == ["refused", []]

@@ -229,6 +229,27 @@ try:
     bd.resize(820, 300)
     shot(bd, "approval_dialog_refused.png")
     bd.reject()
+    # The same through the dialog for a PSBT lacking an input's amount and script.
+    coins3 = [bridge.MusigCoin(hashlib.sha256(b"gui coin 3/%d" % i).hexdigest(), i, v, pair)
+              for i, v in enumerate((70_000, 30_000))]
+    tx3 = bridge.build_spend(coins3, [(dest, 98_000)], fee_sats=2_000)
+    msg3 = bridge.keypath_sighash(tx3, 0)
+    stripped = bridge.parse_psbt(bridge.psbt_base64(tx3))
+    stripped.inputs()[1]._witness_utxo = None
+    stripped = bridge.parse_psbt(bridge.psbt_base64(stripped))
+    rec3 = run(bob.announce_signing_request([me, bob.pubkey], [msg3],
+                                            app_data=cosign.encode_app_data(stripped, [0])))
+    key3 = coord.request_key(rec3)
+    st3 = pump(lambda: svc.requests.get(key3), 20)
+    pump(lambda: False, 0.5)
+    md = plugin.open_approval(window, st3)
+    out["missing_enabled"] = md.approve_button.isEnabled()
+    md.accept()
+    pump(lambda: md.error_label.text().startswith("Not approved"), 10)
+    out["missing"] = [st3.status, st3.error, md.error_label.text(), md.isVisible(),
+                      any(d.state is st3 for d in top("ApprovalDialog") if d is not md),
+                      bool(st3.approved), len(st3.session_ids), key3.hex() in svc.approvals]
+    md.reject()
     sd = import_module(type(plugin).__module__).SettingsDialog(window, plugin)
     sd.bootstrap_edit.setText("not a peer")
     sd.accept()

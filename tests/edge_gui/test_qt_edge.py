@@ -122,3 +122,11 @@ def test_a_request_whose_message_differs_is_refused_through_the_dialog(probe):
     assert probe["bad_dialog_open"] is True
     # still refused, never approved, no session joined, no approval remembered, no progress dialog
     assert probe["bad_after"] == ["refused", False, 0, False, 0]
+
+
+def test_a_request_without_an_inputs_amount_is_refused_through_the_dialog(probe):
+    assert probe["missing_enabled"] is False
+    status, error, shown, still_open, auto_opened, approved, joined, remembered = probe["missing"]
+    assert status == "refused" and error.startswith("MissingInputInfo"), error
+    assert "refused" in shown and "MissingInputInfo" in shown and still_open is True
+    assert (auto_opened, approved, joined, remembered) == (False, False, 0, False)
