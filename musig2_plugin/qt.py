@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Optional
 
 from PyQt6.QtCore import QObject, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton,
                              QSpinBox, QVBoxLayout, QWidget)
 
 from electrum.i18n import _
@@ -301,7 +301,7 @@ class Plugin(Musig2Plugin):
 
 def _layout_containing(root: QWidget, widget: QWidget):
     """The QBoxLayout (anywhere under ``root``) that holds ``widget``."""
-    from PyQt6.QtWidgets import QBoxLayout, QLayout
+    from PyQt6.QtWidgets import QBoxLayout
 
     def walk(layout):
         if layout is None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
                              QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem,
-                             QTabWidget, QVBoxLayout, QWidget)
+                             QTabWidget, QVBoxLayout)
 
 from electrum.i18n import _
 from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabel

@@ -19,7 +19,6 @@ import os
 import sys
 import time
 import traceback
-from decimal import Decimal
 
 from PyQt6.QtWidgets import QApplication, QPushButton
 
