@@ -46,7 +46,9 @@ MAX_RESPONSE_TIME_S = 7 * 24 * 3600
 MAX_REPUTATION = 100                # self-reported, 0..100
 MAX_REQUEST_KEYS = 16               # participants named by one signing request
 MAX_REQUEST_MESSAGES = 50           # 32-byte messages (one sighash per input; = MAX_SPEND_INPUTS)
-MAX_REQUEST_PAYLOAD_BYTES = 4096    # opaque (encrypted) transaction payload
+MAX_REQUEST_PAYLOAD_BYTES = 4096    # opaque (encrypted) transaction payload carried in the record
+MAX_FETCHED_PAYLOAD_BYTES = 512 * 1024  # larger payloads stay with the creator (committed by
+                                        # SHA-256 + length); > MAX_PSBT_BYTES + encryption overhead
 MAX_REQUEST_METADATA_BYTES = 512
 
 # --- dht --------------------------------------------------------------------
@@ -72,6 +74,9 @@ ENVELOPE_VERSION = 1
 ENVELOPE_TAG = "musig2_plugin/message/v1"      # BIP-340 tagged hash of a protocol message
 RPC_MESSAGE = "m2.msg"                         # one signed envelope (hex)
 RPC_SIGNING_REQUEST = "m2.request"             # one signed signing-request record (hex)
+RPC_PAYLOAD = "m2.payload"                     # signed FETCH envelope -> a chunk of a payload (hex)
+PAYLOAD_CHUNK_BYTES = 96 * 1024                # largest payload chunk one answer carries
+PAYLOAD_FETCH_TIMEOUT_S = 30.0                 # whole fetch of one committed payload
 MAX_ENVELOPE_BODY_BYTES = 64 * 1024            # body of one protocol message
 PAYLOAD_VERSION = 1
 PAYLOAD_KDF_TAG = "musig2_plugin/payload-key/v1"  # per-recipient wrap key from the ECDH secret

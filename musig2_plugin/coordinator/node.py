@@ -23,12 +23,15 @@ from ..config import DEFAULT_CONFIG, Musig2Config
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
 from ..events import EventEmitter, Subscription
 from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
-from ..records import (Advertisement, RecordError, SigningRequest, TxType, Withdrawal,
-                       decode_record)
+from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
+                       Withdrawal, decode_record)
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, Transport
+from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
+                     PayloadMismatch, RequestRefused)
+from .fetch import PayloadStore, fetch_payload
 from .payload import PayloadFormatError, RequestPayload
 
 log = logging.getLogger(__name__)
@@ -36,12 +39,9 @@ log = logging.getLogger(__name__)
 Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
 
 
-class CoordinatorError(Exception):
-    """Base of the coordinator API's errors."""
-
-
-class RequestRefused(CoordinatorError, ValueError):
-    """A signing request we cannot act on (not for us, tampered, unknown)."""
+__all__ = ["Musig2Node", "KnownRequest", "CoordinatorError", "RequestRefused", "ApprovalDenied",
+           "NotStarted", "PayloadFetchError", "PayloadMismatch", "OversizedPayloadReply",
+           "request_key"]
 
 
 class ApprovalDenied(CoordinatorError):
@@ -91,9 +91,13 @@ class Musig2Node:
         self._approve = approve
         self.endpoints: dict[bytes, tuple[str, int]] = EndpointBook(config.max_known_endpoints)
         self.sessions = SessionManager(self._seckey, config, self.events, self.endpoints)
+        #: Encrypted payloads of our own requests too large for a DHT record (served on fetch).
+        self.payloads = PayloadStore(config.max_known_requests)
         self.transport = Transport(self._seckey, config, membership=self.sessions.membership,
                                    on_envelope=self.sessions.on_envelope,
-                                   on_request=self._on_pushed_request)
+                                   on_request=self._on_pushed_request,
+                                   fetch_membership=self.payloads.members,
+                                   on_fetch=self.payloads.serve)
         self.sessions.attach(self.transport)
         self._dht_config = dht_config
         self.dht = None
@@ -291,9 +295,18 @@ class Musig2Node:
         blob = encrypt_payload(plain, keys, _encryption_context(rid, self.pubkey,
                                                                  [bytes(m) for m in messages]))
         host, port = self.endpoint
+        ref = None
+        if len(blob) > C.MAX_REQUEST_PAYLOAD_BYTES:
+            # Too large for a DHT record: the record commits to it and we serve it on request.
+            if len(blob) > C.MAX_FETCHED_PAYLOAD_BYTES:
+                raise CoordinatorError("encrypted payload larger than MAX_FETCHED_PAYLOAD_BYTES")
+            ref = PayloadRef.of(blob)
         record = SigningRequest.create(self._seckey, keys=keys, messages=[bytes(m) for m in messages],
-                                       payload=blob, tx_type=tx_type, metadata=metadata,
+                                       payload=b"" if ref else blob, payload_ref=ref,
+                                       tx_type=tx_type, metadata=metadata,
                                        request_id=rid, host=host, port=port, ttl=ttl)
+        if ref is not None:
+            self.payloads.put(request_key(record), keys, blob)
         known = None
         if self.pubkey in keys:
             known = self._remember(record, "created")
@@ -319,18 +332,34 @@ class Musig2Node:
             log.info("push of a signing request to %s failed: %s", endpoint, exc)
             return False
 
-    def _remember(self, record: SigningRequest, via: str) -> KnownRequest:
-        """Check a request is for us and readable; register its sessions (idempotent)."""
+    def _check_addressed(self, record: SigningRequest) -> None:
         if not record.addresses(self.pubkey) or self.pubkey not in record.keys:
             raise RequestRefused("signing request is not addressed to us")
         if len(record.keys) > self.config.max_signers:
             raise RequestRefused("too many participants")
+
+    def _remember(self, record: SigningRequest, via: str,
+                  blob: bytes | None = None) -> KnownRequest:
+        """Check a request is for us and readable; register its sessions (idempotent).
+
+        ``blob``: the encrypted payload when the record only commits to it (already
+        checked against the commitment by whoever fetched it)."""
+        self._check_addressed(record)
         rid = request_key(record)
         known = self.requests.get(rid)
         if known is not None:
             return known
+        if record.payload_ref is None:
+            blob = record.payload
+        else:
+            if blob is None:
+                blob = self.payloads.get(rid) if record.creator == self.pubkey else None
+            if blob is None:
+                raise RequestRefused("its payload is held by the creator and not fetched yet")
+            if not record.payload_ref.matches(blob):
+                raise PayloadMismatch("payload does not match the request's signed commitment")
         try:
-            plain = decrypt_payload(record.payload, self._seckey, key_sort(list(record.keys)),
+            plain = decrypt_payload(blob, self._seckey, key_sort(list(record.keys)),
                                     _encryption_context(record.request_id, record.creator,
                                                         record.messages))
             payload = RequestPayload.decode(plain, max_app=self.config.max_payload_bytes)
@@ -354,9 +383,10 @@ class Musig2Node:
             self.requests.popitem(last=False)
         return known
 
-    def _receive(self, record: SigningRequest, via: str) -> KnownRequest:
+    def _receive(self, record: SigningRequest, via: str,
+                 blob: bytes | None = None) -> KnownRequest:
         is_new = request_key(record) not in self.requests
-        known = self._remember(record, via)
+        known = self._remember(record, via, blob)
         if is_new:
             self.events.emit("signing-request:received", request_id=known.key, request=record,
                              creator=record.creator, participants=tuple(record.keys), via=via,
@@ -370,19 +400,38 @@ class Musig2Node:
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
         if not isinstance(record, SigningRequest):
             raise RequestRefused("not a signing request")
-        self._receive(record, "push")
+        await self._receive_fetching(record, "push")
+
+    async def _receive_fetching(self, record: SigningRequest, via: str) -> KnownRequest:
+        """``_receive``, first fetching a committed payload from the creator if needed."""
+        rid = request_key(record)
+        if record.payload_ref is None or rid in self.requests or record.creator == self.pubkey:
+            return self._receive(record, via)
+        self._check_addressed(record)      # never fetch for requests that are not ours
+        blob = await fetch_payload(self.transport,
+                                   (record.endpoint.host, record.endpoint.port), rid,
+                                   record.payload_ref,
+                                   timeout=C.PAYLOAD_FETCH_TIMEOUT_S)
+        return self._receive(record, via, blob)
 
     async def find_signing_requests_for_me(self) -> list[SigningRequest]:
         """Requests addressed to us stored in the DHT (for when we were offline)."""
         self._require_started()
         if self.discovery is None:
             return [k.record for k in self.requests.values()]
+        records = await self.discovery.find_requests_for(self.pubkey)
+        # Concurrently: a record whose creator is slow to serve its payload must not hold up
+        # the others (each fetch is bounded by PAYLOAD_FETCH_TIMEOUT_S).
+        results = await asyncio.gather(*(self._receive_fetching(r, "dht") for r in records),
+                                       return_exceptions=True)
         found = []
-        for record in await self.discovery.find_requests_for(self.pubkey):
-            try:
-                found.append(self._receive(record, "dht").record)
-            except RequestRefused as exc:
-                log.info("ignoring a request from the DHT: %s", exc)
+        for result in results:
+            if isinstance(result, RequestRefused):
+                log.info("ignoring a request from the DHT: %s", result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                found.append(result.record)
         return found
 
     def watch_signing_requests(self, interval: float = 10.0) -> asyncio.Task:
@@ -440,6 +489,8 @@ class Musig2Node:
         the sessions restart round 1 with fresh ones.
         """
         self._require_started()
+        if isinstance(request, SigningRequest) and request_key(request) not in self.requests:
+            await self._receive_fetching(request, "api")
         known = self.known_request(request)
         if self._approve is not None:
             verdict = self._approve(known.record, known.payload)

@@ -9,11 +9,11 @@ from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature
                      MalformedRecord, OversizedRecord, RecordError, UnknownRecordKind,
                      UnsupportedVersion)
 from .fields import Endpoint, TxType
-from .request import SigningRequest
+from .request import PayloadRef, SigningRequest
 from .topics import all_signer_topics, topic_for_requests, topic_for_type
 
 __all__ = [
-    "Advertisement", "Withdrawal", "SigningRequest", "Record", "supersedes", "decode_record",
+    "Advertisement", "Withdrawal", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
     "RECORD_KINDS", "peek_slot", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
     "FutureRecord", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+import hashlib
 from typing import Sequence
 
 from .. import constants as C
@@ -21,8 +22,31 @@ from .fields import (Endpoint, TxType, check_bytes, check_pubkey33, check_text,
 from .topics import topic_for_requests
 
 KIND_SIGNING_REQUEST = 3
+#: Bits of the byte after the metadata. Bit 0 (endpoint present) is the original meaning of
+#: that byte; bit 1 says the payload is held by the creator and the record carries only its
+#: commitment. Records with only bit 0 (or none) encode exactly as before the commitment existed.
+FLAG_ENDPOINT = 1
+FLAG_PAYLOAD_REF = 2
 REQUEST_SLOT_PREFIX = b"R"
 REQUEST_ID_LEN = 32
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadRef:
+    """Commitment to an encrypted payload too large for a DHT record.
+
+    Inside the signed record, so the creator's signature covers it: whoever serves the
+    bytes (the creator, or anyone on the path) cannot substitute others unnoticed.
+    """
+    digest: bytes      # SHA-256 of the encrypted payload
+    length: int        # its exact length in bytes
+
+    @classmethod
+    def of(cls, blob: bytes) -> "PayloadRef":
+        return cls(hashlib.sha256(blob).digest(), len(blob))
+
+    def matches(self, blob: bytes) -> bool:
+        return len(blob) == self.length and hashlib.sha256(blob).digest() == self.digest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,19 +61,26 @@ class SigningRequest(Record):
     payload: bytes = b""
     metadata: str = ""
     endpoint: Endpoint | None = None
+    payload_ref: PayloadRef | None = None
 
     @classmethod
     def create(cls, seckey: bytes, *, keys: Sequence[bytes], messages: Sequence[bytes],
                payload: bytes = b"", tx_type: "TxType | str" = TxType.SPEND, metadata: str = "",
                request_id: bytes | None = None, host: str | None = None, port: int | None = None,
                ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S, seq: int | None = None,
-               now: float | None = None) -> "SigningRequest":
-        """Sign a request as its creator; ``host``/``port`` say where the creator listens."""
+               now: float | None = None, payload_ref: PayloadRef | None = None
+               ) -> "SigningRequest":
+        """Sign a request as its creator; ``host``/``port`` say where the creator listens.
+
+        ``payload_ref`` (with an empty ``payload``): the encrypted payload is too large for a
+        DHT record and participants fetch it from the creator's endpoint (see docs/sessions.md).
+        """
         endpoint = None if host is None and port is None else Endpoint(host, port)
         return cls._signed(seckey, ttl=ttl, seq=seq, now=now,
                            request_id=os.urandom(REQUEST_ID_LEN) if request_id is None else request_id,
                            tx_type=_tx(tx_type), keys=tuple(keys), messages=tuple(messages),
-                           payload=payload, metadata=metadata, endpoint=endpoint)
+                           payload=payload, metadata=metadata, endpoint=endpoint,
+                           payload_ref=payload_ref)
 
     @property
     def creator(self) -> bytes:
@@ -88,6 +119,18 @@ class SigningRequest(Record):
         check_text(self.metadata, C.MAX_REQUEST_METADATA_BYTES, "metadata", multiline=True)
         if self.endpoint is not None and not isinstance(self.endpoint, Endpoint):
             raise InvalidField("endpoint must be an Endpoint or None")
+        if self.payload_ref is not None:
+            ref = self.payload_ref
+            if not isinstance(ref, PayloadRef):
+                raise InvalidField("payload_ref must be a PayloadRef or None")
+            check_bytes(ref.digest, 32, 32, "payload digest")
+            if not isinstance(ref.length, int) or isinstance(ref.length, bool) \
+                    or not 1 <= ref.length <= C.MAX_FETCHED_PAYLOAD_BYTES:
+                raise InvalidField(f"payload length must be 1..{C.MAX_FETCHED_PAYLOAD_BYTES}")
+            if self.payload:
+                raise InvalidField("a request carries its payload or a commitment, not both")
+            if self.endpoint is None:
+                raise InvalidField("a payload commitment needs the creator's endpoint")
 
     def _encode_body(self, w: Writer) -> None:
         w.raw(self.request_id)
@@ -100,12 +143,15 @@ class SigningRequest(Record):
             w.raw(msg)
         w.var16(self.payload)
         w.var16(self.metadata.encode("utf-8"))
-        if self.endpoint is None:
-            w.u8(0)
-        else:
-            w.u8(1)
+        flags = (FLAG_ENDPOINT if self.endpoint is not None else 0) \
+            | (FLAG_PAYLOAD_REF if self.payload_ref is not None else 0)
+        w.u8(flags)
+        if self.endpoint is not None:
             w.var8(self.endpoint.host.encode("ascii"))
             w.u16(self.endpoint.port)
+        if self.payload_ref is not None:
+            w.raw(self.payload_ref.digest)
+            w.u32(self.payload_ref.length)
 
     @classmethod
     def _decode_body(cls, r: Reader) -> dict:
@@ -122,18 +168,21 @@ class SigningRequest(Record):
         payload = r.var16("payload", C.MAX_REQUEST_PAYLOAD_BYTES)
         metadata = decode_text(r.var16("metadata", C.MAX_REQUEST_METADATA_BYTES),
                                C.MAX_REQUEST_METADATA_BYTES, "metadata", multiline=True)
-        flag = r.u8("endpoint flag")
-        if flag == 0:
-            endpoint = None
-        elif flag == 1:
+        flags = r.u8("endpoint flag")
+        if flags & ~(FLAG_ENDPOINT | FLAG_PAYLOAD_REF):
+            raise InvalidField("unknown bits in the endpoint/payload flags")
+        endpoint = None
+        if flags & FLAG_ENDPOINT:
             host = r.var8("endpoint host", C.MAX_HOST_BYTES)
             if not host.isascii():
                 raise InvalidField("endpoint host is not ASCII")
             endpoint = Endpoint(host.decode("ascii"), r.u16("endpoint port"))
-        else:
-            raise InvalidField("endpoint flag must be 0 or 1")
+        payload_ref = None
+        if flags & FLAG_PAYLOAD_REF:
+            payload_ref = PayloadRef(r.take(32, "payload digest"), r.u32("payload length"))
         return dict(request_id=request_id, tx_type=kind, keys=keys, messages=messages,
-                    payload=payload, metadata=metadata, endpoint=endpoint)
+                    payload=payload, metadata=metadata, endpoint=endpoint,
+                    payload_ref=payload_ref)
 
 
 def _tx(kind: "TxType | str") -> TxType:

@@ -84,7 +84,9 @@ def decode_body(msg_type: MsgType, body: bytes, n: int) -> dict[str, Any]:
         raise BadBody("body is not JSON") from None
     except RecursionError:   # "[[[[..." nests deeper than the parser's stack: still just junk
         raise BadBody("body nests too deeply") from None
-    spec = _SPEC[msg_type]
+    spec = _SPEC.get(msg_type)
+    if spec is None:     # e.g. FETCH: a transport message, never a session body
+        raise BadBody(f"{msg_type.name} is not a session message")
     if not isinstance(raw, dict) or set(raw) != set(spec):
         raise BadBody(f"{msg_type.name} body must have exactly the fields {sorted(spec)}")
     out: dict[str, Any] = {}

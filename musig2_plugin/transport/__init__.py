@@ -3,5 +3,5 @@ from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope, 
                        MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
 from .guards import PeerScore, ReplayGuard, TokenBucket
-from .node import Transport, UnknownSession
+from .node import BadFetch, Transport, UnknownPayload, UnknownSession
 from .peer import ClientPool, Endpoint, PeerRefused, PeerUnreachable, TransportError

@@ -38,6 +38,8 @@ class MsgType(enum.IntEnum):
     PSIG = 5        # participant -> coordinator: partial signature of this attempt
     FINAL = 6       # coordinator -> all: the verified final signature
     ABORT = 7       # coordinator -> all: the session ends; culprits named
+    FETCH = 8       # participant -> request creator: a chunk of a committed payload
+                    # (session_id = the request's key; only on RPC_PAYLOAD, never RPC_MESSAGE)
 
 
 class EnvelopeError(ValueError):

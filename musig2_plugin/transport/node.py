@@ -44,17 +44,33 @@ NOT_PROOF = (PeerBlocked, ReplayedMessage, StaleMessage)
 Membership = Callable[[bytes], "Collection[bytes] | None"]
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
 RequestHandler = Callable[[bytes], Awaitable[None]]
+#: Serves one admitted FETCH envelope: the chunk of the committed payload it asks for.
+FetchHandler = Callable[[Envelope], bytes]
+#: The participants of a request we created and still serve (None: no such request here).
+FetchMembership = Callable[[bytes], "Collection[bytes] | None"]
+
+
+class UnknownPayload(AuthenticRefusal):
+    """We serve no payload under that request key: refused, but not the sender's fault."""
+
+
+class BadFetch(AuthenticRefusal):
+    """A signed FETCH asking for something we cannot serve (bad offset or chunk size)."""
 
 
 class Transport:
     def __init__(self, seckey: bytes, config: Musig2Config, *, membership: Membership,
-                 on_envelope: EnvelopeHandler, on_request: RequestHandler) -> None:
+                 on_envelope: EnvelopeHandler, on_request: RequestHandler,
+                 fetch_membership: FetchMembership | None = None,
+                 on_fetch: FetchHandler | None = None) -> None:
         self._seckey = seckey
         self.pubkey = plain_pubkey(seckey)
         self.config = config
         self._membership = membership
         self._on_envelope = on_envelope
         self._on_request = on_request
+        self._fetch_membership = fetch_membership
+        self._on_fetch = on_fetch
         self._counter = CounterSource()
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
@@ -117,9 +133,13 @@ class Transport:
     async def push_request(self, endpoint: Endpoint, record: bytes) -> None:
         await self.pool.request(endpoint, C.RPC_SIGNING_REQUEST, [record.hex()])
 
+    async def fetch_chunk(self, endpoint: Endpoint, env: Envelope) -> object:
+        """Ask a request's creator for one chunk of its payload; the answer is unchecked."""
+        return await self.pool.request(endpoint, C.RPC_PAYLOAD, [env.encode().hex()])
+
     # -- receiving --------------------------------------------------------------------
     async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
-        if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST) or len(args) != 1 \
+        if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST, C.RPC_PAYLOAD) or len(args) != 1 \
                 or not isinstance(args[0], str) \
                 or len(args[0]) > 2 * self.config.max_message_bytes:
             raise make_refusal("unknown method or bad arguments", conn.charge_invalid())
@@ -141,6 +161,13 @@ class Transport:
                 raise make_refusal(f"signing request refused: {exc}", conn.charge_invalid()) \
                     from None
             return True
+        if method == C.RPC_PAYLOAD:
+            try:
+                return self.serve_fetch(data).hex()
+            except EnvelopeError as exc:
+                disconnect = (not exc.authentic or isinstance(exc, NOT_PROOF)) \
+                    and conn.charge_invalid()
+                raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         try:
             await self.accept(data)
         except EnvelopeError as exc:
@@ -150,10 +177,41 @@ class Transport:
             raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         return True
 
+    def serve_fetch(self, data: bytes) -> bytes:
+        """Admit a FETCH envelope like any message (signature, clock, participant of the
+        request, replay window), then hand it to the payload holder."""
+        env = None
+        try:
+            env = Envelope.decode(data)
+            if env.msg_type != MsgType.FETCH:
+                raise MalformedEnvelope("only FETCH messages ask for payloads")
+            self.scores.check(env.sender)
+            if not env.verify():
+                raise BadSignature("message signature does not verify")
+            check_clock(env, self.config)
+            members = None if self._fetch_membership is None \
+                else self._fetch_membership(env.session_id)
+            if members is None or self._on_fetch is None:
+                raise UnknownPayload("no payload served under that request here")
+            if env.sender not in members:
+                raise NotAParticipant("sender is not a participant of that request")
+            self.replay.check_and_record(env.session_id, env.sender, env.counter)
+            return self._on_fetch(env)
+        except EnvelopeError as exc:
+            self._count(exc)
+            if exc.authentic and not isinstance(exc, (UnknownPayload,) + NOT_PROOF) \
+                    and env is not None and env.sender != self.pubkey:
+                if self.scores.charge(env.sender):
+                    log.warning("blocking peer %s after repeated invalid fetches",
+                                env.sender.hex())
+            raise
+
     async def accept(self, data: bytes) -> Envelope:
         """The admission pipeline; raises an EnvelopeError subclass on refusal."""
         try:
             env = Envelope.decode(data)
+            if env.msg_type == MsgType.FETCH:
+                raise MalformedEnvelope("FETCH messages travel only on the payload RPC")
             self.scores.check(env.sender)
             if not env.verify():
                 raise BadSignature("message signature does not verify")

@@ -1,0 +1,24 @@
+"""Errors of the coordinator API (kept apart so the payload fetcher can raise them too)."""
+from __future__ import annotations
+
+
+class CoordinatorError(Exception):
+    """Base of the coordinator API's errors."""
+
+
+class RequestRefused(CoordinatorError, ValueError):
+    """A signing request we cannot act on (not for us, tampered, unknown)."""
+
+
+class PayloadFetchError(RequestRefused):
+    """A request's committed payload could not be obtained from its creator (unreachable,
+    refused, timed out, malformed answer). Nothing is registered."""
+
+
+class PayloadMismatch(PayloadFetchError):
+    """The bytes the creator served do not match the SHA-256 and length its signed record
+    commits to: never decrypted, nothing registered."""
+
+
+class OversizedPayloadReply(PayloadFetchError):
+    """The creator answered with more bytes than we asked for."""
