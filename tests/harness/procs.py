@@ -26,7 +26,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO, Callable, Mapping, Sequence
 
 PIDLOG_ENV = "MUSIG2_HARNESS_PIDLOG"
 
@@ -143,13 +143,37 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
     return proc.returncode
 
 
+_cleanups: list[Callable[[], None]] = []
+
+
+def add_cleanup(fn: Callable[[], None]) -> None:
+    """Run ``fn`` in :func:`stop_all` (exit, SIGTERM/SIGHUP, pytest's end), after the processes
+    are stopped: for resources that are not processes, such as the test network's namespaces."""
+    _install_handlers()
+    with _lock:
+        _cleanups.append(fn)
+
+
+def remove_cleanup(fn: Callable[[], None]) -> None:
+    with _lock:
+        if fn in _cleanups:
+            _cleanups.remove(fn)
+
+
 def stop_all(timeout: float = 5.0) -> None:
-    """Stop every registered process, newest first (clients before the servers they use), then
-    remove the tracked throwaway directories."""
+    """Stop every registered process, newest first (clients before the servers they use), run
+    the registered clean-ups (newest first), then remove the tracked throwaway directories."""
     with _lock:
         live = list(_live.values())
     for _name, proc in reversed(live):
         stop(proc, timeout)
+    with _lock:
+        cleanups = list(reversed(_cleanups))
+    for fn in cleanups:
+        try:
+            fn()
+        except Exception:  # one failed clean-up must not keep the others from running
+            pass
     _remove_all_dirs()
 
 
