@@ -84,6 +84,30 @@ class Musig2Config:
     #: Signing requests remembered per node (pushed or found), oldest evicted first.
     max_known_requests: int = 256
 
+    # --- relays (docs/network.md) ---------------------------------------------------
+    #: Reservations a relay holds at once (one per unreachable client key).
+    relay_max_reservations: int = 64
+    #: A reservation lasts this long unless its client renews it (seconds); its byte and
+    #: message budgets below start afresh each period.
+    relay_reservation_ttl: float = 300.0
+    #: Bytes (both ways) and messages one reservation may pass per period.
+    relay_bytes_per_reservation: int = 8 * 1024 * 1024
+    relay_messages_per_reservation: int = 4000
+    #: Whole-relay budgets: bytes and messages per second (token buckets, bursts of 4 s).
+    relay_total_bytes_per_sec: int = 2 * 1024 * 1024
+    relay_total_messages_per_sec: int = 1000
+    #: Largest relayed argument (decoded bytes); larger frames are refused unforwarded.
+    #: Never more than fits hex-encoded in ``max_message_bytes`` (see ``relay_frame_limit``).
+    relay_max_frame_bytes: int = 96 * 1024
+    #: Deliveries in flight to one client at once.
+    relay_max_inflight_per_reservation: int = 16
+    #: How long a relay waits for its client's answer (below ``request_timeout``, so the
+    #: sender hears "client silent" from the relay rather than timing out on the relay).
+    relay_deliver_timeout: float = 8.0
+    #: A relay client probes its relay (an echo through it) this often, and renews its
+    #: reservation when a third of the TTL is left.
+    relay_probe_interval: float = 20.0
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -97,6 +121,11 @@ class Musig2Config:
     def with_(self, **changes) -> "Musig2Config":
         """A copy with some bounds changed (tests shorten the waits this way)."""
         return replace(self, **changes)
+
+    @property
+    def relay_frame_limit(self) -> int:
+        """The relayed argument bound in force: hex doubles it, JSON wraps it."""
+        return max(1, min(self.relay_max_frame_bytes, (self.max_message_bytes - 1024) // 2))
 
     @property
     def participant_wait(self) -> float:

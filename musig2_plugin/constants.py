@@ -78,6 +78,22 @@ RPC_PAYLOAD = "m2.payload"                     # signed FETCH envelope -> a chun
 PAYLOAD_CHUNK_BYTES = 96 * 1024                # largest payload chunk one answer carries
 PAYLOAD_FETCH_TIMEOUT_S = 30.0                 # whole fetch of one committed payload
 MAX_ENVELOPE_BODY_BYTES = 64 * 1024            # body of one protocol message
+
+# --- relays (transport/relay.py, docs/network.md) ----------------------------
+RPC_RELAY_RESERVE = "m2.relay.reserve"         # client -> relay: signed reservation (hex)
+RPC_RELAY_SEND = "m2.relay.send"               # anyone -> relay: [target key, method, argument]
+RPC_RELAY_DELIVER = "m2.relay.deliver"         # relay -> client, on the client's own connection
+RPC_RELAY_PROBE = "m2.relay.probe"             # inner method: a client's echo through its relay
+RELAY_RESERVATION_VERSION = 1
+RELAY_RESERVATION_TAG = "musig2_plugin/relay-reservation/v1"
+RELAY_PROBE_TAG = "musig2_plugin/relay-probe/v1"
+#: Inner methods a relay passes on; anything else is refused before it reaches the client.
+RELAYED_METHODS = (RPC_MESSAGE, RPC_SIGNING_REQUEST, RPC_PAYLOAD, RPC_RELAY_PROBE)
+
+# --- dial-back (transport/dialback.py) -------------------------------------
+RPC_DIALBACK = "m2.dialback"                   # node -> peer: "what do you see, and dial me back"
+RPC_DIALBACK_CHALLENGE = "m2.dialback.challenge"  # peer -> node, on a fresh connection
+DIALBACK_TAG = "musig2_plugin/dialback/v1"
 PAYLOAD_VERSION = 1
 PAYLOAD_KDF_TAG = "musig2_plugin/payload-key/v1"  # per-recipient wrap key from the ECDH secret
 PAYLOAD_AAD_TAG = "musig2_plugin/payload-aad/v1"

@@ -63,8 +63,9 @@ class PayloadStore:
         return blob[offset:offset + max_len]
 
 
-async def fetch_payload(transport: Transport, endpoint: tuple[str, int], key: bytes,
-                        ref: PayloadRef, *, timeout: float = C.PAYLOAD_FETCH_TIMEOUT_S) -> bytes:
+async def fetch_payload(transport: Transport, endpoint, key: bytes,
+                        ref: PayloadRef, *, timeout: float = C.PAYLOAD_FETCH_TIMEOUT_S,
+                        creator: bytes | None = None) -> bytes:
     """The committed payload, fetched from ``endpoint`` and checked against ``ref``.
 
     Raises PayloadFetchError (or its subclasses PayloadMismatch, OversizedPayloadReply).
@@ -80,7 +81,7 @@ async def fetch_payload(transport: Transport, endpoint: tuple[str, int], key: by
             want = min(chunk_max, ref.length - len(buf))
             env = transport.seal(MsgType.FETCH, key, FETCH_BODY.pack(len(buf), want))
             try:
-                answer = await transport.fetch_chunk(endpoint, env)
+                answer = await transport.fetch_chunk(endpoint, env, to=creator)
             except (PeerUnreachable, PeerRefused) as exc:
                 raise PayloadFetchError(f"creator did not serve the payload: {exc}") from None
             if not isinstance(answer, str):

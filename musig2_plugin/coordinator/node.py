@@ -23,7 +23,7 @@ from ..config import DEFAULT_CONFIG, Musig2Config
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
 from ..events import EventEmitter, Subscription
 from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
-from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
+from ..records import (Advertisement, Endpoint, PayloadRef, RecordError, SigningRequest, TxType,
                        Withdrawal, decode_record)
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
@@ -114,10 +114,23 @@ class Musig2Node:
 
     # ------------------------------------------------------------------ lifecycle
     @property
-    def endpoint(self) -> tuple[str, int]:
+    def endpoint(self) -> Endpoint:
+        """Where our server listens."""
         if self.transport.endpoint is None:
             raise NotStarted("node not started")
         return self.transport.endpoint
+
+    @property
+    def advertised_endpoint(self) -> Endpoint:
+        """How we tell peers to reach us: direct, or through a relay (``use_relays``)."""
+        if self.transport.advertised is None:
+            raise NotStarted("node not started")
+        return self.transport.advertised
+
+    def set_advertised_endpoint(self, endpoint: Endpoint) -> None:
+        """Reach us there from now on (a learnt public address, or a relay). Our own entry
+        in the address book stays the listen endpoint: we deliver to ourselves locally."""
+        self.transport.advertised = Endpoint.of(endpoint)
 
     @property
     def running(self) -> bool:
@@ -147,7 +160,7 @@ class Musig2Node:
             if bootstrap:
                 await self.dht.bootstrap(list(bootstrap))
         self._started = True
-        return endpoint
+        return endpoint.address
 
     async def stop(self) -> None:
         """Stop serving; every open session is dropped (its secret nonce destroyed)."""
@@ -173,9 +186,9 @@ class Musig2Node:
         """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
         return self.events.on(event, callback, loop)
 
-    def add_peer(self, pubkey: bytes, endpoint: tuple[str, int]) -> None:
+    def add_peer(self, pubkey: bytes, endpoint: "Endpoint | tuple[str, int]") -> None:
         """Make a peer reachable without the DHT (tests, or endpoints learnt out of band)."""
-        self.endpoints[bytes(pubkey)] = (endpoint[0], int(endpoint[1]))
+        self.endpoints[bytes(pubkey)] = Endpoint.of(endpoint)
 
     def _require_started(self) -> None:
         if not self._started:
@@ -190,9 +203,9 @@ class Musig2Node:
                                ttl: float = C.ADVERTISEMENT_DEFAULT_TTL_S) -> Advertisement:
         """Publish a signed advertisement with our endpoint (kept alive until withdrawn)."""
         self._require_started()
-        host, port = self.endpoint
         ad = Advertisement.create(self._seckey, tx_types=tx_types, min_amount_sat=min_amount_sat,
-                                  max_amount_sat=max_amount_sat, host=host, port=port,
+                                  max_amount_sat=max_amount_sat,
+                                  endpoint=self.advertised_endpoint,
                                   nickname=nickname, description=description,
                                   fee_per_signature_sat=fee_per_signature_sat,
                                   response_time_s=response_time_s, reputation=reputation,
@@ -241,7 +254,7 @@ class Musig2Node:
         for ad in ads:
             if ad.owner == self.pubkey and not include_self:
                 continue
-            self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
+            self.endpoints[ad.owner] = ad.endpoint
             if ad.owner not in self._discovered:
                 self._discovered[ad.owner] = None
                 while len(self._discovered) > self.config.max_known_endpoints:
@@ -294,7 +307,6 @@ class Musig2Node:
         plain = RequestPayload(tweak, merkle_root, hints, bytes(app_data)).encode()
         blob = encrypt_payload(plain, keys, _encryption_context(rid, self.pubkey,
                                                                  [bytes(m) for m in messages]))
-        host, port = self.endpoint
         ref = None
         if len(blob) > C.MAX_REQUEST_PAYLOAD_BYTES:
             # Too large for a DHT record: the record commits to it and we serve it on request.
@@ -304,7 +316,8 @@ class Musig2Node:
         record = SigningRequest.create(self._seckey, keys=keys, messages=[bytes(m) for m in messages],
                                        payload=b"" if ref else blob, payload_ref=ref,
                                        tx_type=tx_type, metadata=metadata,
-                                       request_id=rid, host=host, port=port, ttl=ttl)
+                                       request_id=rid, endpoint=self.advertised_endpoint,
+                                       ttl=ttl)
         if ref is not None:
             self.payloads.put(request_key(record), keys, blob)
         known = None
@@ -314,7 +327,7 @@ class Musig2Node:
                          request=record, participants=tuple(keys))
         data = record.encode()
         targets = [k for k in keys if push and k != self.pubkey and k in self.endpoints]
-        await asyncio.gather(*(self._push(self.endpoints[k], data) for k in targets))
+        await asyncio.gather(*(self._push(self.endpoints[k], data, k) for k in targets))
         if self.dht is not None:
             try:
                 await self.dht.publish(record)
@@ -324,9 +337,9 @@ class Musig2Node:
             log.info("announced a request we are not a participant of")
         return record
 
-    async def _push(self, endpoint, data: bytes) -> bool:
+    async def _push(self, endpoint, data: bytes, key: bytes) -> bool:
         try:
-            await self.transport.push_request(endpoint, data)
+            await self.transport.push_request(endpoint, data, to=key)
             return True
         except (PeerUnreachable, PeerRefused) as exc:
             log.info("push of a signing request to %s failed: %s", endpoint, exc)
@@ -376,7 +389,7 @@ class Musig2Node:
         for spec in specs:
             self.sessions.register(spec)
         if record.endpoint is not None:
-            self.endpoints.setdefault(record.creator, (record.endpoint.host, record.endpoint.port))
+            self.endpoints.setdefault(record.creator, record.endpoint)
         known = KnownRequest(record, payload, specs, via)
         self.requests[rid] = known
         while len(self.requests) > self.config.max_known_requests:
@@ -408,10 +421,8 @@ class Musig2Node:
         if record.payload_ref is None or rid in self.requests or record.creator == self.pubkey:
             return self._receive(record, via)
         self._check_addressed(record)      # never fetch for requests that are not ours
-        blob = await fetch_payload(self.transport,
-                                   (record.endpoint.host, record.endpoint.port), rid,
-                                   record.payload_ref,
-                                   timeout=C.PAYLOAD_FETCH_TIMEOUT_S)
+        blob = await fetch_payload(self.transport, record.endpoint, rid, record.payload_ref,
+                                   timeout=C.PAYLOAD_FETCH_TIMEOUT_S, creator=record.creator)
         return self._receive(record, via, blob)
 
     async def find_signing_requests_for_me(self) -> list[SigningRequest]:
@@ -464,7 +475,7 @@ class Musig2Node:
             raise NotStarted("the DHT is off on this node")
 
         def remember(ad: Advertisement) -> None:
-            self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
+            self.endpoints[ad.owner] = ad.endpoint
             if callback is not None:
                 callback(ad)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ..records.fields import Endpoint, InvalidField, Reach
 from ..session.spec import TWEAK_NONE, TWEAK_TAPROOT
 
 PAYLOAD_PLAIN_VERSION = 1
@@ -36,7 +37,7 @@ class PayloadFormatError(ValueError):
 class RequestPayload:
     tweak: str = TWEAK_TAPROOT
     merkle_root: bytes | None = None
-    endpoints: dict = field(default_factory=dict)     # key33 -> (host, port)
+    endpoints: dict = field(default_factory=dict)     # key33 -> Endpoint (or (host, port))
     app_data: bytes = b""
 
     def encode(self) -> bytes:
@@ -51,11 +52,18 @@ class RequestPayload:
         if len(self.endpoints) > 255:
             raise PayloadFormatError("too many endpoint hints")
         out.append(len(self.endpoints))
-        for key, (host, port) in sorted(self.endpoints.items()):
-            h = host.encode("ascii")
-            if len(key) != 33 or not 0 < len(h) < 256 or not 0 < port < 65536:
+        for key, value in sorted(self.endpoints.items()):
+            try:
+                ep = Endpoint.of(value)
+            except InvalidField:
+                raise PayloadFormatError("bad endpoint hint") from None
+            h = ep.host.encode("ascii")
+            if len(key) != 33 or not 0 < len(h) < 256:
                 raise PayloadFormatError("bad endpoint hint")
-            out += key + bytes([len(h)]) + h + struct.pack(">H", port)
+            # key | kind u8 | host (len u8) | port u16 [| relay key 33]
+            out += key + bytes([int(ep.kind), len(h)]) + h + struct.pack(">H", ep.port)
+            if ep.kind is Reach.RELAY:
+                out += ep.relay_key
         out += struct.pack(">I", len(self.app_data)) + self.app_data
         return bytes(out)
 
@@ -89,13 +97,20 @@ class RequestPayload:
         endpoints = {}
         for _ in range(count):
             key = bytes(data[pos:pos + 33])
-            hlen = data[pos + 33]
-            host = bytes(data[pos + 34:pos + 34 + hlen]).decode("ascii")
-            (port,) = struct.unpack_from(">H", data, pos + 34 + hlen)
+            kind, hlen = data[pos + 33], data[pos + 34]
+            host = bytes(data[pos + 35:pos + 35 + hlen]).decode("ascii")
+            (port,) = struct.unpack_from(">H", data, pos + 35 + hlen)
+            pos += 35 + hlen + 2
+            relay_key = None
+            if kind == Reach.RELAY:
+                relay_key = bytes(data[pos:pos + 33])
+                pos += 33
             if len(key) != 33 or key[0] not in (2, 3) or not host or port == 0:
                 raise PayloadFormatError("bad endpoint hint")
-            endpoints[key] = (host, port)
-            pos += 34 + hlen + 2
+            try:
+                endpoints[key] = Endpoint(host, port, kind, relay_key)
+            except InvalidField:
+                raise PayloadFormatError("bad endpoint hint") from None
         (alen,) = struct.unpack_from(">I", data, pos)
         pos += 4
         if alen > max_app or pos + alen != len(data):

@@ -15,7 +15,7 @@ from .. import constants as C
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField
-from .fields import (Endpoint, TxType, check_int, check_text, check_trust_requirements,
+from .fields import (Endpoint, TxType, check_int, read_endpoint, write_endpoint, check_text, check_trust_requirements,
                      decode_text, mask_to_tx_types, tx_type, tx_types_to_mask)
 from .topics import all_signer_topics, topic_for_type
 
@@ -42,17 +42,23 @@ class Advertisement(Record):
 
     @classmethod
     def create(cls, seckey: bytes, *, tx_types: "Iterable[TxType | str] | TxType | str",
-               min_amount_sat: int, max_amount_sat: int, host: str, port: int,
+               min_amount_sat: int, max_amount_sat: int, host: str | None = None,
+               port: int | None = None, endpoint: Endpoint | None = None,
                trust_requirements: Iterable[str] = (), nickname: str = "", description: str = "",
                fee_per_signature_sat: int = 0, response_time_s: int = 60, reputation: int = 0,
                ttl: float = C.ADVERTISEMENT_DEFAULT_TTL_S, seq: int | None = None,
                now: float | None = None) -> "Advertisement":
         """Build and sign an advertisement; ``seq`` defaults to the creation time in ms,
-        so a restarted owner that lost its counter still outbids its old records."""
+        so a restarted owner that lost its counter still outbids its old records.
+        ``endpoint`` (any reach kind) replaces ``host``/``port`` (a direct endpoint)."""
+        if endpoint is None:
+            endpoint = Endpoint(host, port)
+        elif host is not None or port is not None:
+            raise InvalidField("give either host/port or an endpoint")
         types = mask_to_tx_types(tx_types_to_mask(tx_types))
         return cls._signed(seckey, ttl=ttl, seq=seq, now=now, tx_types=types,
                            min_amount_sat=min_amount_sat, max_amount_sat=max_amount_sat,
-                           endpoint=Endpoint(host, port),
+                           endpoint=endpoint,
                            trust_requirements=check_trust_requirements(
                                trust_requirements, C.MAX_TRUST_REQUIREMENTS,
                                C.MAX_TRUST_REQUIREMENT_BYTES),
@@ -111,8 +117,7 @@ class Advertisement(Record):
             w.var8(tok.encode("ascii"))
         w.var8(self.nickname.encode("utf-8"))
         w.var16(self.description.encode("utf-8"))
-        w.var8(self.endpoint.host.encode("ascii"))
-        w.u16(self.endpoint.port)
+        write_endpoint(w, self.endpoint)
 
     @classmethod
     def _decode_body(cls, r: Reader) -> dict:
@@ -132,10 +137,7 @@ class Advertisement(Record):
                                "nickname")
         description = decode_text(r.var16("description", C.MAX_DESCRIPTION_BYTES),
                                   C.MAX_DESCRIPTION_BYTES, "description", multiline=True)
-        host = r.var8("endpoint host", C.MAX_HOST_BYTES)
-        if not host.isascii():
-            raise InvalidField("endpoint host is not ASCII")
-        endpoint = Endpoint(host.decode("ascii"), r.u16("endpoint port"))
+        endpoint = read_endpoint(r)
         return dict(tx_types=types, min_amount_sat=min_amount, max_amount_sat=max_amount,
                     fee_per_signature_sat=fee, response_time_s=response_time,
                     reputation=reputation, trust_requirements=tuple(tokens), nickname=nickname,

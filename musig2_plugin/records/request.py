@@ -18,7 +18,7 @@ from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField
 from .fields import (Endpoint, TxType, check_bytes, check_pubkey33, check_text,
-                     code_to_tx_type, decode_text, tx_type)
+                     code_to_tx_type, decode_text, read_endpoint, tx_type, write_endpoint)
 from .topics import topic_for_requests
 
 KIND_SIGNING_REQUEST = 3
@@ -68,14 +68,17 @@ class SigningRequest(Record):
                payload: bytes = b"", tx_type: "TxType | str" = TxType.SPEND, metadata: str = "",
                request_id: bytes | None = None, host: str | None = None, port: int | None = None,
                ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S, seq: int | None = None,
-               now: float | None = None, payload_ref: PayloadRef | None = None
-               ) -> "SigningRequest":
+               now: float | None = None, payload_ref: PayloadRef | None = None,
+               endpoint: Endpoint | None = None) -> "SigningRequest":
         """Sign a request as its creator; ``host``/``port`` say where the creator listens.
 
         ``payload_ref`` (with an empty ``payload``): the encrypted payload is too large for a
         DHT record and participants fetch it from the creator's endpoint (see docs/sessions.md).
         """
-        endpoint = None if host is None and port is None else Endpoint(host, port)
+        if endpoint is None:
+            endpoint = None if host is None and port is None else Endpoint(host, port)
+        elif host is not None or port is not None:
+            raise InvalidField("give either host/port or an endpoint")
         return cls._signed(seckey, ttl=ttl, seq=seq, now=now,
                            request_id=os.urandom(REQUEST_ID_LEN) if request_id is None else request_id,
                            tx_type=_tx(tx_type), keys=tuple(keys), messages=tuple(messages),
@@ -147,8 +150,7 @@ class SigningRequest(Record):
             | (FLAG_PAYLOAD_REF if self.payload_ref is not None else 0)
         w.u8(flags)
         if self.endpoint is not None:
-            w.var8(self.endpoint.host.encode("ascii"))
-            w.u16(self.endpoint.port)
+            write_endpoint(w, self.endpoint)
         if self.payload_ref is not None:
             w.raw(self.payload_ref.digest)
             w.u32(self.payload_ref.length)
@@ -173,10 +175,7 @@ class SigningRequest(Record):
             raise InvalidField("unknown bits in the endpoint/payload flags")
         endpoint = None
         if flags & FLAG_ENDPOINT:
-            host = r.var8("endpoint host", C.MAX_HOST_BYTES)
-            if not host.isascii():
-                raise InvalidField("endpoint host is not ASCII")
-            endpoint = Endpoint(host.decode("ascii"), r.u16("endpoint port"))
+            endpoint = read_endpoint(r)
         payload_ref = None
         if flags & FLAG_PAYLOAD_REF:
             payload_ref = PayloadRef(r.take(32, "payload digest"), r.u32("payload length"))

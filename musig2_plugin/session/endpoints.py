@@ -1,4 +1,4 @@
-"""The node's address book: participant key -> (host, port), bounded.
+"""The node's address book: participant key -> Endpoint (direct, relay or onion), bounded.
 
 WHY bounded: entries arrive from peers (the endpoint field of every signed
 JOIN, the creator endpoint of every pushed signing request, advertisements),
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-Endpoint = tuple[str, int]
+from ..records.fields import Endpoint
 
 
 class EndpointBook(OrderedDict):
@@ -25,8 +25,8 @@ class EndpointBook(OrderedDict):
         super().__init__()
         self.max_entries = max_entries
 
-    def __setitem__(self, key: bytes, value: Endpoint) -> None:
-        super().__setitem__(key, value)
+    def __setitem__(self, key: bytes, value: "Endpoint | tuple[str, int]") -> None:
+        super().__setitem__(key, Endpoint.of(value))
         self.move_to_end(key)
         while len(self) > self.max_entries:
             self.popitem(last=False)

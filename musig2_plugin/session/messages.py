@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from .. import constants as C
+from ..records.fields import Endpoint, InvalidField
 from ..transport.envelope import AuthenticRefusal, MsgType
 
 MAX_ATTEMPT = 1 << 31
@@ -39,13 +40,16 @@ def _hex(v: Any, length: int, name: str) -> bytes:
         raise BadBody(f"{name} is not hex") from None
 
 
-def _endpoint(v: Any) -> tuple[str, int] | None:
+def _endpoint(v: Any) -> Endpoint | None:
+    """``[host, port]`` (direct) or the relay/onion forms of ``Endpoint.to_json``."""
     if v is None:
         return None
-    if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
-            and 0 < len(v[0]) <= MAX_HOST and v[0].isascii()):
-        raise BadBody("endpoint must be [host, port]")
-    return v[0], _int(v[1], 1, 65535, "port")
+    if isinstance(v, list) and v and isinstance(v[0], str) and len(v[0]) > MAX_HOST:
+        raise BadBody("endpoint host too long")
+    try:
+        return Endpoint.from_json(v)
+    except InvalidField as exc:
+        raise BadBody(f"bad endpoint: {exc}") from None
 
 
 # Field specs: name -> parser(value, context). ``n`` is the session's participant count.

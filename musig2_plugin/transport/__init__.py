@@ -5,3 +5,6 @@ from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope, 
 from .guards import PeerScore, ReplayGuard, TokenBucket
 from .node import BadFetch, Transport, UnknownPayload, UnknownSession
 from .peer import ClientPool, Endpoint, PeerRefused, PeerUnreachable, TransportError
+from .relay import (BadReservation, MalformedRelayFrame, NoReservation, RelayClient,
+                    RelayClientSilent, RelayDisabled, RelayFrameTooLarge, RelayFull, RelayLink,
+                    RelayQuotaExceeded, RelayRefusal, RelayService, RelayUnreachable)

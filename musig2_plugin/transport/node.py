@@ -25,7 +25,10 @@ from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
 from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
-from .peer import ERR_RATE, ClientPool, Endpoint, ServerSession, make_refusal
+from ..records.fields import Endpoint, Reach
+from .peer import (ERR_RATE, ClientPool, PeerRefused, PeerUnreachable,
+                   ServerSession, make_refusal)
+from .relay import (RelayClientSession, RelayDisabled, RelayService, RelayUnreachable)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,15 @@ class Transport:
                                            config.request_push_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
+        #: Where our server listens (a direct endpoint; may be loopback or 0.0.0.0).
         self.endpoint: Endpoint | None = None
+        #: How peers reach us, as we tell them (JOINs, requests, advertisements): the listen
+        #: endpoint until the node learns or configures better (public address, a relay).
+        self.advertised: Endpoint | None = None
+        #: The relay role (None: we do not relay); see ``enable_relay``.
+        self.relay: RelayService | None = None
+        #: Extra RPC methods served on our server (method -> handler(args, conn)), e.g. dial-back.
+        self.extra_methods: dict[str, Callable[[list, object], Awaitable[object]]] = {}
         #: Called with every envelope that passed admission and was handled (tests record nonces).
         self.observers: list[Callable[[Envelope], None]] = []
         #: Called with every envelope we sign before it is sent.
@@ -97,8 +108,20 @@ class Transport:
         factory = partial(RSTransport, session_factory, None, SessionKind.SERVER)
         self._server = await loop.create_server(factory, host, port)
         sock_host, sock_port = self._server.sockets[0].getsockname()[:2]
-        self.endpoint = (sock_host, sock_port)
+        self.endpoint = Endpoint(sock_host, sock_port)
+        if self.advertised is None:
+            self.advertised = self.endpoint
         return self.endpoint
+
+    @property
+    def seckey(self) -> bytes:
+        return self._seckey
+
+    def enable_relay(self) -> RelayService:
+        """Relay for unreachable nodes (bounded by ``config.relay_*``); idempotent."""
+        if self.relay is None:
+            self.relay = RelayService(self.pubkey, self.config)
+        return self.relay
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -123,22 +146,53 @@ class Transport:
             observer(env)
         return env
 
-    async def send(self, endpoint: Endpoint, env: Envelope) -> None:
-        """Deliver one envelope; raises PeerUnreachable / PeerRefused."""
-        if endpoint == self.endpoint:
+    async def send(self, endpoint, env: Envelope, *, to: bytes | None = None) -> None:
+        """Deliver one envelope to ``to`` (its key) at ``endpoint``, directly or through the
+        relay the endpoint names; raises PeerUnreachable (RelayUnreachable) / PeerRefused."""
+        ep = Endpoint.of(endpoint)
+        if ep == self.endpoint or (to is not None and to == self.pubkey):
             await self.accept(env.encode())
             return
-        await self.pool.request(endpoint, C.RPC_MESSAGE, [env.encode().hex()])
+        await self.call(ep, C.RPC_MESSAGE, env.encode().hex(), to=to)
 
-    async def push_request(self, endpoint: Endpoint, record: bytes) -> None:
-        await self.pool.request(endpoint, C.RPC_SIGNING_REQUEST, [record.hex()])
+    async def push_request(self, endpoint, record: bytes, *, to: bytes | None = None) -> None:
+        await self.call(Endpoint.of(endpoint), C.RPC_SIGNING_REQUEST, record.hex(), to=to)
 
-    async def fetch_chunk(self, endpoint: Endpoint, env: Envelope) -> object:
+    async def fetch_chunk(self, endpoint, env: Envelope, *, to: bytes | None = None) -> object:
         """Ask a request's creator for one chunk of its payload; the answer is unchecked."""
-        return await self.pool.request(endpoint, C.RPC_PAYLOAD, [env.encode().hex()])
+        return await self.call(Endpoint.of(endpoint), C.RPC_PAYLOAD, env.encode().hex(), to=to)
+
+    async def call(self, ep: Endpoint, method: str, arg: str, *, to: bytes | None) -> object:
+        """One request to a peer: on a direct connection, or wrapped for its relay."""
+        if ep.kind is not Reach.RELAY:
+            return await self.pool.request(ep.address, method, [arg])
+        if to is None:
+            raise PeerUnreachable(f"{ep}: sending through a relay needs the recipient's key")
+        try:
+            return await self.pool.request(ep.address, C.RPC_RELAY_SEND, [to.hex(), method, arg])
+        except PeerUnreachable as exc:
+            raise RelayUnreachable(ep, to, str(exc)) from None
+        except PeerRefused as exc:
+            text = str(exc)
+            if not text.startswith("client refused: "):
+                # The relay itself refused (no reservation, budget, silent client): the target
+                # is not reachable that way; say which relay.
+                raise RelayUnreachable(ep, to, text) from None
+            raise PeerRefused(text[len("client refused: "):]) from None
 
     # -- receiving --------------------------------------------------------------------
+    async def dispatch(self, method: str, args: list, conn) -> object:
+        """Serve one request from a connection (ours, or a relay's delivery down our link)."""
+        return await self._dispatch(method, args, conn)
+
     async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
+        relayed = isinstance(conn, RelayClientSession)
+        if method in (C.RPC_RELAY_RESERVE, C.RPC_RELAY_SEND):
+            if self.relay is None or relayed:
+                raise RelayDisabled("this node does not relay").rpc_error()
+            return await self.relay.handle(method, args, conn)
+        if method in self.extra_methods and not relayed:
+            return await self.extra_methods[method](args, conn)
         if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST, C.RPC_PAYLOAD) or len(args) != 1 \
                 or not isinstance(args[0], str) \
                 or len(args[0]) > 2 * self.config.max_message_bytes:

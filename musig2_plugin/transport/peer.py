@@ -20,11 +20,13 @@ from aiorpcx.session import SessionKind
 from functools import partial
 
 from ..config import Musig2Config
+from ..records.fields import Endpoint
 from .guards import TokenBucket
 
 log = logging.getLogger(__name__)
 
-Endpoint = tuple[str, int]
+#: What the client pool connects to: an endpoint's ``address`` (the node, or its relay).
+Address = tuple[str, int]
 
 # JSON-RPC error codes of our own (the -32000..-32099 range is for servers).
 ERR_REFUSED = -32001
@@ -159,15 +161,15 @@ class ClientPool:
 
     def __init__(self, config: Musig2Config) -> None:
         self._config = config
-        self._sessions: OrderedDict[Endpoint, RPCSession] = OrderedDict()
-        self._locks: dict[Endpoint, asyncio.Lock] = {}
+        self._sessions: OrderedDict[Address, RPCSession] = OrderedDict()
+        self._locks: dict[Address, asyncio.Lock] = {}
         self._closed = False
 
     @property
     def open_connections(self) -> int:
         return len(self._sessions)
 
-    def _evict_idle(self, keep: Endpoint) -> None:
+    def _evict_idle(self, keep: Address) -> None:
         """Close the least recently used idle connections beyond the bound.
 
         WHY: endpoints come from peers (signed JOINs, requests, advertisements) and a
@@ -196,7 +198,7 @@ class ClientPool:
         except Exception:
             pass
 
-    async def _session(self, endpoint: Endpoint) -> RPCSession:
+    async def _session(self, endpoint: Address) -> RPCSession:
         session = self._sessions.get(endpoint)
         if session is not None and not session.is_closing():
             self._sessions.move_to_end(endpoint)
@@ -224,7 +226,7 @@ class ClientPool:
             self._evict_idle(keep=endpoint)
             return session
 
-    async def request(self, endpoint: Endpoint, method: str, args: list) -> object:
+    async def request(self, endpoint: Address, method: str, args: list) -> object:
         session = await self._session(endpoint)
         try:
             return await asyncio.wait_for(session.send_request(method, args),
@@ -244,7 +246,7 @@ class ClientPool:
             raise PeerUnreachable(f"connection to {endpoint[0]}:{endpoint[1]} failed: "
                                   f"{exc!r}") from None
 
-    async def _drop(self, endpoint: Endpoint, session: RPCSession) -> None:
+    async def _drop(self, endpoint: Address, session: RPCSession) -> None:
         if self._sessions.get(endpoint) is session:
             del self._sessions[endpoint]
             lock = self._locks.get(endpoint)

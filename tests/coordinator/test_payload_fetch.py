@@ -172,7 +172,7 @@ async def test_an_oversized_reply_is_refused():
         # A creator that never answers: the fetch gives up after its timeout.
         alice.transport._on_fetch = honest
 
-        async def silent(*_a):
+        async def silent(*_a, **_k):
             await asyncio.sleep(3600)
         bob.transport.fetch_chunk = silent
         with pytest.raises(PayloadFetchError, match="longer than"):
@@ -193,8 +193,8 @@ async def test_small_requests_keep_the_inline_payload_and_the_old_layout():
         assert record.payload_ref is None and 0 < len(record.payload) <= 4096
         data = record.encode()
         host = record.endpoint.host.encode()
-        # ... | flags u8 = 1 (endpoint only) | host len | host | port u16 | signature 64
-        assert data[-64 - 2 - len(host) - 1 - 1] == 1
+        # ... | flags u8 = 1 (endpoint only) | kind u8 | host len | host | port u16 | signature 64
+        assert data[-64 - 2 - len(host) - 1 - 1 - 1] == 1
         assert alice.payloads.get(request_key(record)) is None     # nothing served
         assert bob.requests[request_key(record)].payload.app_data == b"small psbt"
         with pytest.raises(RequestRefused):

@@ -51,7 +51,8 @@ def test_commitment_bounds_and_exclusivity():
 def test_flags_byte_keeps_the_old_meaning_and_refuses_unknown_bits():
     small = _req(payload=b"p" * 100)
     data = small.encode()
-    flags_at = len(data) - 64 - 2 - len(b"127.0.0.1") - 1 - 1
+    # ... flags | endpoint kind u8 | host var8 | port u16 | signature
+    flags_at = len(data) - 64 - 2 - len(b"127.0.0.1") - 1 - 1 - 1
     assert data[flags_at] == 1                      # endpoint only: the pre-commitment layout
     no_ep = _req(payload=b"p", host=None, port=None).encode()
     assert no_ep[-65] == 0
