@@ -165,7 +165,7 @@ class Endpoint:
     relay_key: bytes | None = None   # RELAY only: the relay's 33-byte transport key
 
     def __post_init__(self) -> None:
-        from ..constants import MAX_HOST_BYTES
+        from ..foundation.constants import MAX_HOST_BYTES
 
         check_int(self.port, 1, 65535, "endpoint port")
         try:
@@ -281,7 +281,7 @@ def write_endpoint(w, ep: Endpoint) -> None:
 
 
 def read_endpoint(r) -> Endpoint:
-    from ..constants import MAX_HOST_BYTES
+    from ..foundation.constants import MAX_HOST_BYTES
 
     kind = r.u8("endpoint kind")
     if kind not in {k.value for k in Reach}:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..records.fields import Endpoint, InvalidField
 from ..transport.envelope import AuthenticRefusal, MsgType
 

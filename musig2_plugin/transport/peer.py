@@ -19,7 +19,7 @@ from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
 
-from ..config import Musig2Config
+from ..foundation.config import Musig2Config
 from ..records.fields import Endpoint
 from .guards import TokenBucket
 

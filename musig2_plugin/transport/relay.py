@@ -33,8 +33,8 @@ from aiorpcx import NewlineFramer, RPCError, RPCSession
 from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 
-from .. import constants as C
-from ..config import Musig2Config
+from ..foundation import constants as C
+from ..foundation.config import Musig2Config
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 from ..records.fields import Endpoint, Reach
 from .guards import TokenBucket

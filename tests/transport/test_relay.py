@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from musig2_plugin import constants as C
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.records import Endpoint, Reach
 from musig2_plugin.transport import (Envelope, MsgType, PeerRefused, PeerUnreachable,
                                      RelayClient, RelayLink, RelayUnreachable, Transport)
