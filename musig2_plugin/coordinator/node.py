@@ -28,7 +28,7 @@ from ..records import (Advertisement, Endpoint, PayloadRef, RecordError, Signing
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
-from ..transport import PeerRefused, PeerUnreachable, Transport
+from ..transport import PeerRefused, PeerUnreachable, RelayClient, RelayService, Transport
 from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
                      PayloadMismatch, RequestRefused)
 from .fetch import PayloadStore, fetch_payload
@@ -111,6 +111,8 @@ class Musig2Node:
         self._discovered: OrderedDict[bytes, None] = OrderedDict()
         self._watchers: set[asyncio.Task] = set()
         self._started = False
+        self._relays: RelayClient | None = None
+        self._ad_params: dict | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -162,8 +164,45 @@ class Musig2Node:
         self._started = True
         return endpoint.address
 
+    # ------------------------------------------------------------------ reachability
+    def enable_relay(self) -> RelayService:
+        """Relay for unreachable nodes (bounded by ``config.relay_*``; docs/network.md)."""
+        return self.transport.enable_relay()
+
+    async def use_relays(self, candidates: Sequence[Endpoint], *, want: int = 1) -> list[Endpoint]:
+        """We cannot accept connections: keep reservations at ``want`` of these relays and
+        advertise "reachable through relay R" from now on. A relay that fails its probe is
+        replaced by the next candidate and our advertisement is re-published with it.
+        Raises CoordinatorError when no candidate works."""
+        self._require_started()
+        if self._relays is not None:
+            await self._relays.close()
+        self._relays = RelayClient(self.transport, candidates, want=want,
+                                   on_change=self._relays_changed)
+        found = await self._relays.start()
+        if not found:
+            raise CoordinatorError("no relay among the candidates accepted a reservation")
+        return found
+
+    @property
+    def relays_in_use(self) -> list[Endpoint]:
+        return [] if self._relays is None else self._relays.endpoints
+
+    def _relays_changed(self, relays: list[Endpoint]) -> None:
+        if not relays:
+            log.warning("no working relay left: peers cannot reach us until one is found")
+            return
+        self.set_advertised_endpoint(relays[0])
+        if self.advertisement is not None and self._ad_params is not None:
+            task = asyncio.ensure_future(self.advertise_signer(**self._ad_params))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
+
     async def stop(self) -> None:
         """Stop serving; every open session is dropped (its secret nonce destroyed)."""
+        if self._relays is not None:
+            await self._relays.close()
+            self._relays = None
         for task in list(self._watchers):
             task.cancel()
         await self.sessions.drain(1.0)   # let a final signature we just sent reach everyone
@@ -203,6 +242,12 @@ class Musig2Node:
                                ttl: float = C.ADVERTISEMENT_DEFAULT_TTL_S) -> Advertisement:
         """Publish a signed advertisement with our endpoint (kept alive until withdrawn)."""
         self._require_started()
+        self._ad_params = dict(tx_types=tx_types, min_amount_sat=min_amount_sat,
+                               max_amount_sat=max_amount_sat, nickname=nickname,
+                               description=description,
+                               fee_per_signature_sat=fee_per_signature_sat,
+                               response_time_s=response_time_s, reputation=reputation,
+                               trust_requirements=trust_requirements, ttl=ttl)
         ad = Advertisement.create(self._seckey, tx_types=tx_types, min_amount_sat=min_amount_sat,
                                   max_amount_sat=max_amount_sat,
                                   endpoint=self.advertised_endpoint,
