@@ -29,6 +29,7 @@ from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, RelayClient, RelayService, Transport
+from ..transport.dialback import DialbackService, Reachability, probe_reachability
 from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
                      PayloadMismatch, RequestRefused)
 from .fetch import PayloadStore, fetch_payload
@@ -113,6 +114,10 @@ class Musig2Node:
         self._started = False
         self._relays: RelayClient | None = None
         self._ad_params: dict | None = None
+        #: Serves dial-backs for peers and answers their challenges (docs/network.md).
+        self.dialback = DialbackService(self.transport)
+        #: The last answer of ``learn_reachability`` (None: never asked).
+        self.reachability: Reachability | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -183,6 +188,25 @@ class Musig2Node:
         if not found:
             raise CoordinatorError("no relay among the candidates accepted a reservation")
         return found
+
+    async def learn_reachability(self, peers: Sequence[Endpoint] | None = None, *,
+                                 port: int | None = None) -> Reachability:
+        """Ask peers (default: our DHT contacts, whose transport listens on the same port
+        number) which address they see us from and to dial us back on ``port`` (default: our
+        listen port, which a port forward must map 1:1). When a dial-back verified, advertise
+        the public address from now on; otherwise keep the advertised endpoint (the caller
+        turns to ``use_relays``)."""
+        self._require_started()
+        port = self.endpoint.port if port is None else port
+        if peers is None:
+            peers = [] if self.dht is None else [Endpoint(c.ip, c.port)
+                                                 for c in self.dht.contacts()[:8]]
+        result = await probe_reachability(self.transport, peers, port)
+        self.reachability = result
+        direct = result.endpoint(port)
+        if direct is not None:
+            self.set_advertised_endpoint(direct)
+        return result
 
     @property
     def relays_in_use(self) -> list[Endpoint]:

@@ -117,6 +117,11 @@ class DhtNode:
     def node_id(self) -> bytes:
         return self._node_id
 
+    def contacts(self) -> list[Node]:
+        """Every contact of our routing table (nearest buckets first is not promised)."""
+        server = self._require_server()
+        return [n for bucket in server.protocol.router.buckets for n in bucket.get_nodes()]
+
     @property
     def contact(self) -> Node:
         """This node as a routing contact (id, host, port), for direct RPCs."""
