@@ -366,6 +366,21 @@ async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, pass
 
 
 @plugin_command('w', PLUGIN_NAME)
+async def reach(self: "Commands", peers=None, wallet=None,
+                plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Find out how peers reach this wallet's node and arrange it: peers dial it back (only a
+    challenge signed by this node's key counts); when none can, it keeps a reservation at a
+    relay found among them and advertises "reachable through that relay" (docs/network.md).
+    arg:str:peers:peers to ask, host:port,host:port (default: the bootstrap peers and DHT contacts)
+    """
+    from .plugin import parse_peers
+    with _clear_errors():
+        c = plugin.cosigner(wallet)
+        asked = parse_peers(peers) if peers else plugin.bootstrap_peers()
+        return await c.node.reach_out(asked)
+
+
+@plugin_command('w', PLUGIN_NAME)
 async def node_stop(self: "Commands", wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Stop this wallet's co-signing node (open sessions are dropped with their secret nonces)."""
     return {"stopped": await plugin.stop_node(wallet)}
@@ -410,7 +425,10 @@ def _ad_json(ad) -> dict[str, Any]:
             "tx_types": [t.value for t in ad.tx_types],
             "min_amount_sat": ad.min_amount_sat, "max_amount_sat": ad.max_amount_sat,
             "fee_per_signature_sat": ad.fee_per_signature_sat, "reputation": ad.reputation,
-            "endpoint": f"{ad.endpoint.host}:{ad.endpoint.port}"}
+            "endpoint": f"{ad.endpoint.host}:{ad.endpoint.port}",
+            # how this signer is reached: "direct", "relay" (then "relay_key"), or "onion"
+            "path": ad.endpoint.kind.name.lower(),
+            **({"relay_key": ad.endpoint.relay_key.hex()} if ad.endpoint.relay_key else {})}
 
 
 @plugin_command('w', PLUGIN_NAME)

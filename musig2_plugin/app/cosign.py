@@ -194,6 +194,8 @@ class WalletCosigner:
                 "endpoint": list(self.node.endpoint) if self.is_running() else None,
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
+                # how peers reach us: direct / relay (which) / local (never checked)
+                "reach": self.node.reach_summary() if self.is_running() else None,
                 "requests": len(self.requests)}
 
     def _emit(self, what: str, state: RequestState) -> None:

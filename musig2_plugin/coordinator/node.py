@@ -23,8 +23,8 @@ from ..foundation.config import DEFAULT_CONFIG, Musig2Config
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
 from ..foundation.events import EventEmitter, Subscription
 from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
-from ..records import (Advertisement, Endpoint, PayloadRef, RecordError, SigningRequest, TxType,
-                       Withdrawal, decode_record)
+from ..records import (Advertisement, Endpoint, PayloadRef, Reach, RecordError,
+                       SigningRequest, TxType, Withdrawal, decode_record)
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
@@ -207,6 +207,51 @@ class Musig2Node:
         if direct is not None:
             self.set_advertised_endpoint(direct)
         return result
+
+    async def find_relays(self, addresses: Sequence[tuple[str, int]]) -> list[Endpoint]:
+        """Which of these transport addresses relay, as relay endpoints (their keys asked with
+        ``m2.relay.info``). A wrong key only makes our reservation there fail."""
+        async def ask(addr) -> Endpoint | None:
+            try:
+                info = await self.transport.pool.request((addr[0], int(addr[1])),
+                                                         C.RPC_RELAY_INFO, [])
+                if isinstance(info, dict) and info.get("relay") is True:
+                    key = bytes.fromhex(str(info.get("key")))
+                    if key != self.pubkey:
+                        return Endpoint(addr[0], int(addr[1]), Reach.RELAY, key)
+            except (PeerRefused, PeerUnreachable, ValueError, TypeError):
+                pass
+            return None
+        found = await asyncio.gather(*(ask(a) for a in dict.fromkeys(map(tuple, addresses))))
+        return [e for e in found if e is not None]
+
+    async def reach_out(self, peers: Sequence[tuple[str, int]] = ()) -> dict:
+        """Find out how peers can reach us and arrange it: dial-back through ``peers`` and
+        our DHT contacts; if no dial-back verified, reserve at relays found among them.
+        Returns a summary for the status command."""
+        self._require_started()
+        known = [tuple(p) for p in peers]
+        if self.dht is not None:
+            known += [(c.ip, c.port) for c in self.dht.contacts()]
+        known = list(dict.fromkeys(known))[:16]
+        reach = await self.learn_reachability([Endpoint(h, p) for h, p in known])
+        if not reach.reachable:
+            relays = await self.find_relays(known)
+            if relays:
+                await self.use_relays(relays)
+        if self.advertisement is not None and self._ad_params is not None:
+            await self.advertise_signer(**self._ad_params)   # peers must learn the new endpoint
+        return self.reach_summary()
+
+    def reach_summary(self) -> dict:
+        """How we are reached: "direct" / "relay" (and which) / "local" (never checked)."""
+        adv = self.advertised_endpoint
+        r = self.reachability
+        return {"path": "relay" if adv.kind is Reach.RELAY else
+                ("direct" if r is not None and r.reachable else "local"),
+                "advertised": adv.to_json(),
+                "public_ip": None if r is None else r.public_ip,
+                "relays": [e.to_json() for e in self.relays_in_use]}
 
     @property
     def relays_in_use(self) -> list[Endpoint]:

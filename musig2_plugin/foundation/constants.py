@@ -84,6 +84,7 @@ RPC_RELAY_RESERVE = "m2.relay.reserve"         # client -> relay: signed reserva
 RPC_RELAY_SEND = "m2.relay.send"               # anyone -> relay: [target key, method, argument]
 RPC_RELAY_DELIVER = "m2.relay.deliver"         # relay -> client, on the client's own connection
 RPC_RELAY_PROBE = "m2.relay.probe"             # inner method: a client's echo through its relay
+RPC_RELAY_INFO = "m2.relay.info"               # anyone -> node: {"key": hex, "relay": bool}
 RELAY_RESERVATION_VERSION = 1
 RELAY_RESERVATION_TAG = "musig2_plugin/relay-reservation/v1"
 RELAY_PROBE_TAG = "musig2_plugin/relay-probe/v1"

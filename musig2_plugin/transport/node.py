@@ -187,6 +187,10 @@ class Transport:
 
     async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
         relayed = isinstance(conn, RelayClientSession)
+        if method == C.RPC_RELAY_INFO and not relayed:
+            # Lets an unreachable node find relays among the public nodes it knows (its DHT
+            # contacts): the key goes into its "reachable through relay R" endpoint.
+            return {"key": self.pubkey.hex(), "relay": self.relay is not None}
         if method in (C.RPC_RELAY_RESERVE, C.RPC_RELAY_SEND):
             if self.relay is None or relayed:
                 raise RelayDisabled("this node does not relay").rpc_error()

@@ -433,16 +433,20 @@ class ElectrumX(_Component):
         *,
         base_dir: str | os.PathLike[str] | None = None,
         keep_dir: bool = False,
+        public_host: str | None = None,
     ) -> None:
         super().__init__(base_dir, keep_dir)
         self.node = node
         self.port = 0
         self.rpc_port = 0
+        #: On the test internet (tests/harness/netns.py) the server also listens on this
+        #: machine's public address, for wallets in other namespaces; None: loopback only.
+        self.public_host = public_host
 
     @property
     def server(self) -> str:
         """``host:port:t`` as Electrum's ``--server`` wants it."""
-        return f"{LOOPBACK}:{self.port}:t"
+        return f"{self.public_host or LOOPBACK}:{self.port}:t"
 
     def _start_once(self, timeout: float) -> None:
         argv = electrumx_command()
@@ -457,7 +461,8 @@ class ElectrumX(_Component):
             "DAEMON_URL": self.node.daemon_url,
             "DB_DIRECTORY": str(db),
             "DB_ENGINE": "leveldb",
-            "SERVICES": f"tcp://{LOOPBACK}:{self.port},rpc://{LOOPBACK}:{self.rpc_port}",
+            "SERVICES": f"tcp://{'0.0.0.0' if self.public_host else LOOPBACK}:{self.port},"
+                        f"rpc://{LOOPBACK}:{self.rpc_port}",
             "PEER_DISCOVERY": "off",
             "PEER_ANNOUNCE": "",
             "ALLOW_ROOT": "1",  # CI and this machine run as root; the server is loopback-only
@@ -517,9 +522,11 @@ class ElectrumX(_Component):
 class RegtestChain:
     """bitcoind + ElectrumX, with mature coins in the miner wallet and the server caught up."""
 
-    def __init__(self, *, base_dir: str | os.PathLike[str] | None = None, keep_dirs: bool = False) -> None:
+    def __init__(self, *, base_dir: str | os.PathLike[str] | None = None, keep_dirs: bool = False,
+                 public_host: str | None = None) -> None:
         self.node = Bitcoind(base_dir=base_dir, keep_dir=keep_dirs)
-        self.server = ElectrumX(self.node, base_dir=base_dir, keep_dir=keep_dirs)
+        self.server = ElectrumX(self.node, base_dir=base_dir, keep_dir=keep_dirs,
+                                public_host=public_host)
         self.startup_seconds: dict[str, float] = {}
 
     def start(self) -> "RegtestChain":

@@ -141,11 +141,15 @@ class ElectrumDaemon:
 
     def __init__(self, workdir: Path, *, plugin_zip: Optional[Path] = None, offline: bool = True,
                  server: Optional[str] = None, plugin_key: Optional[PluginKey] = None,
-                 enable_plugin: bool = True, extra_args: Iterable[str] = (), name: str = "electrum"):
+                 enable_plugin: bool = True, extra_args: Iterable[str] = (), name: str = "electrum",
+                 netns: Optional[str] = None):
         if server is not None and offline:
             offline = False
-        if server is not None and not server.startswith("127.0.0.1:"):
+        if server is not None and netns is None and not server.startswith("127.0.0.1:"):
             raise HarnessError(f"server must be on loopback (127.0.0.1), got {server!r}")
+        #: Network namespace the daemon (and its CLI) runs in, on the test internet
+        #: (tests/harness/netns.py); its server may then be any address reachable from there.
+        self.netns = netns
         self.workdir = Path(workdir).resolve()
         self.name = name
         self.offline = offline
@@ -221,8 +225,9 @@ class ElectrumDaemon:
             raise HarnessError("'unshare' (util-linux) not found; the harness needs it")
         script = ('mount -t overlay musig2-etc -o "lowerdir=$0:/etc" /etc || '
                   '{ echo "harness: cannot overlay /etc in a mount namespace" >&2; exit 97; }; exec "$@"')
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                str(self.etc_overlay), *map(str, argv)]
+        inner = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                 str(self.etc_overlay), *map(str, argv)]
+        return inner if self.netns is None else ["ip", "netns", "exec", self.netns, *inner]
 
     def _argv(self, args: Sequence[str]) -> list[str]:
         """Electrum's own launcher on this directory, regtest."""

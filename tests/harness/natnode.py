@@ -47,7 +47,8 @@ async def _serve(args: argparse.Namespace) -> None:
                        relay_deliver_timeout=5.0, relay_probe_interval=2.0)
     seckey = bytes.fromhex(args.seckey) if args.seckey else os.urandom(32)
     node = Musig2Node(seckey, config=cfg)
-    await node.start(args.listen, args.port, dht=False)
+    boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in args.bootstrap if b)]
+    await node.start(args.listen, args.port, dht=args.dht, bootstrap=boot)
     if args.relay:
         node.enable_relay()
     dropping = {"on": False}
@@ -148,6 +149,8 @@ def main() -> None:
     ap.add_argument("--control", required=True)
     ap.add_argument("--seckey", default="")
     ap.add_argument("--relay", action="store_true")
+    ap.add_argument("--dht", action="store_true", help="also run a DHT node (UDP, same port)")
+    ap.add_argument("--bootstrap", action="append", default=[], help="DHT peer ip:port")
     asyncio.run(_serve(ap.parse_args()))
 
 
@@ -160,7 +163,8 @@ class NatNode:
     """Start a node process on ``host`` (a tests.harness.netns.Host) and drive it."""
 
     def __init__(self, host, workdir: Path, *, port: int, relay: bool = False,
-                 listen: str = "0.0.0.0", name: str = "node") -> None:
+                 listen: str = "0.0.0.0", name: str = "node", dht: bool = False,
+                 bootstrap: tuple[str, ...] = ()) -> None:
         self.host = host
         self.name = name
         workdir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +174,10 @@ class NatNode:
                 "--port", str(port), "--control", self.control]
         if relay:
             argv.append("--relay")
+        if dht:
+            argv.append("--dht")
+        for b in bootstrap:
+            argv += ["--bootstrap", b]
         with open(self.log_path, "ab") as log:
             self.proc = host.spawn(name, argv, cwd=str(REPO), log=log,
                                    env={**os.environ, "PYTHONPATH": str(REPO)})

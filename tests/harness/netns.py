@@ -32,6 +32,8 @@ in one line (tests then fail with it, they never skip).
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import enum
 import ipaddress
 import os
@@ -360,6 +362,28 @@ class Internet:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def inside(ns: str):
+    """Run the calling thread inside namespace ``ns`` for the ``with`` block.
+
+    Why: the harness drives some machines (the chain: bitcoind's RPC, ElectrumX) with plain
+    sockets from the test process. ``setns`` moves only this thread; processes and threads it
+    starts meanwhile are born there, and sockets opened there stay there afterwards.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/thread-self/ns/net") as own, open(f"/var/run/netns/{ns}") as target:
+        if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+            raise NetnsError(f"setns into {ns}: {os.strerror(ctypes.get_errno())}")
+        try:
+            yield
+        finally:
+            if libc.setns(own.fileno(), CLONE_NEWNET) != 0:
+                raise NetnsError(f"setns back from {ns}: {os.strerror(ctypes.get_errno())}")
 
 
 def probe_script() -> Path:

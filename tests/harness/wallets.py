@@ -135,9 +135,11 @@ class ChainWallet:
         seed_type: str = "segwit",
         base_dir: str | os.PathLike[str] | None = None,
         keep_dir: bool = False,
+        netns: str | None = None,
     ) -> None:
         self.chain = chain
         self.name = name
+        self.netns = netns      # run the daemon in this network namespace (tests/harness/netns.py)
         self.plugin_zip = plugin_zip
         self.seed_type = seed_type
         self._base_dir = base_dir
@@ -152,7 +154,8 @@ class ChainWallet:
         procs.track_dir(self.dir, keep=self.keep_dir)
         try:
             self.daemon = ElectrumDaemon(self.dir / "electrum", plugin_zip=self.plugin_zip,
-                                         server=self.chain.electrum_server, name=self.name)
+                                         server=self.chain.electrum_server, name=self.name,
+                                         netns=self.netns)
             set_rpc_credentials(self.daemon.workdir)
             self.daemon.start(timeout=timeout)
             self.rpc = DaemonRPC(self.daemon.datadir)
