@@ -162,6 +162,7 @@ class RelayStats:
 
     messages: int = 0
     bytes: int = 0
+    probes: int = 0                                  # clients' echoes (kept apart from traffic)
     per_client: dict = field(default_factory=dict)   # key -> [messages, bytes], bounded
     refusals: dict = field(default_factory=dict)     # refusal class name -> count
 
@@ -275,7 +276,10 @@ class RelayService:
             res.inflight -= 1
         size = len(payload) + (len(answer) // 2 if isinstance(answer, str) else 8)
         res.bytes += size - len(payload)
-        self.stats.charge(target, size, cfg.relay_max_reservations * 4)
+        if method == C.RPC_RELAY_PROBE:
+            self.stats.probes += 1
+        else:
+            self.stats.charge(target, size, cfg.relay_max_reservations * 4)
         return answer
 
 

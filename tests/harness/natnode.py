@@ -16,6 +16,10 @@ Commands (``NatNode.call(op, **args)``):
     join record=hex               -> session ids (hex)
     final sid=hex timeout=s       -> final signature (hex)
     relay_stats                   what this node relayed (messages, bytes, per client)
+    reach peers=[[ip, port]..]    dial-back, else a relay among peers/DHT contacts (reach_out)
+    advertise nickname=s / find   publish our advertisement / look up signers (timed)
+    autojoin / sign_timed keys=[hex]   for benchmarks: signers join on receipt; the creator
+                                  times announce -> final signature
     set_relay_drop drop=bool      make this relay swallow frames (a hostile relay)
 """
 from __future__ import annotations
@@ -98,11 +102,36 @@ async def _serve(args: argparse.Namespace) -> None:
             except PeerUnreachable as exc:
                 return f"{type(exc).__name__}: {exc}"
             return "accepted"
+        if op == "autojoin":
+            # Join every request addressed to us as soon as it arrives (a bench's signer).
+            def on_request(request=None, **_kw):
+                asyncio.ensure_future(node.join_signing_request(request))
+            node.on("signing-request:received", on_request)
+            return True
+        if op == "sign_timed":
+            # announce -> final signature here, timed inside this process (no driver latency)
+            t0 = time.perf_counter()
+            record = await node.announce_signing_request(
+                [bytes.fromhex(k) for k in req["keys"]], [os.urandom(32)], app_data=b"bench")
+            ids = await node.join_signing_request(record)
+            await node.get_final_signature(ids[0], timeout=60)
+            return time.perf_counter() - t0
+        if op == "advertise":
+            await node.advertise_signer(nickname=req.get("nickname", ""))
+            return node.advertised_endpoint.to_json()
+        if op == "find":
+            t0 = time.perf_counter()
+            ads = await node.find_available_signers()
+            return {"seconds": time.perf_counter() - t0,
+                    "found": sorted(ad.owner.hex() for ad in ads)}
+        if op == "reach":
+            return await node.reach_out([tuple(p) for p in req.get("peers", [])])
         if op == "relay_stats":
             relay = node.transport.relay
             if relay is None:
                 return None
             return {"messages": relay.stats.messages, "bytes": relay.stats.bytes,
+                    "probes": relay.stats.probes,
                     "per_client": {k.hex(): v for k, v in relay.stats.per_client.items()},
                     "reservations": len(relay.reservations),
                     "refusals": relay.stats.refusals}

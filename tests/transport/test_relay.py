@@ -80,6 +80,7 @@ async def test_envelope_through_relay_reaches_client_end_to_end(trio) -> None:
     await sender.t.push_request(relay_endpoint(relay), b"record-bytes", to=client.t.pubkey)
     assert client.requests == [b"record-bytes"]
     assert await link.probe() is True
+    assert service.stats.probes == 1 and service.stats.messages == 2   # probes counted apart
     # The probe answer is bound to the client's secret: a relay cannot fake it.
     assert link.probe_answer("00") != RelayLink(client.t, relay_endpoint(relay)).probe_answer("00")
 
