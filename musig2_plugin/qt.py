@@ -48,6 +48,13 @@ class SettingsDialog(WindowModalDialog):
         self.node_checkbox = QCheckBox(_("Run the co-signing node"))
         self.node_checkbox.setChecked(plugin.is_node_enabled())
         vbox.addWidget(self.node_checkbox)
+        # A libsecp256k1 without MuSig2: say so in one line; the node cannot be switched on.
+        self.problem_label = WWLabel(plugin.crypto_problem or "")
+        self.problem_label.setVisible(plugin.crypto_problem is not None)
+        vbox.addWidget(self.problem_label)
+        if plugin.crypto_problem is not None:
+            self.node_checkbox.setChecked(False)
+            self.node_checkbox.setEnabled(False)
         form = QFormLayout()
         self.port_spin = QSpinBox()
         self.port_spin.setRange(0, 65535)
