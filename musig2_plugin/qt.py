@@ -150,6 +150,22 @@ class Plugin(Musig2Plugin):
         self._windows: dict[int, object] = {}
         self._approval_dialogs: list = []
         self.auto_open_approval = True
+        if self.crypto_problem is not None:
+            self._show_problem_in_plugins_dialog()
+
+    def _show_problem_in_plugins_dialog(self) -> None:
+        """Put the one line first in our entry's description, which Tools > Plugins shows.
+
+        Electrum's PluginMetadata is frozen, so our own entry is replaced by a copy (path and
+        zip hash unchanged, so authorization is unaffected); no other plugin's entry is touched.
+        """
+        import dataclasses
+        registry = getattr(self.parent, "external_plugin_metadata", None)
+        meta = registry.get(self.name) if isinstance(registry, dict) else None
+        if meta is None or meta.description.startswith(self.crypto_problem):
+            return
+        registry[self.name] = dataclasses.replace(
+            meta, description=f"{self.crypto_problem}\n\n{meta.description}")
 
     # --- settings ---------------------------------------------------------------------------
     def settings_widget(self, window):

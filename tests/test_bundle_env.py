@@ -154,3 +154,62 @@ def test_libsecp256k1_without_musig_one_line_no_traceback_electrum_keeps_running
         assert "Traceback" not in log
         # And the proof that this Electrum really ran on the library without MuSig2.
         assert str(shadow) in d.cli("version_info")["libsecp256k1.path"]
+
+
+QT_PROBE = r'''
+import json, sys
+from PyQt6.QtWidgets import QApplication, QLabel, QPushButton
+app = QApplication([])
+from electrum import util
+from electrum.simple_config import SimpleConfig
+from electrum.plugin import Plugins
+from electrum.gui.qt.plugins_dialog import PluginsDialog, PluginDialog
+loop, stop_loop, loop_thread = util.create_and_start_event_loop()
+config = SimpleConfig({"electrum_path": sys.argv[1], "regtest": True})
+plugins = Plugins(config, "qt")
+out = {}
+try:
+    p = plugins.get("musig2_plugin")
+    out["loaded"] = p is not None
+    dialog = PluginsDialog(config, plugins)
+    meta = plugins.descriptions["musig2_plugin"]
+    pd = PluginDialog(meta, None, dialog)
+    out["plugin_dialog_texts"] = [l.text() for l in pd.findChildren(QLabel)]
+    out["authorized"] = plugins.is_authorized("musig2_plugin")
+    qt_module = sys.modules[type(p).__module__]
+    sd = qt_module.SettingsDialog(dialog, p)
+    out["settings_problem"] = sd.problem_label.text()
+    out["settings_problem_visible"] = not sd.problem_label.isHidden()
+    out["node_checkbox_enabled"] = sd.node_checkbox.isEnabled()
+finally:
+    plugins.stop()
+    plugins.join(5)
+    loop.call_soon_threadsafe(stop_loop.set_result, 1)
+    loop_thread.join(5)
+print("PROBE" + json.dumps(out))
+'''
+
+
+def test_plugins_dialog_shows_the_one_line_without_musig(tmp_path, plugin_zip):
+    """Tools > Plugins in Electrum's Qt GUI (offscreen), bundle env, libsecp256k1 without
+    MuSig2: the plugin loads, its entry in the plugins dialog starts with the one line, its
+    settings repeat it and the node cannot be switched on."""
+    require_bundle_env()
+    shadow = shadow_electrum_ecc_without_musig(tmp_path / "shadow", BUNDLE_PYTHON)
+    d = ElectrumDaemon(tmp_path / "q", plugin_zip=plugin_zip, venv=BUNDLE_VENV, name="qt-nomusig")
+    script = tmp_path / "qt_probe.py"
+    script.write_text(QT_PROBE)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(d.workdir), PYTHONPATH=str(shadow))
+    env.pop("MUSIG2_CRYPTO_BACKEND", None)
+    res = subprocess.run(d.namespace_argv([str(BUNDLE_PYTHON), str(script), str(d.workdir)]),
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    out = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("PROBE"))[5:])
+    assert out["loaded"] and out["authorized"]
+    line = out["settings_problem"]
+    assert "lacks the MuSig2 module" in line and "\n" not in line
+    assert out["settings_problem_visible"] is True
+    assert out["node_checkbox_enabled"] is False
+    assert any(t.startswith(line) for t in out["plugin_dialog_texts"])
+    assert res.stderr.count(line) <= 1             # logged once at most, never a traceback
