@@ -19,9 +19,9 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from . import constants as C
-from .crypto import CryptoError, plain_pubkey, tagged_hash
-from .crypto.ecdh import ecdh, new_secret_key
+from ..foundation import constants as C
+from ..crypto import CryptoError, plain_pubkey, tagged_hash
+from ..crypto.ecdh import ecdh, new_secret_key
 
 _ZERO_NONCE = bytes(12)
 _WRAPPED_LEN = 32 + 16
