@@ -111,6 +111,8 @@ class CtypesFFI:
             buf = (ctypes.c_ubyte * (n * self._struct_size(base)))()
             if init is not None:
                 data = bytes(init)
+                if len(data) > len(buf):   # cffi raises here too; never write past the buffer
+                    raise IndexError(f"{len(data)} bytes do not fit in {ctype}")
                 ctypes.memmove(buf, data, len(data))
             return buf
         if ctype.endswith("*"):

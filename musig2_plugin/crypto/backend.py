@@ -65,6 +65,9 @@ def _select(choice: str):
     """(name, ffi, lib, make_callback, path, problem line or None)."""
     order = [choice] if choice in BACKENDS else list(BACKENDS)
     failures = []
+    if choice and choice not in BACKENDS:
+        order = []   # a mistyped forced choice must not silently run something else
+        failures.append(f"{ENV_BACKEND}={choice!r} is not one of {', '.join(BACKENDS)}")
     for candidate in order:
         try:
             name, ffi_, lib_, cb, missing_base, missing_musig, path = (

@@ -121,6 +121,31 @@ def test_ctypes_ffi_refuses_types_it_does_not_know():
         ffi.sizeof("struct nothing")
     buf = ffi.new("unsigned char[4]", b"\x01\x02\x03\x04")
     assert bytes(ffi.buffer(buf, 2)) == b"\x01\x02"
+    with pytest.raises(IndexError):
+        ffi.new("unsigned char[4]", b"\x00" * 5)      # never written past the buffer
+
+
+UNKNOWN_CHILD = r"""
+import json
+from musig2_plugin.crypto import backend, plain_pubkey
+from musig2_plugin.crypto.errors import CryptoUnavailable
+try:
+    plain_pubkey(b"\x01" * 32)
+    ran = "ran"
+except CryptoUnavailable as exc:
+    ran = str(exc)
+print(json.dumps({"name": backend.NAME, "problem": backend.PROBLEM, "ran": ran}))
+"""
+
+
+@pytest.mark.parametrize("choice", ["coincurv", "ctypes"])
+def test_a_mistyped_backend_choice_runs_nothing_and_says_why(choice):
+    res = _child(UNKNOWN_CHILD, choice)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["name"] == "none"
+    assert f"MUSIG2_CRYPTO_BACKEND='{choice}' is not one of coincurve, electrum_ecc" in out["problem"]
+    assert out["ran"] == out["problem"]
 
 
 def test_a_library_without_musig_is_reported_not_crashed():
