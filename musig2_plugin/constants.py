@@ -21,8 +21,12 @@ SCHNORR_SIG_LEN = 64
 # BIP-328: chain code of the synthetic xpub built from an aggregate key
 BIP328_CHAINCODE = bytes.fromhex("868087ca02a6f974c4598924c36b57762d32cb45717167e300622c7167e38965")
 
+# --- chain binding ------------------------------------------------------------
+CHAIN_ID_TAG = "musig2_plugin/chain-id/v1"   # id = hash(genesis hash, network name)[:CHAIN_ID_LEN]
+CHAIN_ID_LEN = 4                    # inside every record, topic and envelope (like a network magic)
+
 # --- records (tags for BIP-340 tagged hashes of canonical encodings) --------
-RECORD_VERSION = 1                  # first byte of every encoded record
+RECORD_VERSION = 2                  # first byte of every encoded record (2: chain id in the header)
 RECORD_TAG_ADVERTISEMENT = "musig2_plugin/record/advertisement/v1"
 RECORD_TAG_WITHDRAWAL = "musig2_plugin/record/withdrawal/v1"
 RECORD_TAG_SIGNING_REQUEST = "musig2_plugin/record/signing-request/v1"
@@ -70,7 +74,7 @@ DHT_PRUNE_INTERVAL_S = 30
 DHT_UNRESPONSIVE_TTL_S = 30         # skip a contact that just timed out for this long
 
 # --- transport --------------------------------------------------------------
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2                           # 2: the chain id is in the signed header
 ENVELOPE_TAG = "musig2_plugin/message/v1"      # BIP-340 tagged hash of a protocol message
 RPC_MESSAGE = "m2.msg"                         # one signed envelope (hex)
 RPC_SIGNING_REQUEST = "m2.request"             # one signed signing-request record (hex)

@@ -10,6 +10,10 @@ class RequestRefused(CoordinatorError, ValueError):
     """A signing request we cannot act on (not for us, tampered, unknown)."""
 
 
+class WrongChainRequest(RequestRefused):
+    """A signing request of another chain: never registered, never signed."""
+
+
 class PayloadFetchError(RequestRefused):
     """A request's committed payload could not be obtained from its creator (unreachable,
     refused, timed out, malformed answer). Nothing is registered."""

@@ -20,17 +20,18 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from .. import constants as C
 from ..config import DEFAULT_CONFIG, Musig2Config
+from ..chain import Chain, chain_label
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
 from ..events import EventEmitter, Subscription
 from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
-                       Withdrawal, decode_record)
+                       Withdrawal, WrongChain, decode_record)
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, Transport
 from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
-                     PayloadMismatch, RequestRefused)
+                     PayloadMismatch, RequestRefused, WrongChainRequest)
 from .fetch import PayloadStore, fetch_payload
 from .payload import PayloadFormatError, RequestPayload
 
@@ -41,7 +42,7 @@ Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
 
 __all__ = ["Musig2Node", "KnownRequest", "CoordinatorError", "RequestRefused", "ApprovalDenied",
            "NotStarted", "PayloadFetchError", "PayloadMismatch", "OversizedPayloadReply",
-           "request_key"]
+           "WrongChainRequest", "request_key"]
 
 
 class ApprovalDenied(CoordinatorError):
@@ -56,13 +57,15 @@ def request_key(request: SigningRequest) -> bytes:
     """The id our sessions use for a request: binds its creator, its id and its messages.
 
     The record's own 32-byte id is chosen by its creator; hashing the creator and
-    the messages in means two different requests can never share a session id.
+    the messages in means two different requests can never share a session id, and
+    hashing the chain in gives every chain its own session ids.
     """
-    return _request_key(request.creator, request.request_id, request.messages)
+    return _request_key(request.chain_id, request.creator, request.request_id, request.messages)
 
 
-def _request_key(creator: bytes, record_id: bytes, messages: Sequence[bytes]) -> bytes:
-    return tagged_hash(C.REQUEST_ID_TAG, creator + record_id + b"".join(messages))
+def _request_key(chain_id: bytes, creator: bytes, record_id: bytes,
+                 messages: Sequence[bytes]) -> bytes:
+    return tagged_hash(C.REQUEST_ID_TAG, chain_id + creator + record_id + b"".join(messages))
 
 
 def _encryption_context(request_id: bytes, creator: bytes, messages: Sequence[bytes]) -> bytes:
@@ -82,8 +85,13 @@ class KnownRequest:
 
 
 class Musig2Node:
-    def __init__(self, seckey: bytes, *, config: Musig2Config = DEFAULT_CONFIG,
+    def __init__(self, seckey: bytes, *, chain: Chain, config: Musig2Config = DEFAULT_CONFIG,
                  approve: Approval | None = None, dht_config: Any = None) -> None:
+        """``chain``: the one chain this node signs for; its records, topics and envelopes
+        carry it, and those of any other chain are refused (see musig2_plugin.chain)."""
+        if not isinstance(chain, Chain):
+            raise TypeError("chain must be a musig2_plugin.chain.Chain")
+        self.chain = chain
         self._seckey = bytes(seckey)
         self.pubkey = plain_pubkey(self._seckey)
         self.config = config
@@ -93,7 +101,8 @@ class Musig2Node:
         self.sessions = SessionManager(self._seckey, config, self.events, self.endpoints)
         #: Encrypted payloads of our own requests too large for a DHT record (served on fetch).
         self.payloads = PayloadStore(config.max_known_requests)
-        self.transport = Transport(self._seckey, config, membership=self.sessions.membership,
+        self.transport = Transport(self._seckey, config, chain=chain,
+                                   membership=self.sessions.membership,
                                    on_envelope=self.sessions.on_envelope,
                                    on_request=self._on_pushed_request,
                                    fetch_membership=self.payloads.members,
@@ -136,11 +145,11 @@ class Musig2Node:
         self.endpoints[self.pubkey] = endpoint
         if dht:
             from ..dht import DhtNode, Discovery, OwnRecords
-            self.dht = DhtNode(self._dht_config)
+            self.dht = DhtNode(self._dht_config, chain=self.chain)
             try:
                 await self.dht.start(host, endpoint[1] if dht_port is None else dht_port)
             except OSError:
-                self.dht = DhtNode(self._dht_config)
+                self.dht = DhtNode(self._dht_config, chain=self.chain)
                 await self.dht.start(host, 0)
             self.discovery = Discovery(self.dht, emitter=self.events)
             self._own_records = OwnRecords(margin=2 * C.DHT_REPUBLISH_INTERVAL_S)
@@ -191,7 +200,8 @@ class Musig2Node:
         """Publish a signed advertisement with our endpoint (kept alive until withdrawn)."""
         self._require_started()
         host, port = self.endpoint
-        ad = Advertisement.create(self._seckey, tx_types=tx_types, min_amount_sat=min_amount_sat,
+        ad = Advertisement.create(self._seckey, chain=self.chain, tx_types=tx_types,
+                                  min_amount_sat=min_amount_sat,
                                   max_amount_sat=max_amount_sat, host=host, port=port,
                                   nickname=nickname, description=description,
                                   fee_per_signature_sat=fee_per_signature_sat,
@@ -217,7 +227,8 @@ class Musig2Node:
         if self.advertisement is None:
             return None
         # Its seq must beat the advertisement's even within the same millisecond.
-        withdrawal = Withdrawal.create(self._seckey, seq=self.advertisement.seq + 1,
+        withdrawal = Withdrawal.create(self._seckey, chain=self.chain,
+                                       seq=self.advertisement.seq + 1,
                                        ttl=C.WITHDRAWAL_DEFAULT_TTL_S)
         self.advertisement = None
         if self.discovery is not None:
@@ -283,7 +294,8 @@ class Musig2Node:
             raise CoordinatorError("application data larger than max_payload_bytes")
         # Endpoint hints for the first coordinators of each session (see payload.py).
         rid = os.urandom(32)
-        session_rid = _request_key(self.pubkey, rid, [bytes(m) for m in messages])
+        session_rid = _request_key(self.chain.id, self.pubkey, rid,
+                                   [bytes(m) for m in messages])
         hints: dict[bytes, tuple[str, int]] = {}
         for i in range(len(messages)):
             probe = SessionSpec.build(session_rid, keys, bytes(messages[i]), index=i, tweak=tweak,
@@ -301,7 +313,8 @@ class Musig2Node:
             if len(blob) > C.MAX_FETCHED_PAYLOAD_BYTES:
                 raise CoordinatorError("encrypted payload larger than MAX_FETCHED_PAYLOAD_BYTES")
             ref = PayloadRef.of(blob)
-        record = SigningRequest.create(self._seckey, keys=keys, messages=[bytes(m) for m in messages],
+        record = SigningRequest.create(self._seckey, chain=self.chain, keys=keys,
+                                       messages=[bytes(m) for m in messages],
                                        payload=b"" if ref else blob, payload_ref=ref,
                                        tx_type=tx_type, metadata=metadata,
                                        request_id=rid, host=host, port=port, ttl=ttl)
@@ -333,6 +346,9 @@ class Musig2Node:
             return False
 
     def _check_addressed(self, record: SigningRequest) -> None:
+        if record.chain_id != self.chain.id:
+            raise WrongChainRequest(f"signing request of chain {chain_label(record.chain_id)}, "
+                                    f"this node signs for {self.chain.name}")
         if not record.addresses(self.pubkey) or self.pubkey not in record.keys:
             raise RequestRefused("signing request is not addressed to us")
         if len(record.keys) > self.config.max_signers:
@@ -395,7 +411,9 @@ class Musig2Node:
 
     async def _on_pushed_request(self, data: bytes) -> None:
         try:
-            record = decode_record(data)
+            record = decode_record(data, chain=self.chain)
+        except WrongChain as exc:
+            raise WrongChainRequest(str(exc)) from None
         except RecordError as exc:
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
         if not isinstance(record, SigningRequest):

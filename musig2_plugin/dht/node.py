@@ -20,6 +20,7 @@ from kademlia.network import Server
 from kademlia.node import Node
 
 from .. import constants as C
+from ..chain import Chain, chain_id_of
 from ..records import Record, RecordError, decode_record, peek_slot, supersedes
 from .config import DhtConfig
 from .crawl import RecordCrawl
@@ -43,10 +44,17 @@ class _Server(Server):
 
 
 class DhtNode:
-    def __init__(self, config: DhtConfig | None = None, *, node_id: bytes | None = None) -> None:
+    """A DHT node serving one chain: it stores, publishes and returns only that chain's
+    records (others are refused and counted as ``refused:WrongChain`` /
+    ``refused:lookup_WrongChain``), while routing with nodes of any chain."""
+
+    def __init__(self, config: DhtConfig | None = None, *, chain: "Chain | bytes",
+                 node_id: bytes | None = None) -> None:
         self.config = config or DhtConfig()
+        self.chain_id = chain_id_of(chain)
         self._counters: Counter = Counter()
-        self.records = RecordStore(max_per_topic=self.config.max_records_per_topic,
+        self.records = RecordStore(chain=self.chain_id,
+                                   max_per_topic=self.config.max_records_per_topic,
                                    max_topics=self.config.max_topics,
                                    max_total=self.config.max_total_records,
                                    max_bytes=self.config.max_store_bytes,
@@ -197,7 +205,7 @@ class DhtNode:
         ``RecordError`` is raised instead.
         """
         data = record.encode()
-        decode_record(data, now=self.config.clock())  # same checks our peers will make
+        decode_record(data, chain=self.chain_id, now=self.config.clock())  # as our peers will
         topics = list(dict.fromkeys([*record.topics(), *also_topics]))
         if not set(topics) <= set(record.accepted_topics()):
             raise ValueError("also_topics must be topics this record may be stored under")
@@ -291,7 +299,7 @@ class DhtNode:
         best: dict[bytes, Record] = {}
         for data in set(raw):
             try:
-                record = decode_record(data, now=now)
+                record = decode_record(data, chain=self.chain_id, now=now)
             except RecordError as exc:
                 self._counters[refusal("lookup_" + type(exc).__name__)] += 1
                 continue

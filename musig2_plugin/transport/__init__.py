@@ -1,7 +1,7 @@
 """Peer transport: aiorpcx sessions carrying signed, replay-protected envelopes."""
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope, EnvelopeError,
                        MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
-                       ReplayedMessage, StaleMessage)
+                       ReplayedMessage, StaleMessage, WrongChainMessage)
 from .guards import PeerScore, ReplayGuard, TokenBucket
 from .node import BadFetch, Transport, UnknownPayload, UnknownSession
 from .peer import ClientPool, Endpoint, PeerRefused, PeerUnreachable, TransportError

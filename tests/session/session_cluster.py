@@ -11,6 +11,7 @@ import asyncio
 import os
 from collections import defaultdict
 
+from musig2_plugin.chain import REGTEST
 from musig2_plugin.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node
 from musig2_plugin.events import SEED_EVENTS, EXTRA_EVENTS
@@ -74,7 +75,7 @@ async def make_cluster(n: int, config: Musig2Config = FAST, approve=None, seckey
     nodes = []
     for i in range(n):
         sk = seckeys[i] if seckeys else os.urandom(32)
-        node = Musig2Node(sk, config=config, approve=approve)
+        node = Musig2Node(sk, config=config, approve=approve, chain=REGTEST)
         await node.start("127.0.0.1", 0, dht=False)
         nodes.append(node)
     connect(nodes)
