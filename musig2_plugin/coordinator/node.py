@@ -30,7 +30,8 @@ from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, Transport
-from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
+from ..transport.addresses import EndpointNotPublic, check_publishable, publishable_endpoint
+from .errors import (CoordinatorError, NoPublicEndpoint, OversizedPayloadReply, PayloadFetchError,
                      PayloadMismatch, RequestRefused, WrongChainRequest)
 from .fetch import PayloadStore, fetch_payload
 from .payload import PayloadFormatError, RequestPayload
@@ -42,7 +43,7 @@ Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
 
 __all__ = ["Musig2Node", "KnownRequest", "CoordinatorError", "RequestRefused", "ApprovalDenied",
            "NotStarted", "PayloadFetchError", "PayloadMismatch", "OversizedPayloadReply",
-           "WrongChainRequest", "request_key"]
+           "WrongChainRequest", "NoPublicEndpoint", "request_key"]
 
 
 class ApprovalDenied(CoordinatorError):
@@ -120,6 +121,8 @@ class Musig2Node:
         self._discovered: OrderedDict[bytes, None] = OrderedDict()
         self._watchers: set[asyncio.Task] = set()
         self._started = False
+        #: The endpoint we publish in advertisements, requests and JOINs (None: none yet).
+        self.public_endpoint: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -138,11 +141,27 @@ class Musig2Node:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
                     dht_port: int | None = None,
-                    bootstrap: Sequence[tuple[str, int]] = ()) -> tuple[str, int]:
+                    bootstrap: Sequence[tuple[str, int]] = (),
+                    public_host: str | None = None,
+                    public_port: int | None = None) -> tuple[str, int]:
         """Listen for peers on ``host:port`` (TCP); with ``dht``, also run a DHT node
-        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``."""
+        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``.
+
+        ``public_host``/``public_port``: the endpoint to publish (a port forward, a server's
+        public address); without them the listen address is published when the chain allows
+        it (see transport/addresses.py), else none (``public_endpoint`` is None). A public
+        host the chain forbids raises ``EndpointNotPublic`` before anything listens."""
+        if public_host:
+            check_publishable(public_host, self.chain)
         endpoint = await self.transport.start(host, port)
         self.endpoints[self.pubkey] = endpoint
+        try:
+            self.public_endpoint = publishable_endpoint(self.chain, endpoint, public_host,
+                                                        public_port)
+        except EndpointNotPublic:
+            await self.transport.stop()
+            raise
+        self.transport.public_endpoint = self.public_endpoint
         if dht:
             from ..dht import DhtNode, Discovery, OwnRecords
             self.dht = DhtNode(self._dht_config, chain=self.chain)
@@ -177,6 +196,15 @@ class Musig2Node:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
+    def reach_status(self) -> dict:
+        """How peers reach this node: its chain, where it listens, what it publishes."""
+        listen = self.transport.endpoint
+        return {"chain": self.chain.name,
+                "listen": None if listen is None else list(listen),
+                "endpoint": None if self.public_endpoint is None else list(self.public_endpoint),
+                "reachable": "direct" if self.public_endpoint is not None else "none",
+                "dht": None if self.dht is None else list(self.dht.address)}
+
     def on(self, event: str, callback: Callable[..., Any],
            loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
         """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
@@ -199,7 +227,11 @@ class Musig2Node:
                                ttl: float = C.ADVERTISEMENT_DEFAULT_TTL_S) -> Advertisement:
         """Publish a signed advertisement with our endpoint (kept alive until withdrawn)."""
         self._require_started()
-        host, port = self.endpoint
+        if self.public_endpoint is None:
+            raise NoPublicEndpoint(
+                f"no endpoint to advertise on {self.chain.name}: this node listens on "
+                f"{self.endpoint[0]}, which strangers cannot reach; set a public host (and port)")
+        host, port = self.public_endpoint
         ad = Advertisement.create(self._seckey, chain=self.chain, tx_types=tx_types,
                                   min_amount_sat=min_amount_sat,
                                   max_amount_sat=max_amount_sat, host=host, port=port,
@@ -306,7 +338,7 @@ class Musig2Node:
         plain = RequestPayload(tweak, merkle_root, hints, bytes(app_data)).encode()
         blob = encrypt_payload(plain, keys, _encryption_context(rid, self.pubkey,
                                                                  [bytes(m) for m in messages]))
-        host, port = self.endpoint
+        host, port = self.public_endpoint or (None, None)
         ref = None
         if len(blob) > C.MAX_REQUEST_PAYLOAD_BYTES:
             # Too large for a DHT record: the record commits to it and we serve it on request.

@@ -83,6 +83,9 @@ class Transport:
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
+        #: Where strangers should connect (set by the owner from its settings and the chain's
+        #: rules, see addresses.py); None: we publish no endpoint (JOINs then carry none).
+        self.public_endpoint: Endpoint | None = None
         #: Called with every envelope that passed admission and was handled (tests record nonces).
         self.observers: list[Callable[[Envelope], None]] = []
         #: Called with every envelope we sign before it is sent.
@@ -102,6 +105,10 @@ class Transport:
         sock_host, sock_port = self._server.sockets[0].getsockname()[:2]
         self.endpoint = (sock_host, sock_port)
         return self.endpoint
+
+    def published_endpoint(self) -> list | None:
+        """Our endpoint as the JOIN message carries it."""
+        return None if self.public_endpoint is None else list(self.public_endpoint)
 
     async def stop(self) -> None:
         if self._server is not None:

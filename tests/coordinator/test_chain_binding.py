@@ -21,12 +21,16 @@ DHT = DhtConfig(rate_limit_by="address", rpc_timeout=1.0)
 
 @pytest.fixture
 async def two_chains():
-    """Three testnet and three regtest nodes, all joined through the first (a testnet node)."""
+    """Three testnet and three regtest nodes, all joined through the first (a testnet node).
+
+    Testnet never publishes loopback endpoints: those nodes claim documentation-range public
+    hosts (nobody connects to them here: the requests below are pushed to known endpoints)."""
     nodes = [Musig2Node(os.urandom(32), chain=chain, config=CFG, dht_config=DHT)
              for chain in (TESTNET, TESTNET, TESTNET, REGTEST, REGTEST, REGTEST)]
-    await nodes[0].start(dht=True)
-    for node in nodes[1:]:
-        await node.start(dht=True, bootstrap=[nodes[0].dht_address])
+    for i, node in enumerate(nodes):
+        public = f"198.51.100.{i + 1}" if node.chain is TESTNET else None
+        await node.start(dht=True, bootstrap=[nodes[0].dht_address] if i else [],
+                         public_host=public)
     for node in nodes[1:]:                      # a second walk fills the early tables
         await node.dht.bootstrap([nodes[-1].dht_address])
     for i, node in enumerate(nodes):
