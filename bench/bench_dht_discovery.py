@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from musig2_plugin.chain import REGTEST  # noqa: E402
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.dht import DhtConfig, DhtNode, Discovery  # noqa: E402
 from musig2_plugin.records import Advertisement  # noqa: E402
 

@@ -38,7 +38,7 @@ def rss_mb() -> float:
 
 
 def generate(path: str, total: int) -> None:
-    from musig2_plugin.chain import REGTEST
+    from musig2_plugin.foundation.chain import REGTEST
     from musig2_plugin.crypto import plain_pubkey
     from musig2_plugin.records import Advertisement, SigningRequest, TxType
 
@@ -62,7 +62,7 @@ def generate(path: str, total: int) -> None:
 
 
 async def child(path: str) -> dict:
-    from musig2_plugin.chain import REGTEST
+    from musig2_plugin.foundation.chain import REGTEST
     from musig2_plugin.dht import DhtConfig, DhtNode
 
     electrum_loaded = sys.modules.get("electrum") is not None

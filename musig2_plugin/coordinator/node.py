@@ -18,12 +18,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
-from .. import constants as C
-from ..config import DEFAULT_CONFIG, Musig2Config
-from ..chain import Chain, chain_label
+from ..foundation import constants as C
+from ..foundation.config import DEFAULT_CONFIG, Musig2Config
+from ..foundation.chain import Chain, chain_label
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
-from ..events import EventEmitter, Subscription
-from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
+from ..foundation.events import EventEmitter, Subscription
+from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
                        Withdrawal, WrongChain, decode_record)
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
@@ -89,9 +89,9 @@ class Musig2Node:
     def __init__(self, seckey: bytes, *, chain: Chain, config: Musig2Config = DEFAULT_CONFIG,
                  approve: Approval | None = None, dht_config: Any = None) -> None:
         """``chain``: the one chain this node signs for; its records, topics and envelopes
-        carry it, and those of any other chain are refused (see musig2_plugin.chain)."""
+        carry it, and those of any other chain are refused (see foundation/chain.py)."""
         if not isinstance(chain, Chain):
-            raise TypeError("chain must be a musig2_plugin.chain.Chain")
+            raise TypeError("chain must be a musig2_plugin.foundation.chain.Chain")
         self.chain = chain
         self._seckey = bytes(seckey)
         self.pubkey = plain_pubkey(self._seckey)

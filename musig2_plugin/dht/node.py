@@ -19,8 +19,8 @@ from typing import Awaitable, Callable, Iterable, Union
 from kademlia.network import Server
 from kademlia.node import Node
 
-from .. import constants as C
-from ..chain import Chain, chain_id_of
+from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of
 from ..records import Record, RecordError, decode_record, peek_slot, supersedes
 from .config import DhtConfig
 from .crawl import RecordCrawl

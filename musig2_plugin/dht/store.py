@@ -22,8 +22,8 @@ import time
 from collections import Counter
 from typing import Callable, Iterator
 
-from .. import constants as C
-from ..chain import Chain, chain_id_of
+from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of
 from ..records import Record, RecordError, decode_record
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .. import constants as C
-from ..chain import Chain
+from ..foundation import constants as C
+from ..foundation.chain import Chain
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField

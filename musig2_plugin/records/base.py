@@ -5,7 +5,7 @@ Layout (all integers big-endian, fixed width)::
     version u8 | kind u8 | chain 4 | owner 33 | seq u64 | created_at_ms u64
     | expires_at_ms u64 | kind-specific body | BIP-340 signature 64
 
-``chain`` is the chain id (``musig2_plugin.chain``): signed like everything else,
+``chain`` is the chain id (``foundation/chain.py``): signed like everything else,
 so a record made for one chain is refused on every other (``WrongChain``), and
 read right after the kind so that refusal costs no parsing.
 
@@ -26,8 +26,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .. import constants as C
-from ..chain import Chain, chain_id_of, chain_label
+from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of, chain_label
 from ..crypto import plain_pubkey, schnorr_sign, schnorr_verify, tagged_hash
 from .codec import Reader, Writer
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,

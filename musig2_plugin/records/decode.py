@@ -6,9 +6,9 @@ raises a ``RecordError`` subclass; nothing else escapes.
 """
 from __future__ import annotations
 
-from .. import constants as C
+from ..foundation import constants as C
 from .advertisement import Advertisement, Withdrawal
-from ..chain import Chain, chain_id_of, chain_label
+from ..foundation.chain import Chain, chain_id_of, chain_label
 from .base import HEADER_LEN, OWNER_OFFSET, SIG_LEN, Record, check_signature, check_time
 from .codec import Reader
 from .errors import (InvalidField, MalformedRecord, OversizedRecord, RecordError,

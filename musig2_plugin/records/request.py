@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import hashlib
 from typing import Sequence
 
-from .. import constants as C
-from ..chain import Chain
+from ..foundation import constants as C
+from ..foundation.chain import Chain
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField

@@ -9,8 +9,8 @@ only mainnet records belong).
 """
 from __future__ import annotations
 
-from .. import constants as C
-from ..chain import Chain, chain_id_of
+from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of
 from ..crypto import tagged_hash
 from .errors import InvalidField
 from .fields import TxType, tx_type

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from .. import constants as C
-from ..chain import Chain
+from ..foundation import constants as C
+from ..foundation.chain import Chain
 
 #: Never published on a non-regtest chain (and 0.0.0.0/:: on none at all).
 _NOT_PUBLIC_V4 = tuple(ipaddress.ip_network(n) for n in (

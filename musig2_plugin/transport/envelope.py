@@ -13,7 +13,7 @@ Layout (big-endian)::
     version u8 | type u8 | chain 4 | session_id 32 | sender 33 | counter u64 |
     time_ms u64 | body_len u32 | body | signature 64
 
-``chain`` is the chain id (``musig2_plugin.chain``), inside the signed bytes: a
+``chain`` is the chain id (``foundation/chain.py``), inside the signed bytes: a
 message for another chain's session is refused as ``WrongChainMessage`` (before
 its signature is even checked) and cannot be relabelled without the sender's key.
 """
@@ -25,8 +25,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import constants as C
-from ..chain import Chain, chain_id_of, chain_label
+from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of, chain_label
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 
 _HEADER = struct.Struct(f">BB{C.CHAIN_ID_LEN}s32s33sQQI")

@@ -18,9 +18,9 @@ from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
 
-from .. import constants as C
-from ..config import Musig2Config
-from ..chain import Chain, chain_id_of
+from ..foundation import constants as C
+from ..foundation.config import Musig2Config
+from ..foundation.chain import Chain, chain_id_of
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,

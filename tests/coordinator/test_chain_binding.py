@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from musig2_plugin.chain import REGTEST, TESTNET
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation.chain import REGTEST, TESTNET
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node, WrongChainRequest, request_key
 from musig2_plugin.dht import DhtConfig
 from musig2_plugin.records import SigningRequest

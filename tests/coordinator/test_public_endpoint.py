@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from musig2_plugin.chain import MAINNET, REGTEST, SIGNET, TESTNET
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation.chain import MAINNET, REGTEST, SIGNET, TESTNET
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node, NoPublicEndpoint
 from musig2_plugin.dht import DhtConfig
 from musig2_plugin.records import decode_record

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import random
 
-from musig2_plugin.chain import REGTEST
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.dht import DhtConfig, DhtNode
 from musig2_plugin.records import Advertisement
 

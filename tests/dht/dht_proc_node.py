@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from dht_netutil import FAST, make_ad  # noqa: E402
-from musig2_plugin.chain import REGTEST  # noqa: E402
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.dht import DhtNode  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import random
 from kademlia.node import Node
 
 from dht_netutil import FAST, make_ad, network, wait_until
-from musig2_plugin.chain import REGTEST
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.dht import DhtNode, Discovery, topic_for_type
 
 SPEND = topic_for_type("spend", chain=REGTEST)

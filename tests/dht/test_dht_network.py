@@ -11,7 +11,7 @@ import asyncio
 from kademlia.node import Node
 
 from dht_netutil import FAST, make_ad, network, seckey, wait_until
-from musig2_plugin.chain import REGTEST
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.dht import Discovery, OwnRecords, rank_key
 from musig2_plugin.records import (Advertisement, SigningRequest, Withdrawal, topic_for_requests,
@@ -217,7 +217,7 @@ async def test_records_beyond_one_datagram_are_paged():
 
 
 async def test_events_forwarded_to_the_coordinator_event_hub():
-    from musig2_plugin.events import EventEmitter
+    from musig2_plugin.foundation.events import EventEmitter
     hub = EventEmitter()
     got = []
     hub.on("signer:advertised", lambda **kw: got.append(("advertised", kw["advertisement"].owner)))

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from dht_netutil import make_ad, seckey
-from musig2_plugin import constants as C
-from musig2_plugin.chain import REGTEST, TESTNET
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST, TESTNET
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.dht import DUPLICATE, STORED, RecordStore
 from musig2_plugin.dht.ratelimit import RateLimiter

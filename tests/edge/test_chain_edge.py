@@ -5,8 +5,8 @@ import pytest
 
 from electrum import constants as ec
 
-from musig2_plugin.chain import UnknownChain, chain_for_network, chain_named
-from musig2_plugin.cosign import electrum_chain
+from musig2_plugin.foundation.chain import UnknownChain, chain_for_network, chain_named
+from musig2_plugin.app.cosign import electrum_chain
 
 
 def test_electrum_networks_map_to_chains_and_mismatches_are_refused():

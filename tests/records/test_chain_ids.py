@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from musig2_plugin import constants as C
-from musig2_plugin.chain import (KNOWN_CHAINS, MAINNET, REGTEST, SIGNET, TESTNET, TESTNET4, Chain,
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import (KNOWN_CHAINS, MAINNET, REGTEST, SIGNET, TESTNET, TESTNET4, Chain,
                                  UnknownChain, chain_by_id, chain_for_network, chain_named)
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.records import (Advertisement, InvalidSignature, SigningRequest, Withdrawal,

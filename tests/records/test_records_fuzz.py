@@ -6,8 +6,8 @@ import time
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from musig2_plugin import constants as C
-from musig2_plugin.chain import REGTEST
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.records import (Advertisement, RecordError, SigningRequest, Withdrawal,
                                    decode_record)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from musig2_plugin.chain import REGTEST
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.session import Session, SessionAborted

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from musig2_plugin.chain import REGTEST
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.session import Session, SessionAborted
@@ -256,7 +256,7 @@ def _record(creator_sk: bytes, keys, msgs, rid: bytes, tweak: str, endpoint):
     from musig2_plugin.coordinator.node import _encryption_context
     from musig2_plugin.coordinator.payload import RequestPayload
     from musig2_plugin.crypto import key_sort, plain_pubkey
-    from musig2_plugin.payload_crypto import encrypt_payload
+    from musig2_plugin.coordinator.payload_crypto import encrypt_payload
     from musig2_plugin.records import SigningRequest
     keys = key_sort(list(keys))
     blob = encrypt_payload(RequestPayload(tweak, None, {}, b"").encode(), keys,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from musig2_plugin.chain import KNOWN_CHAINS, MAINNET, REGTEST, SIGNET, TESTNET, TESTNET4
+from musig2_plugin.foundation.chain import KNOWN_CHAINS, MAINNET, REGTEST, SIGNET, TESTNET, TESTNET4
 from musig2_plugin.transport.addresses import (EndpointNotPublic, check_publishable,
                                                publishable_endpoint, why_not_public)
 

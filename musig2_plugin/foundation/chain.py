@@ -13,10 +13,16 @@ name and genesis hash (``electrum.constants.net``) to ``chain_for_network``.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from . import constants as C
-from .crypto import tagged_hash
+
+
+def _tagged_hash(tag: str, data: bytes) -> bytes:
+    """BIP-340's tagged hash, written out here: the foundation layer imports nothing above it."""
+    t = hashlib.sha256(tag.encode()).digest()
+    return hashlib.sha256(t + t + data).digest()
 
 
 class UnknownChain(ValueError):
@@ -41,7 +47,7 @@ class Chain:
             raise UnknownChain("a genesis hash is 64 hex digits") from None
         if len(genesis) != 32:
             raise UnknownChain("a genesis hash is 64 hex digits")
-        object.__setattr__(self, "id", tagged_hash(
+        object.__setattr__(self, "id", _tagged_hash(
             C.CHAIN_ID_TAG, genesis[::-1] + self.name.encode("ascii"))[:C.CHAIN_ID_LEN])
 
     @property
