@@ -87,9 +87,12 @@ class KnownRequest:
 
 class Musig2Node:
     def __init__(self, seckey: bytes, *, chain: Chain, config: Musig2Config = DEFAULT_CONFIG,
-                 approve: Approval | None = None, dht_config: Any = None) -> None:
+                 approve: Approval | None = None, dht_config: Any = None,
+                 peers_path: "str | os.PathLike | None" = None) -> None:
         """``chain``: the one chain this node signs for; its records, topics and envelopes
-        carry it, and those of any other chain are refused (see foundation/chain.py)."""
+        carry it, and those of any other chain are refused (see foundation/chain.py).
+        ``peers_path``: file of remembered DHT peers (kept across restarts, so a later start
+        needs no bootstrap node; see dht/peers.py)."""
         if not isinstance(chain, Chain):
             raise TypeError("chain must be a musig2_plugin.foundation.chain.Chain")
         self.chain = chain
@@ -110,6 +113,7 @@ class Musig2Node:
                                    on_fetch=self.payloads.serve)
         self.sessions.attach(self.transport)
         self._dht_config = dht_config
+        self._peers_path = peers_path
         self.dht = None
         self.discovery = None
         self._own_records = None
@@ -163,12 +167,17 @@ class Musig2Node:
             raise
         self.transport.public_endpoint = self.public_endpoint
         if dht:
-            from ..dht import DhtNode, Discovery, OwnRecords
-            self.dht = DhtNode(self._dht_config, chain=self.chain)
+            from ..dht import DhtNode, Discovery, OwnRecords, PeersFile
+
+            def new_dht() -> DhtNode:
+                peers = None if self._peers_path is None \
+                    else PeersFile(self._peers_path, self.chain.name)
+                return DhtNode(self._dht_config, chain=self.chain, peers_file=peers)
+            self.dht = new_dht()
             try:
                 await self.dht.start(host, endpoint[1] if dht_port is None else dht_port)
             except OSError:
-                self.dht = DhtNode(self._dht_config, chain=self.chain)
+                self.dht = new_dht()
                 await self.dht.start(host, 0)
             self.discovery = Discovery(self.dht, emitter=self.events)
             self._own_records = OwnRecords(margin=2 * C.DHT_REPUBLISH_INTERVAL_S)

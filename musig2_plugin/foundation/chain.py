@@ -56,6 +56,20 @@ class Chain:
         a test chain whose nodes all sit on one machine or one private network)."""
         return self.name == "regtest"
 
+    @property
+    def default_port(self) -> int:
+        """The documented default listen port of this chain's nodes (constants.DEFAULT_PORTS)."""
+        return C.DEFAULT_PORTS[self.name]
+
+    @property
+    def default_bootstrap(self) -> tuple[tuple[str, int], ...]:
+        """The shipped public bootstrap nodes of this chain (constants.DEFAULT_BOOTSTRAP)."""
+        out = []
+        for entry in C.DEFAULT_BOOTSTRAP.get(self.name, ()):
+            host, _, port = entry.rpartition(":")
+            out.append((host.strip("[]"), int(port)))
+        return tuple(out)
+
     def __str__(self) -> str:
         return self.name
 
