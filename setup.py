@@ -38,4 +38,6 @@ setup(
     python_requires=">=3.11,<3.12",
     install_requires=["coincurve==21.0.0", "kademlia==2.2.3", "aiorpcx>=0.25,<0.26"],
     cmdclass={"bdist_plugin": BdistPlugin},
+    # the standalone DHT bootstrap node (docs/network.md); also `python -m musig2_plugin.node`
+    entry_points={"console_scripts": ["musig2-node = musig2_plugin.node.cli:main"]},
 )
