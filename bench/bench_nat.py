@@ -65,7 +65,7 @@ def main() -> int:
             h = net.add_home(home, kind, hosts=[name],
                              forward_ports=[PORT] if kind is NatKind.FORWARD else ())
             nodes[name] = NatNode(h.hosts[0], work, port=PORT, dht=True, bootstrap=boot,
-                                  name="signer")
+                                  dht_client=True, name="signer")
         paths = {name: n.call("reach", peers=[[r1h.ip, PORT]])["path"] for name, n in nodes.items()}
         assert paths == {"a1": "direct", "b1": "direct", "c1": "direct", "b2": "relay",
                          "c2": "relay"}, paths

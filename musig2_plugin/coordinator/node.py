@@ -20,18 +20,20 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from ..foundation import constants as C
 from ..foundation.config import DEFAULT_CONFIG, Musig2Config
+from ..foundation.chain import Chain, chain_label
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
 from ..foundation.events import EventEmitter, Subscription
 from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, Endpoint, PayloadRef, Reach, RecordError,
-                       SigningRequest, TxType, Withdrawal, decode_record)
+                       SigningRequest, TxType, Withdrawal, WrongChain, decode_record)
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, RelayClient, RelayService, Transport
+from ..transport.addresses import EndpointNotPublic, check_publishable, publishable_endpoint
 from ..transport.dialback import DialbackService, Reachability, probe_reachability
-from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
-                     PayloadMismatch, RequestRefused)
+from .errors import (CoordinatorError, NoPublicEndpoint, OversizedPayloadReply, PayloadFetchError,
+                     PayloadMismatch, RequestRefused, WrongChainRequest)
 from .fetch import PayloadStore, fetch_payload
 from .payload import PayloadFormatError, RequestPayload
 
@@ -42,7 +44,7 @@ Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
 
 __all__ = ["Musig2Node", "KnownRequest", "CoordinatorError", "RequestRefused", "ApprovalDenied",
            "NotStarted", "PayloadFetchError", "PayloadMismatch", "OversizedPayloadReply",
-           "request_key"]
+           "WrongChainRequest", "NoPublicEndpoint", "request_key"]
 
 
 class ApprovalDenied(CoordinatorError):
@@ -57,13 +59,15 @@ def request_key(request: SigningRequest) -> bytes:
     """The id our sessions use for a request: binds its creator, its id and its messages.
 
     The record's own 32-byte id is chosen by its creator; hashing the creator and
-    the messages in means two different requests can never share a session id.
+    the messages in means two different requests can never share a session id, and
+    hashing the chain in gives every chain its own session ids.
     """
-    return _request_key(request.creator, request.request_id, request.messages)
+    return _request_key(request.chain_id, request.creator, request.request_id, request.messages)
 
 
-def _request_key(creator: bytes, record_id: bytes, messages: Sequence[bytes]) -> bytes:
-    return tagged_hash(C.REQUEST_ID_TAG, creator + record_id + b"".join(messages))
+def _request_key(chain_id: bytes, creator: bytes, record_id: bytes,
+                 messages: Sequence[bytes]) -> bytes:
+    return tagged_hash(C.REQUEST_ID_TAG, chain_id + creator + record_id + b"".join(messages))
 
 
 def _encryption_context(request_id: bytes, creator: bytes, messages: Sequence[bytes]) -> bytes:
@@ -83,8 +87,16 @@ class KnownRequest:
 
 
 class Musig2Node:
-    def __init__(self, seckey: bytes, *, config: Musig2Config = DEFAULT_CONFIG,
-                 approve: Approval | None = None, dht_config: Any = None) -> None:
+    def __init__(self, seckey: bytes, *, chain: Chain, config: Musig2Config = DEFAULT_CONFIG,
+                 approve: Approval | None = None, dht_config: Any = None,
+                 peers_path: "str | os.PathLike | None" = None) -> None:
+        """``chain``: the one chain this node signs for; its records, topics and envelopes
+        carry it, and those of any other chain are refused (see foundation/chain.py).
+        ``peers_path``: file of remembered DHT peers (kept across restarts, so a later start
+        needs no bootstrap node; see dht/peers.py)."""
+        if not isinstance(chain, Chain):
+            raise TypeError("chain must be a musig2_plugin.foundation.chain.Chain")
+        self.chain = chain
         self._seckey = bytes(seckey)
         self.pubkey = plain_pubkey(self._seckey)
         self.config = config
@@ -94,13 +106,15 @@ class Musig2Node:
         self.sessions = SessionManager(self._seckey, config, self.events, self.endpoints)
         #: Encrypted payloads of our own requests too large for a DHT record (served on fetch).
         self.payloads = PayloadStore(config.max_known_requests)
-        self.transport = Transport(self._seckey, config, membership=self.sessions.membership,
+        self.transport = Transport(self._seckey, config, chain=chain,
+                                   membership=self.sessions.membership,
                                    on_envelope=self.sessions.on_envelope,
                                    on_request=self._on_pushed_request,
                                    fetch_membership=self.payloads.members,
                                    on_fetch=self.payloads.serve)
         self.sessions.attach(self.transport)
         self._dht_config = dht_config
+        self._peers_path = peers_path
         self.dht = None
         self.discovery = None
         self._own_records = None
@@ -128,16 +142,30 @@ class Musig2Node:
         return self.transport.endpoint
 
     @property
+    def public_endpoint(self) -> Endpoint | None:
+        """The endpoint we publish in advertisements, requests and JOINs (None: none yet):
+        direct, or "through relay R" (``use_relays``). Kept by the transport, which puts it
+        in JOINs."""
+        return self.transport.public_endpoint
+
+    @public_endpoint.setter
+    def public_endpoint(self, value: "Endpoint | tuple[str, int] | None") -> None:
+        self.transport.public_endpoint = None if value is None else Endpoint.of(value)
+
+    @property
     def advertised_endpoint(self) -> Endpoint:
-        """How we tell peers to reach us: direct, or through a relay (``use_relays``)."""
-        if self.transport.advertised is None:
-            raise NotStarted("node not started")
-        return self.transport.advertised
+        """``public_endpoint``, for callers that need one (NoPublicEndpoint otherwise)."""
+        if self.public_endpoint is None:
+            raise NoPublicEndpoint(f"no public endpoint on {self.chain.name} (yet)")
+        return self.public_endpoint
 
     def set_advertised_endpoint(self, endpoint: Endpoint) -> None:
-        """Reach us there from now on (a learnt public address, or a relay). Our own entry
-        in the address book stays the listen endpoint: we deliver to ourselves locally."""
-        self.transport.advertised = Endpoint.of(endpoint)
+        """Reach us there from now on (a learnt public address, or a relay). The chain's rule
+        holds for learnt endpoints too: nothing loopback/private is published off regtest.
+        Our own entry in the address book stays the listen endpoint (local delivery)."""
+        endpoint = Endpoint.of(endpoint)
+        check_publishable(endpoint.host, self.chain)
+        self.public_endpoint = endpoint
 
     @property
     def running(self) -> bool:
@@ -149,21 +177,47 @@ class Musig2Node:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
                     dht_port: int | None = None,
-                    bootstrap: Sequence[tuple[str, int]] = ()) -> tuple[str, int]:
+                    bootstrap: Sequence[tuple[str, int]] = (),
+                    public_host: str | None = None,
+                    public_port: int | None = None, dht_client: bool = False) -> tuple[str, int]:
         """Listen for peers on ``host:port`` (TCP); with ``dht``, also run a DHT node
-        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``."""
+        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``
+        (``dht_client``: in client mode, until ``reach_out`` proves us reachable).
+
+        ``public_host``/``public_port``: the endpoint to publish (a port forward, a server's
+        public address); without them the listen address is published when the chain allows
+        it (see transport/addresses.py), else none (``public_endpoint`` is None). A public
+        host the chain forbids raises ``EndpointNotPublic`` before anything listens."""
+        if public_host:
+            check_publishable(public_host, self.chain)
         endpoint = await self.transport.start(host, port)
         self.endpoints[self.pubkey] = endpoint
+        try:
+            self.public_endpoint = publishable_endpoint(self.chain, endpoint, public_host,
+                                                        public_port)
+        except EndpointNotPublic:
+            await self.transport.stop()
+            raise
+        self.transport.public_endpoint = self.public_endpoint
         if dht:
-            from ..dht import DhtNode, Discovery, OwnRecords
-            self.dht = DhtNode(self._dht_config)
+            from ..dht import DhtNode, Discovery, OwnRecords, PeersFile
+
+            def new_dht() -> DhtNode:
+                peers = None if self._peers_path is None \
+                    else PeersFile(self._peers_path, self.chain.name)
+                return DhtNode(self._dht_config, chain=self.chain, peers_file=peers)
+            self.dht = new_dht()
             try:
                 await self.dht.start(host, endpoint[1] if dht_port is None else dht_port)
             except OSError:
-                self.dht = DhtNode(self._dht_config)
+                self.dht = new_dht()
                 await self.dht.start(host, 0)
             self.discovery = Discovery(self.dht, emitter=self.events)
             self._own_records = OwnRecords(margin=2 * C.DHT_REPUBLISH_INTERVAL_S)
+            if dht_client:
+                # Not known to be reachable (yet): join without entering anyone's routing
+                # table; reach_out() makes us a full DHT node once a dial-back verified.
+                self.dht.set_client_mode(True)
             if bootstrap:
                 await self.dht.bootstrap(list(bootstrap))
         self._started = True
@@ -199,8 +253,8 @@ class Musig2Node:
         self._require_started()
         port = self.endpoint.port if port is None else port
         if peers is None:
-            peers = [] if self.dht is None else [Endpoint(c.ip, c.port)
-                                                 for c in self.dht.contacts()[:8]]
+            peers = [] if self.dht is None else [Endpoint(h, p)
+                                                 for h, p in self.dht.contacts()[:8]]
         result = await probe_reachability(self.transport, peers, port)
         self.reachability = result
         direct = result.endpoint(port)
@@ -232,9 +286,15 @@ class Musig2Node:
         self._require_started()
         known = [tuple(p) for p in peers]
         if self.dht is not None:
-            known += [(c.ip, c.port) for c in self.dht.contacts()]
+            known += [tuple(c) for c in self.dht.contacts()]
         known = list(dict.fromkeys(known))[:16]
         reach = await self.learn_reachability([Endpoint(h, p) for h, p in known])
+        if self.dht is not None:
+            # Nobody could dial us back: nobody can send us datagrams either (same NAT).
+            was_client = self.dht.client_mode
+            self.dht.set_client_mode(not reach.reachable)
+            if was_client and reach.reachable and known:
+                await self.dht.bootstrap(known)     # a full node now: let peers know us
         if not reach.reachable:
             relays = await self.find_relays(known)
             if relays:
@@ -244,14 +304,17 @@ class Musig2Node:
         return self.reach_summary()
 
     def reach_summary(self) -> dict:
-        """How we are reached: "direct" / "relay" (and which) / "local" (never checked)."""
-        adv = self.advertised_endpoint
+        """How we are reached (``musig2_plugin_reach``): path "direct" / "relay" (which) /
+        "none", the endpoint we publish, the public IP peers saw, the relays in use."""
+        pub = self.public_endpoint
         r = self.reachability
-        return {"path": "relay" if adv.kind is Reach.RELAY else
-                ("direct" if r is not None and r.reachable else "local"),
-                "advertised": adv.to_json(),
+        return {"path": "none" if pub is None else
+                ("relay" if pub.kind is Reach.RELAY else "direct"),
+                "advertised": None if pub is None else pub.to_json(),
+                "verified": r is not None and r.reachable,
                 "public_ip": None if r is None else r.public_ip,
-                "relays": [e.to_json() for e in self.relays_in_use]}
+                "relays": [e.to_json() for e in self.relays_in_use],
+                "dht_client_mode": self.dht is not None and self.dht.client_mode}
 
     @property
     def relays_in_use(self) -> list[Endpoint]:
@@ -289,6 +352,15 @@ class Musig2Node:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
+    def reach_status(self) -> dict:
+        """How peers reach this node: its chain, where it listens, what it publishes."""
+        listen = self.transport.endpoint
+        return {"chain": self.chain.name,
+                "listen": None if listen is None else list(listen),
+                "endpoint": None if self.public_endpoint is None else self.public_endpoint.to_json(),
+                "reachable": self.reach_summary()["path"],
+                "dht": None if self.dht is None else list(self.dht.address)}
+
     def on(self, event: str, callback: Callable[..., Any],
            loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
         """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
@@ -311,15 +383,20 @@ class Musig2Node:
                                ttl: float = C.ADVERTISEMENT_DEFAULT_TTL_S) -> Advertisement:
         """Publish a signed advertisement with our endpoint (kept alive until withdrawn)."""
         self._require_started()
+        if self.public_endpoint is None:
+            raise NoPublicEndpoint(
+                f"no endpoint to advertise on {self.chain.name}: this node listens on "
+                f"{self.endpoint[0]}, which strangers cannot reach; set a public host (and port), "
+                "or let peers find out how to reach it (reach_out: dial-back, else a relay)")
         self._ad_params = dict(tx_types=tx_types, min_amount_sat=min_amount_sat,
                                max_amount_sat=max_amount_sat, nickname=nickname,
                                description=description,
                                fee_per_signature_sat=fee_per_signature_sat,
                                response_time_s=response_time_s, reputation=reputation,
                                trust_requirements=trust_requirements, ttl=ttl)
-        ad = Advertisement.create(self._seckey, tx_types=tx_types, min_amount_sat=min_amount_sat,
-                                  max_amount_sat=max_amount_sat,
-                                  endpoint=self.advertised_endpoint,
+        ad = Advertisement.create(self._seckey, chain=self.chain, tx_types=tx_types,
+                                  min_amount_sat=min_amount_sat,
+                                  max_amount_sat=max_amount_sat, endpoint=self.public_endpoint,
                                   nickname=nickname, description=description,
                                   fee_per_signature_sat=fee_per_signature_sat,
                                   response_time_s=response_time_s, reputation=reputation,
@@ -344,7 +421,8 @@ class Musig2Node:
         if self.advertisement is None:
             return None
         # Its seq must beat the advertisement's even within the same millisecond.
-        withdrawal = Withdrawal.create(self._seckey, seq=self.advertisement.seq + 1,
+        withdrawal = Withdrawal.create(self._seckey, chain=self.chain,
+                                       seq=self.advertisement.seq + 1,
                                        ttl=C.WITHDRAWAL_DEFAULT_TTL_S)
         self.advertisement = None
         if self.discovery is not None:
@@ -410,7 +488,8 @@ class Musig2Node:
             raise CoordinatorError("application data larger than max_payload_bytes")
         # Endpoint hints for the first coordinators of each session (see payload.py).
         rid = os.urandom(32)
-        session_rid = _request_key(self.pubkey, rid, [bytes(m) for m in messages])
+        session_rid = _request_key(self.chain.id, self.pubkey, rid,
+                                   [bytes(m) for m in messages])
         hints: dict[bytes, tuple[str, int]] = {}
         for i in range(len(messages)):
             probe = SessionSpec.build(session_rid, keys, bytes(messages[i]), index=i, tweak=tweak,
@@ -427,10 +506,11 @@ class Musig2Node:
             if len(blob) > C.MAX_FETCHED_PAYLOAD_BYTES:
                 raise CoordinatorError("encrypted payload larger than MAX_FETCHED_PAYLOAD_BYTES")
             ref = PayloadRef.of(blob)
-        record = SigningRequest.create(self._seckey, keys=keys, messages=[bytes(m) for m in messages],
+        record = SigningRequest.create(self._seckey, chain=self.chain, keys=keys,
+                                       messages=[bytes(m) for m in messages],
                                        payload=b"" if ref else blob, payload_ref=ref,
                                        tx_type=tx_type, metadata=metadata,
-                                       request_id=rid, endpoint=self.advertised_endpoint,
+                                       request_id=rid, endpoint=self.public_endpoint,
                                        ttl=ttl)
         if ref is not None:
             self.payloads.put(request_key(record), keys, blob)
@@ -460,6 +540,9 @@ class Musig2Node:
             return False
 
     def _check_addressed(self, record: SigningRequest) -> None:
+        if record.chain_id != self.chain.id:
+            raise WrongChainRequest(f"signing request of chain {chain_label(record.chain_id)}, "
+                                    f"this node signs for {self.chain.name}")
         if not record.addresses(self.pubkey) or self.pubkey not in record.keys:
             raise RequestRefused("signing request is not addressed to us")
         if len(record.keys) > self.config.max_signers:
@@ -522,7 +605,9 @@ class Musig2Node:
 
     async def _on_pushed_request(self, data: bytes) -> None:
         try:
-            record = decode_record(data)
+            record = decode_record(data, chain=self.chain)
+        except WrongChain as exc:
+            raise WrongChainRequest(str(exc)) from None
         except RecordError as exc:
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
         if not isinstance(record, SigningRequest):

@@ -43,6 +43,16 @@ def valid_id(value: object) -> bool:
     return isinstance(value, bytes) and len(value) == ID_LEN
 
 
+#: First byte of the node id a client-mode node sends (``mark ‖ id``, 21 bytes): serve it,
+#: never put it in the routing table (it cannot receive datagrams). See docs/network.md.
+CLIENT_ID_MARK = 0xC1
+
+
+def client_id(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == ID_LEN + 1 and value[0] == CLIENT_ID_MARK \
+        and valid_id(value[1:])
+
+
 class RefusingStorage(IStorage):
     """Stand-in for kademlia's single-value storage: holds nothing, accepts nothing.
 
@@ -83,6 +93,15 @@ class RecordProtocol(KademliaProtocol):
         # Forgotten after ``unresponsive_ttl`` or as soon as they send us anything.
         self.unresponsive: OrderedDict[tuple, float] = OrderedDict()
         self.rpc_limiter = RateLimiter(config.rpc_rate_per_second, 1.0, config.max_rate_sources)
+        #: Client mode (we cannot receive datagrams: behind a NAT): our requests carry a
+        #: marked id, so peers answer them without adding our address to their tables.
+        self.client_mode = False
+
+    def wire_id(self, nodeid: bytes) -> bytes:
+        """The node id our requests carry: marked in client mode."""
+        if self.client_mode and nodeid == self.source_node.id:
+            return bytes([CLIENT_ID_MARK]) + nodeid
+        return nodeid
 
     def source_key(self, address) -> object:
         return address[0] if self.config.rate_limit_by == "host" else (address[0], address[1])
@@ -123,6 +142,12 @@ class RecordProtocol(KademliaProtocol):
         self._outstanding.clear()
 
     def _welcome(self, sender, nodeid) -> bool:
+        if client_id(nodeid):
+            # A client-mode node: answered like anyone (rate limits apply as usual), but its
+            # address is not one others could reach, so it never enters our routing table
+            # (and we push it no replicas).
+            self.stats["client_requests"] += 1
+            return True
         if not valid_id(nodeid):
             self.stats[refusal("bad_node_id")] += 1
             return False
@@ -248,15 +273,15 @@ class RecordProtocol(KademliaProtocol):
         return super().handle_call_response(result, node)
 
     async def ping(self, address, nodeid):
-        ok, value = await RPCProtocol.__getattr__(self, "ping")(address, nodeid)
+        ok, value = await RPCProtocol.__getattr__(self, "ping")(address, self.wire_id(nodeid))
         if ok and not valid_id(value):
             self.stats[refusal("bad_reply")] += 1
             return (False, None)
         return (ok, value)
 
     async def call_find_node(self, node_to_ask, node_to_find):
-        ok, value = await self.find_node((node_to_ask.ip, node_to_ask.port), self.source_node.id,
-                                         node_to_find.id)
+        ok, value = await self.find_node((node_to_ask.ip, node_to_ask.port),
+                                         self.wire_id(self.source_node.id), node_to_find.id)
         if ok:
             value = self.sanitize_nodes(value, self.router.ksize)
         return self.handle_call_response((ok, value), node_to_ask)
@@ -265,11 +290,13 @@ class RecordProtocol(KademliaProtocol):
         return await self.call_find_node(node_to_ask, node_to_find)
 
     async def call_store_record(self, node: Node, topic: bytes, data: bytes):
-        result = await self.store_record((node.ip, node.port), self.source_node.id, topic, data)
+        result = await self.store_record((node.ip, node.port), self.wire_id(self.source_node.id),
+                                         topic, data)
         return self.handle_call_response(result, node)
 
     async def call_find_records(self, node: Node, target: Node, cursor: int = 0):
-        ok, value = await self.find_records((node.ip, node.port), self.source_node.id, target.id, cursor)
+        ok, value = await self.find_records((node.ip, node.port), self.wire_id(self.source_node.id),
+                                            target.id, cursor)
         if ok:
             if page_shape_ok(value):
                 value = dict(value, nodes=self.sanitize_nodes(value["nodes"], self.router.ksize))

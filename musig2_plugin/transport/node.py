@@ -20,6 +20,7 @@ from functools import partial
 
 from ..foundation import constants as C
 from ..foundation.config import Musig2Config
+from ..foundation.chain import Chain, chain_id_of
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
@@ -62,12 +63,14 @@ class BadFetch(AuthenticRefusal):
 
 
 class Transport:
-    def __init__(self, seckey: bytes, config: Musig2Config, *, membership: Membership,
+    def __init__(self, seckey: bytes, config: Musig2Config, *, chain: "Chain | bytes",
+                 membership: Membership,
                  on_envelope: EnvelopeHandler, on_request: RequestHandler,
                  fetch_membership: FetchMembership | None = None,
                  on_fetch: FetchHandler | None = None) -> None:
         self._seckey = seckey
         self.pubkey = plain_pubkey(seckey)
+        self.chain_id = chain_id_of(chain)   # every envelope we sign or admit is of this chain
         self.config = config
         self._membership = membership
         self._on_envelope = on_envelope
@@ -84,9 +87,10 @@ class Transport:
         self._inbound: set = set()
         #: Where our server listens (a direct endpoint; may be loopback or 0.0.0.0).
         self.endpoint: Endpoint | None = None
-        #: How peers reach us, as we tell them (JOINs, requests, advertisements): the listen
-        #: endpoint until the node learns or configures better (public address, a relay).
-        self.advertised: Endpoint | None = None
+        #: Where strangers should connect (set by the owner from its settings and the chain's
+        #: rules, see addresses.py, or learnt: a verified public address, a relay); None: we
+        #: publish no endpoint (JOINs then carry none).
+        self.public_endpoint: Endpoint | None = None
         #: The relay role (None: we do not relay); see ``enable_relay``.
         self.relay: RelayService | None = None
         #: Extra RPC methods served on our server (method -> handler(args, conn)), e.g. dial-back.
@@ -109,8 +113,6 @@ class Transport:
         self._server = await loop.create_server(factory, host, port)
         sock_host, sock_port = self._server.sockets[0].getsockname()[:2]
         self.endpoint = Endpoint(sock_host, sock_port)
-        if self.advertised is None:
-            self.advertised = self.endpoint
         return self.endpoint
 
     @property
@@ -122,6 +124,11 @@ class Transport:
         if self.relay is None:
             self.relay = RelayService(self.pubkey, self.config)
         return self.relay
+
+    def published_endpoint(self) -> list | None:
+        """Our endpoint as the JOIN message carries it (``Endpoint.to_json``: relay too)."""
+        return None if self.public_endpoint is None else \
+            Endpoint.of(self.public_endpoint).to_json()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -140,8 +147,9 @@ class Transport:
 
     # -- sending ----------------------------------------------------------------------
     def seal(self, msg_type: MsgType, session_id: bytes, body: bytes) -> Envelope:
-        env = Envelope.sign(self._seckey, msg_type=msg_type, session_id=session_id,
-                            sender=self.pubkey, counter=self._counter.next(), body=body)
+        env = Envelope.sign(self._seckey, chain=self.chain_id, msg_type=msg_type,
+                            session_id=session_id, sender=self.pubkey,
+                            counter=self._counter.next(), body=body)
         for observer in list(self.sent_observers):
             observer(env)
         return env
@@ -240,7 +248,7 @@ class Transport:
         request, replay window), then hand it to the payload holder."""
         env = None
         try:
-            env = Envelope.decode(data)
+            env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type != MsgType.FETCH:
                 raise MalformedEnvelope("only FETCH messages ask for payloads")
             self.scores.check(env.sender)
@@ -267,7 +275,7 @@ class Transport:
     async def accept(self, data: bytes) -> Envelope:
         """The admission pipeline; raises an EnvelopeError subclass on refusal."""
         try:
-            env = Envelope.decode(data)
+            env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type == MsgType.FETCH:
                 raise MalformedEnvelope("FETCH messages travel only on the payload RPC")
             self.scores.check(env.sender)

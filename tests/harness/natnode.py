@@ -16,6 +16,7 @@ Commands (``NatNode.call(op, **args)``):
     join record=hex               -> session ids (hex)
     final sid=hex timeout=s       -> final signature (hex)
     relay_stats                   what this node relayed (messages, bytes, per client)
+    dht_contacts                  the addresses in this node's DHT routing table
     reach peers=[[ip, port]..]    dial-back, else a relay among peers/DHT contacts (reach_out)
     advertise nickname=s / find   publish our advertisement / look up signers (timed)
     autojoin / sign_timed keys=[hex]   for benchmarks: signers join on receipt; the creator
@@ -42,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 async def _serve(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     from musig2_plugin.coordinator import Musig2Node
+    from musig2_plugin.foundation.chain import REGTEST
     from musig2_plugin.foundation.config import Musig2Config
     from musig2_plugin.records import Endpoint
     from musig2_plugin.records.decode import decode_record
@@ -50,9 +52,10 @@ async def _serve(args: argparse.Namespace) -> None:
                        join_timeout=60.0, request_timeout=6.0, connect_timeout=3.0,
                        relay_deliver_timeout=5.0, relay_probe_interval=2.0)
     seckey = bytes.fromhex(args.seckey) if args.seckey else os.urandom(32)
-    node = Musig2Node(seckey, config=cfg)
+    node = Musig2Node(seckey, chain=REGTEST, config=cfg)
     boot = [(h, int(p)) for h, _, p in (b.rpartition(":") for b in args.bootstrap if b)]
-    await node.start(args.listen, args.port, dht=args.dht, bootstrap=boot)
+    await node.start(args.listen, args.port, dht=args.dht, bootstrap=boot,
+                     dht_client=args.dht_client)
     if args.relay:
         node.enable_relay()
     dropping = {"on": False}
@@ -61,13 +64,15 @@ async def _serve(args: argparse.Namespace) -> None:
         op = req.get("op")
         if op == "info":
             return {"pubkey": node.pubkey.hex(), "listen": list(node.endpoint),
-                    "advertised": node.advertised_endpoint.to_json(),
+                    "advertised": None if node.public_endpoint is None
+                    else node.public_endpoint.to_json(),
                     "relays": [e.to_json() for e in node.relays_in_use]}
         if op == "learn":
             r = await node.learn_reachability([Endpoint(h, p) for h, p in req["peers"]])
             return {"public_ip": r.public_ip, "reachable": r.reachable,
                     "seen": [list(x.seen) if x.seen else None for x in r.results],
-                    "advertised": node.advertised_endpoint.to_json()}
+                    "advertised": None if node.public_endpoint is None
+                    else node.public_endpoint.to_json()}
         if op == "use_relays":
             found = await node.use_relays([Endpoint.from_json(e) for e in req["relays"]])
             return [e.to_json() for e in found]
@@ -83,7 +88,8 @@ async def _serve(args: argparse.Namespace) -> None:
                 app_data=bytes.fromhex(req.get("app_data", "")))
             return record.encode().hex()
         if op == "join":
-            ids = await node.join_signing_request(decode_record(bytes.fromhex(req["record"])))
+            ids = await node.join_signing_request(
+                decode_record(bytes.fromhex(req["record"]), chain=REGTEST))
             return [i.hex() for i in ids]
         if op == "final":
             sig = await node.get_final_signature(bytes.fromhex(req["sid"]),
@@ -126,6 +132,8 @@ async def _serve(args: argparse.Namespace) -> None:
                     "found": sorted(ad.owner.hex() for ad in ads)}
         if op == "reach":
             return await node.reach_out([tuple(p) for p in req.get("peers", [])])
+        if op == "dht_contacts":
+            return [] if node.dht is None else [list(c) for c in node.dht.contacts()]
         if op == "relay_stats":
             relay = node.transport.relay
             if relay is None:
@@ -180,6 +188,8 @@ def main() -> None:
     ap.add_argument("--relay", action="store_true")
     ap.add_argument("--dht", action="store_true", help="also run a DHT node (UDP, same port)")
     ap.add_argument("--bootstrap", action="append", default=[], help="DHT peer ip:port")
+    ap.add_argument("--dht-client", action="store_true",
+                    help="join the DHT in client mode (until reach proves us reachable)")
     asyncio.run(_serve(ap.parse_args()))
 
 
@@ -193,7 +203,7 @@ class NatNode:
 
     def __init__(self, host, workdir: Path, *, port: int, relay: bool = False,
                  listen: str = "0.0.0.0", name: str = "node", dht: bool = False,
-                 bootstrap: tuple[str, ...] = ()) -> None:
+                 bootstrap: tuple[str, ...] = (), dht_client: bool = False) -> None:
         self.host = host
         self.name = name
         workdir.mkdir(parents=True, exist_ok=True)
@@ -205,6 +215,8 @@ class NatNode:
             argv.append("--relay")
         if dht:
             argv.append("--dht")
+        if dht_client:
+            argv.append("--dht-client")
         for b in bootstrap:
             argv += ["--bootstrap", b]
         with open(self.log_path, "ab") as log:

@@ -135,9 +135,13 @@ class ChainWallet:
         seed_type: str = "segwit",
         base_dir: str | os.PathLike[str] | None = None,
         keep_dir: bool = False,
+        venv: Path | None = None,
         netns: str | None = None,
     ) -> None:
+        """``venv``: whose Electrum runs (default the development .venv; .venv-bundle stands in
+        for Electrum's binary bundles)."""
         self.chain = chain
+        self.venv = venv
         self.name = name
         self.netns = netns      # run the daemon in this network namespace (tests/harness/netns.py)
         self.plugin_zip = plugin_zip
@@ -155,7 +159,7 @@ class ChainWallet:
         try:
             self.daemon = ElectrumDaemon(self.dir / "electrum", plugin_zip=self.plugin_zip,
                                          server=self.chain.electrum_server, name=self.name,
-                                         netns=self.netns)
+                                         venv=self.venv, netns=self.netns)
             set_rpc_credentials(self.daemon.workdir)
             self.daemon.start(timeout=timeout)
             self.rpc = DaemonRPC(self.daemon.datadir)
@@ -243,14 +247,19 @@ def start_wallets(
     names: Sequence[str] | None = None,
     plugin_zip: Path | None = None,
     base_dir: str | os.PathLike[str] | None = None,
+    venvs: Sequence[Path | None] | None = None,
 ) -> list[ChainWallet]:
-    """Start ``count`` daemons+wallets concurrently; on any failure, stop all of them and raise."""
+    """Start ``count`` daemons+wallets concurrently; on any failure, stop all of them and raise.
+
+    ``venvs[i]`` picks wallet i's environment (None: the development .venv)."""
     names = list(names) if names is not None else [f"w{i}" for i in range(count)]
+    venvs = list(venvs) if venvs is not None else [None] * count
     # Electrum's plugin module must first be imported on the main thread (it pins its hardware
     # wallet thread there); the launcher imports Electrum lazily, so do it before the workers do.
     import electrum.plugin  # noqa: F401
 
-    wallets = [ChainWallet(chain, n, plugin_zip=plugin_zip, base_dir=base_dir) for n in names[:count]]
+    wallets = [ChainWallet(chain, n, plugin_zip=plugin_zip, base_dir=base_dir, venv=v)
+               for n, v in zip(names[:count], venvs[:count] + [None] * (count - len(venvs)))]
     with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
         futures = [pool.submit(w.start) for w in wallets]
         errors = [f.exception() for f in futures]

@@ -124,6 +124,8 @@ INNER = textwrap.dedent('''
     time.sleep(0.2)
     pids = [pid for ns in net.namespaces for pid in namespace_pids(ns)]
     print(json.dumps({{"namespaces": net.namespaces, "pids": pids}}), flush=True)
+    if mode in ("close", "raise"):
+        sys.stdin.readline()          # the parent has looked: go on
     if mode == "close":
         with net:
             pass
@@ -149,8 +151,8 @@ def test_nothing_left_behind(tmp_path: Path, mode: str) -> None:
     before = _host_state()
     script = tmp_path / "inner.py"
     script.write_text(INNER.format(repo=str(REPO)))
-    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen([sys.executable, str(script), mode], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     import json
     line = proc.stdout.readline()
     assert line, proc.stderr.read()
@@ -161,6 +163,9 @@ def test_nothing_left_behind(tmp_path: Path, mode: str) -> None:
     sig = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}.get(mode)
     if sig is not None:
         proc.send_signal(sig)
+    else:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     proc.wait(60)
     if mode == "close":
         assert proc.returncode == 0, proc.stderr.read()

@@ -60,9 +60,10 @@ def test_dialback_then_relays_across_three_kinds_of_nat(internet: Internet, tmp_
     assert a["advertised"] == [fwd.public_ip, PORT]
     # Masquerade and random mapping: seen from the router's address, but nobody gets in.
     for node, home in ((bob, masq), (bob2, masq), (carol, rnd)):
+        before = node.call("info")["advertised"]
         r = node.call("learn", peers=peers)
         assert r["public_ip"] == home.public_ip and not r["reachable"], (node.host.name, r)
-        assert r["advertised"] == ["0.0.0.0", PORT]          # unchanged: not advertised as direct
+        assert r["advertised"] == before != [home.public_ip, PORT]   # not advertised as direct
     # The random-port NAT shows each peer another source port (symmetric-style mapping).
     c_seen = carol.call("learn", peers=peers)["seen"]
     assert c_seen[0][1] != c_seen[1][1]
@@ -101,3 +102,34 @@ def test_dialback_then_relays_across_three_kinds_of_nat(internet: Internet, tmp_
         assert node.call("info")["advertised"] == relay2.relay_endpoint()
     _sign(carol, [alice, bob, carol])
     assert relay2.call("relay_stats")["per_client"][carol.pubkey][0] > 0
+
+
+
+def test_unreachable_nodes_stay_out_of_dht_routing_tables(internet: Internet,
+                                                            tmp_path: Path) -> None:
+    """After reach_out found them unreachable, the NATed nodes use the DHT in client mode:
+    they still store and look up, but no public node keeps their (useless) address."""
+    r1h = internet.add_public("relay1")
+    fwd = internet.add_home("fwd", NatKind.FORWARD, hosts=["alice"], forward_ports=[PORT])
+    masq = internet.add_home("masq", NatKind.MASQUERADE, hosts=["bob"])
+    rnd = internet.add_home("rnd", NatKind.RANDOM, hosts=["carol"])
+    relay1 = NatNode(r1h, tmp_path, port=PORT, relay=True, dht=True, name="relay")
+    boot = (f"{r1h.ip}:{PORT}",)
+    # Wallet nodes join as DHT clients until a dial-back proves them reachable (as the plugin
+    # does for a node listening beyond loopback).
+    alice, bob, carol = (NatNode(internet.host(n), tmp_path, port=PORT, dht=True, bootstrap=boot,
+                                 dht_client=True, name="signer")
+                         for n in ("alice", "bob", "carol"))
+    summaries = {n.host.name: n.call("reach", peers=[[r1h.ip, PORT]]) for n in (alice, bob, carol)}
+    assert {k: (v["path"], v["dht_client_mode"]) for k, v in summaries.items()} == {
+        "alice": ("direct", False), "bob": ("relay", True), "carol": ("relay", True)}
+    for n in (alice, bob, carol):
+        n.call("advertise", nickname=n.host.name)
+    # everyone finds everyone's advertisement: storing and looking up work in client mode
+    for n in (alice, bob, carol):
+        found = set(n.call("find")["found"])
+        others = {alice.pubkey, bob.pubkey, carol.pubkey} - {n.pubkey}
+        assert others <= found, n.host.name
+    contacts = {tuple(c) for c in relay1.call("dht_contacts")}
+    assert (fwd.public_ip, PORT) in contacts            # reachable: a useful contact
+    assert not {c for c in contacts if c[0] in (masq.public_ip, rnd.public_ip)}, contacts

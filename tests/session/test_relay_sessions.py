@@ -13,6 +13,7 @@ import pytest
 
 from musig2_plugin.coordinator import Musig2Node
 from musig2_plugin.crypto import schnorr_verify
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.records import Endpoint, Reach
 from musig2_plugin.transport import MsgType, RelayUnreachable
 
@@ -28,7 +29,7 @@ def relay_ep(node: Musig2Node) -> Endpoint:
 
 
 async def _node(*, relay: bool = False) -> Musig2Node:
-    node = Musig2Node(os.urandom(32), config=CFG)
+    node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG)
     await node.start("127.0.0.1", 0, dht=False)
     if relay:
         node.enable_relay()

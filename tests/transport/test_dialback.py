@@ -14,6 +14,7 @@ import pytest
 from musig2_plugin.coordinator import Musig2Node
 from musig2_plugin.foundation import constants as C
 from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.records import Endpoint
 from musig2_plugin.transport import PeerRefused
 from musig2_plugin.transport.dialback import ask_dialback, probe_reachability
@@ -24,7 +25,7 @@ CFG = Musig2Config(connect_timeout=1.0, request_timeout=3.0)
 async def _nodes(n: int) -> list[Musig2Node]:
     out = []
     for _ in range(n):
-        node = Musig2Node(os.urandom(32), config=CFG)
+        node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG)
         await node.start("127.0.0.1", 0, dht=False)
         out.append(node)
     return out

@@ -14,6 +14,7 @@ import os
 import pytest
 
 from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.records import Endpoint, Reach
 from musig2_plugin.transport import (Envelope, MsgType, PeerRefused, PeerUnreachable,
@@ -36,7 +37,8 @@ class Peer:
     def __init__(self, seckey: bytes, config: Musig2Config, members: dict) -> None:
         self.inbox: list[Envelope] = []
         self.requests: list[bytes] = []
-        self.t = Transport(seckey, config, membership=members.get, on_envelope=self._env,
+        self.t = Transport(seckey, config, chain=REGTEST, membership=members.get,
+                           on_envelope=self._env,
                            on_request=self._req)
 
     async def _env(self, env: Envelope) -> None:
@@ -249,7 +251,7 @@ async def test_reservation_flood_is_bounded() -> None:
     relay = Peer(key(0), cfg, {})
     service = relay.t.enable_relay()
     await relay.t.start()
-    flooders = [Transport(os.urandom(32), cfg, membership=lambda s: None,
+    flooders = [Transport(os.urandom(32), cfg, chain=REGTEST, membership=lambda s: None,
                           on_envelope=None, on_request=None) for _ in range(40)]
     outcomes: dict[str, int] = {}
     links = []
