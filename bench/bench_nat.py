@@ -15,7 +15,8 @@ announce -> final signature inside its own process.
 
 Relay cost: relay1's counters (messages, bytes both ways) before and after each relayed
 session, divided per session. Discovery: a1 looks up the signer topic until all four other
-advertisements are found (DHT over UDP through the NATs). Medians of --runs.
+advertisements are found, and b2 (a DHT client behind masquerade, which holds no records of
+others, so every lookup crosses its NAT) looks up the four others. Medians of --runs.
 """
 from __future__ import annotations
 
@@ -74,11 +75,16 @@ def main() -> int:
             n.call("autojoin")
         a1 = nodes["a1"]
         others = {nodes[k].pubkey for k in ("b1", "c1", "b2", "c2")}
-        discovery = []
+        discovery, discovery_client = [], []
+        b2 = nodes["b2"]
+        b2_others = {nodes[k].pubkey for k in ("a1", "b1", "c1", "c2")}
         for _ in range(args.runs):
             got = a1.call("find")
             assert others <= set(got["found"]), got
             discovery.append(got["seconds"])
+            got = b2.call("find")          # a DHT client behind masquerade: remote lookups
+            assert b2_others <= set(got["found"]), got
+            discovery_client.append(got["seconds"])
         # everyone learns everyone's advertised endpoint (what discovery gives them)
         for x in nodes.values():
             for y in nodes.values():
@@ -101,6 +107,7 @@ def main() -> int:
         out = {
             "runs": args.runs,
             "discovery_s_median": round(statistics.median(discovery), 4),
+            "discovery_from_nat_client_s_median": round(statistics.median(discovery_client), 4),
             "direct_s_median": round(med["direct"], 4),
             "relay_s_median": round(med["relay"], 4),
             "relay_over_direct": round(med["relay"] / med["direct"], 3),
