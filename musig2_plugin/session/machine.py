@@ -89,6 +89,12 @@ class Session:
         self.config = config
         self.emitter = emitter
         self.endpoints = endpoints
+        #: The last delivery failure per participant (e.g. "through relay <key>@host:port: no
+        #: answer"): an abort for missing participants names where their messages got lost.
+        self.delivery_errors: dict[bytes, str] = {}
+        #: Deliveries in flight per participant (key -> endpoint), for the same purpose: a
+        #: silent relay is still "in flight" when a round's deadline passes.
+        self.delivering: dict[bytes, object] = {}
         self.auto = auto
         self._on_closed = on_closed
         self.created_at = time.monotonic()
@@ -164,9 +170,16 @@ class Session:
         try:
             if endpoint is None:
                 raise PeerUnreachable("no known endpoint for this participant")
-            await self.transport.send(endpoint, env, to=key)
+            self.delivering[key] = endpoint
+            try:
+                await self.transport.send(endpoint, env, to=key)
+            finally:
+                self.delivering.pop(key, None)
+            self.delivery_errors.pop(key, None)
         except PeerUnreachable as exc:
             log.info("session %s: %s unreachable: %s", self.sid.hex()[:8], key.hex()[:10], exc)
+            if key in self.spec.participants:          # bounded by the participant count
+                self.delivery_errors[key] = str(exc)[:160]
             if on_fail is not None:
                 on_fail()
         except PeerRefused as exc:
@@ -345,7 +358,12 @@ class Session:
         else:
             missing = [k for k in parts if k not in c.psigs]
             what = "sent no partial signature in round 2"
-        self._coordinator_abort(f"{len(missing)} participant(s) {what}", tuple(missing))
+        lost = [f"{k.hex()[:10]}: {self.delivery_errors[k]}" if k in self.delivery_errors
+                else f"{k.hex()[:10]}: no answer yet through {self.delivering[k]}"
+                for k in missing if k in self.delivery_errors or k in self.delivering]
+        self._coordinator_abort(f"{len(missing)} participant(s) {what}"
+                                + (f" (unreachable {'; '.join(lost)})" if lost else ""),
+                                tuple(missing))
 
     def _coordinator_abort(self, reason: str, culprits: tuple[bytes, ...]) -> None:
         c = self._coord

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from musig2_plugin.coordinator import Musig2Node
+from musig2_plugin.session import SessionAborted
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.records import Endpoint, Reach
@@ -113,4 +114,29 @@ async def test_session_moves_to_another_relay_when_one_drops() -> None:
         assert r2.transport.relay.stats.per_client[b.pubkey][0] > 0
     finally:
         for n in (a, b, r1, r2):
+            await n.stop()
+
+
+async def test_session_through_a_dropping_relay_fails_naming_it() -> None:
+    """b's only relay swallows everything sent to b: the session aborts, and the reason names
+    the relay (key and address) through which b could not be reached."""
+    r = await _node(relay=True)
+    a = await _node()
+    b = await _unreachable([r])
+    nodes = [a, b]
+    try:
+        _introduce(nodes)
+
+        async def drop(args):
+            await asyncio.sleep(3600)
+        r.transport.relay._send = drop
+        record = await a.announce_signing_request([a.pubkey, b.pubkey], [os.urandom(32)])
+        ids = await asyncio.gather(*(n.join_signing_request(record) for n in nodes))
+        with pytest.raises(SessionAborted) as info:
+            await a.get_final_signature(ids[0][0], timeout=60)
+        reason = str(info.value)
+        assert f"relay {r.pubkey.hex()[:16]}@{r.endpoint.host}:{r.endpoint.port}" in reason, reason
+        assert b.pubkey.hex()[:10] in reason
+    finally:
+        for n in (a, b, r):
             await n.stop()
