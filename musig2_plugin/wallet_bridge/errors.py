@@ -47,12 +47,21 @@ class MalformedPsbt(BridgeError):
 
 
 class PsbtFieldError(BridgeError):
-    """A BIP-373 (or taproot) PSBT field with a wrong length, duplicate or bad key."""
+    """A BIP-373 (or taproot) PSBT field with a wrong length, duplicate or bad key.
 
-    def __init__(self, input_index: int | None, reason: str):
-        self.input_index = input_index
+    ``section`` says whether ``index`` counts inputs or outputs: a user told
+    "input 1" about a field of output 1 looks at the wrong part of the PSBT.
+    ``input_index``/``output_index`` name it; the other one is None.
+    """
+
+    def __init__(self, index: int | None, reason: str, *, section: str = "input"):
+        if section not in ("input", "output"):
+            raise ValueError(f"unknown PSBT section {section!r}")
+        self.section = section
+        self.input_index = index if section == "input" else None
+        self.output_index = index if section == "output" else None
         self.reason = reason
-        where = f"input {input_index}: " if input_index is not None else ""
+        where = f"{section} {index}: " if index is not None else ""
         super().__init__(where + reason)
 
 

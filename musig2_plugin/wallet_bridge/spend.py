@@ -35,7 +35,7 @@ from ..constants import (MAX_PSBT_BYTES, MAX_SPEND_INPUTS, MAX_SPEND_OUTPUTS,
                          TAPROOT_KEYPATH_WITNESS_SIZE)
 from . import psbt_fields
 from .errors import (BridgeError, InvalidFinalSignature, MalformedPsbt, MissingInputInfo,
-                     NotAMusigInput, ParticipantMismatch, PsbtFieldError, SighashMismatch,
+                     NotAMusigInput, ParticipantMismatch, SighashMismatch,
                      SpendBuildError)
 from .musig_output import MusigOutput
 
@@ -239,6 +239,7 @@ class ReviewedOutput:
     value_sats: int
     script_hex: str
     musig: Optional[MusigOutput] = None
+    musig_path: Optional[tuple[int, ...]] = None   # BIP-328 path from the aggregate, () if none
 
 
 @dataclass
@@ -256,7 +257,9 @@ class SpendReview:
                 "inputs": self.inputs,
                 "outputs": [{"address": o.address, "value_sats": o.value_sats,
                              "script": o.script_hex,
-                             "musig_descriptor": o.musig.descriptor if o.musig else None}
+                             "musig_descriptor": o.musig.descriptor if o.musig else None,
+                             "musig_derivation": (list(o.musig_path) if o.musig_path
+                                                  else None)}
                             for o in self.outputs],
                 "sign_inputs": {str(i): m.hex() for i, m in sorted(self.messages.items())}}
 
@@ -298,14 +301,11 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
     total_out = 0
     for i, o in enumerate(tx.outputs()):
         total_out += o.value
-        got = psbt_fields.read_output_participants(o, i)
-        mo = None
-        if got is not None:
-            mo = MusigOutput.from_pubkeys(got[1])
-            if mo.scriptpubkey != o.scriptpubkey:
-                raise PsbtFieldError(i, "output participant keys do not produce its script")
+        info = psbt_fields.output_musig_info(o, i)
         review.outputs.append(ReviewedOutput(address=o.address, value_sats=o.value,
-                                             script_hex=o.scriptpubkey.hex(), musig=mo))
+                                             script_hex=o.scriptpubkey.hex(),
+                                             musig=info.output if info else None,
+                                             musig_path=info.path if info else None))
     if total_out > total_in:
         raise SpendBuildError("outputs exceed inputs")
     review.total_in_sats = total_in
