@@ -41,6 +41,19 @@ class OutputKeyMismatch(BridgeError):
     """Two independent computations of the taproot output key disagree."""
 
 
+# --- recovery leaves -----------------------------------------------------------
+class RecoveryPolicyError(DescriptorError):
+    """A recovery leaf (policy text, miniscript or script) we do not write ourselves."""
+
+
+class RecoveryPolicyMismatch(RecoveryPolicyError):
+    """A descriptor whose script tree is not the policy its creator announced."""
+
+
+class RecoveryNotMature(BridgeError):
+    """A recovery spend before the relative timelock has passed (BIP-68 would refuse it)."""
+
+
 # --- PSBTs and spends --------------------------------------------------------
 class MalformedPsbt(BridgeError):
     pass

@@ -26,6 +26,7 @@ from typing import MutableMapping, Optional
 from .. import crypto
 from ..constants import MAX_OUTPUT_PARTICIPANTS
 from .errors import PsbtFieldError
+from . import psbt_taptree
 from .musig_output import MusigOutput
 
 IN_TAP_INTERNAL_KEY = 0x17
@@ -70,6 +71,7 @@ def _set_participants(unknown, internal_type, participants_type, out: MusigOutpu
 def set_input_musig_info(txin, out: MusigOutput, index: Optional[int] = None) -> None:
     _set_participants(txin._unknown, IN_TAP_INTERNAL_KEY, IN_MUSIG2_PARTICIPANT_PUBKEYS, out, index,
                       "input")
+    psbt_taptree.set_input_tree(txin, out, index)
 
 
 def set_output_musig_info(txout, out: MusigOutput, index: Optional[int] = None) -> None:
@@ -141,7 +143,9 @@ def input_musig_output(txin, index: Optional[int] = None) -> Optional[MusigOutpu
     if got is None:
         return None
     agg, keys = got
-    out = MusigOutput.from_pubkeys(keys)
+    policy = psbt_taptree.read_input_policy(txin, keys, index)
+    out = MusigOutput.from_pubkeys(keys, recovery=policy)
+    psbt_taptree.check_control_block(txin, out, index)
     if out.participants != keys:
         raise PsbtFieldError(index, "MuSig2 participant keys are not in KeySort order")
     if out.internal_key != agg:

@@ -297,7 +297,11 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
         total_in += txin.value_sats()
         review.inputs.append({"prevout": txin.prevout.to_str(), "value_sats": txin.value_sats(),
                               "address": txin.address, "musig": i in musig,
-                              "ours": i in musig and musig[i].index_of(my_pubkey) is not None})
+                              "ours": i in musig and musig[i].index_of(my_pubkey) is not None,
+                              # Every co-signer sees the way out of each input it signs for.
+                              "descriptor": musig[i].descriptor if i in musig else None,
+                              "recovery": (musig[i].recovery.describe()
+                                           if i in musig and musig[i].recovery else None)})
     total_out = 0
     for i, o in enumerate(tx.outputs()):
         total_out += o.value
