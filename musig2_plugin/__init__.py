@@ -26,4 +26,4 @@ except ImportError:  # core used on its own (tests, benchmarks, the demo's nodes
     _electrum_commands = None
 
 if _electrum_commands is not None:
-    from . import commands  # noqa: F401  (registers the plugin commands)
+    from . import commands, recovery_commands  # noqa: F401  (registers the plugin commands)

@@ -19,3 +19,4 @@ from .recovery_tree import RecoveryPolicy
 from .recovery_spend import (build_recovery_spend, check_mature, finalize_recovery,
                              recovery_height, recovery_inputs, recovery_status, review_recovery,
                              script_path_sighash, sign_recovery)
+from .recovery_import import create_output as create_recovery_output, import_output
