@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import MutableMapping, Optional
 
 from .. import crypto
-from ..constants import MAX_OUTPUT_PARTICIPANTS
+from ..foundation.constants import MAX_OUTPUT_PARTICIPANTS
 from .errors import PsbtFieldError
 from . import psbt_taptree
 from .musig_output import MusigOutput

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Optional
 
-from ..constants import TAPSCRIPT_LEAF_VERSION
+from ..foundation.constants import TAPSCRIPT_LEAF_VERSION
 from .errors import PsbtFieldError, RecoveryPolicyError
 from .recovery_tree import RecoveryPolicy
 

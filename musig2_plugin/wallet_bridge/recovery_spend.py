@@ -33,7 +33,7 @@ from electrum.transaction import (PartialTransaction, PartialTxInput, SighashCac
 from electrum_ecc.util import bip340_tagged_hash
 
 from .. import crypto
-from ..constants import MAX_SPEND_INPUTS
+from ..foundation.constants import MAX_SPEND_INPUTS
 from . import psbt_fields, psbt_taptree
 from .errors import (BridgeError, InvalidFinalSignature, MissingInputInfo, NotAMusigInput,
                      ParticipantMismatch, RecoveryNotMature, SpendBuildError)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .. import crypto
-from ..constants import (RECOVERY_DEFAULT_BLOCKS, RECOVERY_MAX_BLOCKS, RECOVERY_MIN_BLOCKS,
+from ..foundation.constants import (RECOVERY_DEFAULT_BLOCKS, RECOVERY_MAX_BLOCKS, RECOVERY_MIN_BLOCKS,
                          TAPSCRIPT_LEAF_VERSION)
 from .errors import RecoveryPolicyError
 
