@@ -407,6 +407,9 @@ def phase_confirmed(ph: Phases, chain, wallets, out, req, timeout: float) -> dic
 
 # --------------------------------------------------------------------------- main
 def run(args, ph: Phases, parts: dict[str, Any]) -> dict[str, Any]:
+    if args.recovery:
+        from examples.recovery_demo import run_recovery
+        return run_recovery(args, ph, parts, sys.modules[__name__])
     n = args.wallets
     chain = phase_chain(ph, parts)
     wallets = phase_wallets(ph, chain, n)
@@ -447,7 +450,14 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                     help="MuSig2 coins funded and spent in one transaction, 1..5 (default 1)")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds allowed for each wait (default 120)")
+    ap.add_argument("--recovery", action="store_true",
+                    help="the recovery scenario instead (examples/recovery_demo.py): one "
+                         "co-signer goes silent, the funder recovers after the timelock")
+    ap.add_argument("--blocks", type=int, default=10,
+                    help="the recovery leaf's timelock in blocks, 2..100 (default 10)")
     args = ap.parse_args(argv)
+    if not 2 <= args.blocks <= 100:
+        ap.error("--blocks must be within 2..100")
     if not 2 <= args.wallets <= limit:
         ap.error(f"--wallets must be within 2..{limit}")
     if not 1 <= args.inputs <= 5:
@@ -464,18 +474,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise Interrupted()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    ph = Phases(total=8)
+    ph = Phases(total=7 if args.recovery else 8)
     names = ", ".join(NAMES[:args.wallets])
-    print(f"MuSig2 wallet demo: {args.wallets} Electrum 4.8 wallets ({names}) co-sign a spend of "
-          f"{args.inputs} MuSig2 coin(s) on a regtest chain, all on 127.0.0.1", flush=True)
+    if args.recovery:
+        print(f"MuSig2 recovery demo: {args.wallets} Electrum 4.8 wallets ({names}); the last "
+              f"goes silent and alice recovers after {args.blocks} blocks, on 127.0.0.1",
+              flush=True)
+    else:
+        print(f"MuSig2 wallet demo: {args.wallets} Electrum 4.8 wallets ({names}) co-sign a "
+              f"spend of {args.inputs} MuSig2 coin(s) on a regtest chain, all on 127.0.0.1",
+              flush=True)
     parts: dict[str, Any] = {}
     status = 1
     try:
         result = run(args, ph, parts)
         ph.summary()
         print(RESULT + json.dumps(result), flush=True)
-        print(f"\nOK: the {args.wallets}-of-{args.wallets} MuSig2 spend {result['txid']} is confirmed "
-              f"in block {result['block_height']}", flush=True)
+        if args.recovery:
+            print(f"\nOK: the recovery {result['txid']} is confirmed in block "
+                  f"{result['block_hash']}", flush=True)
+        else:
+            print(f"\nOK: the {args.wallets}-of-{args.wallets} MuSig2 spend {result['txid']} is "
+                  f"confirmed in block {result['block_height']}", flush=True)
         status = 0
     except (KeyboardInterrupt, Interrupted):
         print("\nINTERRUPTED: stopping everything", file=sys.stderr, flush=True)
