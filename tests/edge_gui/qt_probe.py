@@ -122,7 +122,10 @@ try:
         pi = window.send_tab.payto_e.payment_identifier
         out["payto"] = pi.text if pi is not None else None
         out["payto_valid"] = bool(pi is not None and pi.is_valid())
-        made = bridge.MusigOutput.from_pubkeys([me, bob.pubkey, carol.pubkey])
+        # the picker's default policy: a recovery leaf, me alone after the default timelock
+        made = bridge.create_recovery_output(me, [bob.pubkey, carol.pubkey], "funder")
+        out["backup_dialog"] = [d.text.toPlainText() for d in top("BackupDialog")]
+        out["expected_descriptor"] = made.descriptor
         out["expected_address"] = made.address()
         out["stored_outputs"] = [s.output.address() for s in plugin.vaults(wallet).all()]
         shot(window, "send_tab_pay_to_musig2.png")

@@ -61,6 +61,9 @@ def test_signer_picker_lists_discovered_signers_and_fills_pay_to(probe):
         assert r[6] == "0/0"          # observed by this wallet: nothing yet
     assert probe["payto"] == probe["expected_address"] and probe["payto_valid"]
     assert probe["stored_outputs"] == [probe["expected_address"]]
+    # creating the output asks the user to back up its descriptor (text + QR)
+    assert probe["backup_dialog"] == [probe["expected_descriptor"]]
+    assert "and_v(v:pk(" in probe["expected_descriptor"]
 
 
 def test_approval_dialog_shows_the_transactions_real_outputs(probe):

@@ -1,0 +1,203 @@
+"""Qt pieces of the recovery path: the policy chooser, the descriptor backup and "Recover".
+
+* ``PolicyBox``: in the signer picker, the creator picks no leaf, "me alone after N
+  blocks" or "k of the n after N blocks" (N defaults to RECOVERY_DEFAULT_BLOCKS).
+* ``BackupDialog``: shown when an output is created: the descriptor as text and QR code,
+  and why it matters (seed + descriptor restore both spend paths).
+* ``RecoverDialog``: from the outputs overview: the leaf in words, each coin's height and
+  the height from which it can be recovered, and the Recover button; before maturity the
+  wallet refuses with the height (the same ``app.recovery`` code as the command).
+
+Kept out of qt_dialogs.py so the cooperative dialogs stay small; figures come from the
+wallet's own data (descriptor, coins, heights), never from text a peer wrote.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+                             QPushButton, QSpinBox, QTextEdit, QVBoxLayout, QWidget)
+
+from electrum.i18n import _
+from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabel
+
+from .foundation.constants import (RECOVERY_DEFAULT_BLOCKS, RECOVERY_MAX_BLOCKS,
+                                   RECOVERY_MIN_BLOCKS)
+from .qt_dialogs import AsyncRunner, _fill, _table, sats
+
+NO_LEAF, FUNDER, K_OF_N = 0, 1, 2
+
+
+def _short_outpoint(outpoint: str) -> str:
+    txid, _sep, idx = outpoint.partition(":")
+    return f"{txid[:12]}…:{idx}"
+
+
+class PolicyBox(QWidget):
+    """The recovery policy of a new output, as the short text ``create_output`` takes."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.kind = QComboBox()
+        self.kind.addItems([_("No recovery path (all signatures, always)"),
+                            _("I alone, after"), _("k of the n, after")])
+        self.kind.setCurrentIndex(FUNDER)
+        self.k = QSpinBox()
+        self.k.setRange(1, 14)
+        self.k.setPrefix("k = ")
+        self.blocks = QSpinBox()
+        self.blocks.setRange(RECOVERY_MIN_BLOCKS, RECOVERY_MAX_BLOCKS)
+        self.blocks.setValue(RECOVERY_DEFAULT_BLOCKS)
+        self.blocks.setSuffix(_(" blocks"))
+        for w in (QLabel(_("Recovery:")), self.kind, self.k, self.blocks):
+            row.addWidget(w)
+        self.kind.currentIndexChanged.connect(self._sync)
+        self._sync()
+
+    def _sync(self) -> None:
+        self.k.setVisible(self.kind.currentIndex() == K_OF_N)
+        self.blocks.setEnabled(self.kind.currentIndex() != NO_LEAF)
+
+    def spec(self, n_participants: int) -> Optional[str]:
+        kind = self.kind.currentIndex()
+        if kind == NO_LEAF:
+            return None
+        if kind == FUNDER:
+            return f"funder:{self.blocks.value()}"
+        return f"{self.k.value()}-of-{n_participants}:{self.blocks.value()}"
+
+
+class BackupDialog(WindowModalDialog):
+    """Asks the user to back up a new output's descriptor (text and QR)."""
+
+    def __init__(self, parent, out):
+        super().__init__(parent, _("Back up this MuSig2 output"))
+        from electrum.gui.qt.qrcodewidget import QRCodeWidget
+        self.setMinimumWidth(640)
+        vbox = QVBoxLayout(self)
+        vbox.addWidget(WWLabel(_(
+            "Write down or print this descriptor and keep it with your seed. Your seed alone "
+            "does not know the other participants' keys: with the seed and this text you can "
+            "restore the output, spend it with the others, and use its recovery path.")))
+        if out.recovery is not None:
+            vbox.addWidget(WWLabel(_("Recovery path: {}").format(out.recovery.describe())))
+        self.text = QTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setPlainText(out.descriptor)
+        self.text.setMaximumHeight(110)
+        vbox.addWidget(self.text)
+        self.qr = QRCodeWidget(out.descriptor)
+        self.qr.setMinimumSize(260, 260)
+        vbox.addWidget(self.qr)
+        self.confirmed = QCheckBox(_("I have backed up this descriptor"))
+        vbox.addWidget(self.confirmed)
+        close = CloseButton(self)
+        close.setEnabled(False)
+        self.confirmed.toggled.connect(close.setEnabled)
+        vbox.addLayout(Buttons(close))
+
+
+class RecoverDialog(WindowModalDialog):
+    """"Recover": spend an output's coins through its recovery leaf once the timelock passed."""
+
+    def __init__(self, parent, plugin, wallet, stored):
+        super().__init__(parent, _("Recover MuSig2 coins"))
+        self.plugin, self.wallet, self.stored = plugin, wallet, stored
+        out = stored.output
+        self.setMinimumWidth(720)
+        vbox = QVBoxLayout(self)
+        vbox.addWidget(WWLabel(_("Output {}").format(out.address())))
+        vbox.addWidget(WWLabel(_("Recovery path: {}").format(
+            out.recovery.describe() if out.recovery else _("none"))))
+        self.coins = _table([_("coin"), _("amount"), _("confirmed at"),
+                             _("recoverable from block"), _("now")])
+        vbox.addWidget(self.coins)
+        grid = QGridLayout()
+        self.dest = QLineEdit(wallet.get_receiving_address())
+        self.feerate = QLineEdit("2")
+        grid.addWidget(QLabel(_("Send to")), 0, 0)
+        grid.addWidget(self.dest, 0, 1)
+        grid.addWidget(QLabel(_("Fee rate (sat/vB)")), 1, 0)
+        grid.addWidget(self.feerate, 1, 1)
+        vbox.addLayout(grid)
+        self.status = WWLabel("")
+        vbox.addWidget(self.status)
+        self.result_text = QTextEdit()
+        self.result_text.setReadOnly(True)
+        self.result_text.setMaximumHeight(90)
+        self.result_text.setVisible(False)
+        vbox.addWidget(self.result_text)
+        self.recover_button = QPushButton(_("Recover"))
+        self.recover_button.clicked.connect(self.recover)
+        vbox.addLayout(Buttons(CloseButton(self), self.recover_button))
+        self._runner = AsyncRunner()
+        self.last_result = None
+        self.last_error: Optional[BaseException] = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        from .app import recovery
+        watcher = self.plugin.watcher
+        out = self.stored.output
+        if watcher is None or out.recovery is None:
+            self.status.setText(_("This wallet is offline.") if watcher is None
+                                else _("This output has no recovery path."))
+            self.recover_button.setEnabled(False)
+            return
+        tip = int(self.wallet.adb.get_local_height())
+        rows = recovery.plan(out, watcher.coins(out), watcher.coin_heights(out), tip)
+        _fill(self.coins, [[_short_outpoint(r["outpoint"]), sats(r["value_sats"]), str(r["height"] or "—"),
+                            str(r["recoverable_from_height"] or _("after confirmation")),
+                            _("yes") if r["recoverable_now"] else _("not yet")] for r in rows])
+        self.plan_rows = rows
+        opens = [r["recoverable_from_height"] for r in rows if r["recoverable_from_height"]]
+        self.status.setText(_("Chain height {}. Recovery possible from block {}.").format(
+            tip, max(opens)) if opens else _("Chain height {}.").format(tip))
+
+    def recover(self) -> None:
+        from .app import recovery
+        try:
+            feerate = float(self.feerate.text())
+        except ValueError:
+            self.show_error(_("The fee rate must be a number."))
+            return
+        password = None
+        if self.wallet.has_keystore_encryption():
+            password = self.parent().password_dialog() if hasattr(self.parent(),
+                                                                   "password_dialog") else None
+            if password is None:
+                return
+        self.recover_button.setEnabled(False)
+        self.status.setText(_("Building the recovery…"))
+
+        async def go():
+            from .wallet_bridge import broadcast, parse_psbt
+            result = await recovery.recover(self.plugin, self.wallet, password, self.stored.output.address(),
+                                            destination=self.dest.text().strip() or None,
+                                            feerate_sat_vb=feerate)
+            if result["complete"]:
+                from electrum.transaction import tx_from_any
+                result["broadcast_txid"] = await broadcast(self.wallet, tx_from_any(result["tx"]))
+            else:
+                parse_psbt(result["psbt"])   # checked again before it is shown for passing on
+            return result
+        self._runner = AsyncRunner()
+        self._runner.run(go(), self._on_done)
+
+    def _on_done(self, result, exc) -> None:
+        self.recover_button.setEnabled(True)
+        self.last_result, self.last_error = result, exc
+        if exc is not None:
+            self.status.setText(_("Refused: {}: {}").format(type(exc).__name__, exc))
+            return
+        self.result_text.setVisible(True)
+        if result["complete"]:
+            self.status.setText(_("Recovered: transaction {} broadcast (fee {}).").format(
+                result["txid"], sats(result["review"]["fee_sats"])))
+            self.result_text.setPlainText(result["tx"])
+        else:
+            self.status.setText(_("Signed by you. Pass this PSBT to the other signers of the "
+                                  "recovery path (recovery_sign)."))
+            self.result_text.setPlainText(result["psbt"])
