@@ -222,9 +222,11 @@ class ApprovalDialog(WindowModalDialog):
             _fill(self.outputs_table, rows)
             vbox.addWidget(self.outputs_table)
             vbox.addWidget(QLabel(_("Inputs:")))
-            self.inputs_table = _table([_("coin"), _("amount"), _("to sign")])
+            self.inputs_table = _table([_("coin"), _("amount"), _("to sign"),
+                                        _("recovery path")])
             _fill(self.inputs_table, [[i["prevout"], sats(i["value_sats"]),
-                                       _("yes") if n in review.messages else ""]
+                                       _("yes") if n in review.messages else "",
+                                       i.get("recovery") or _("none")]
                                       for n, i in enumerate(review.inputs)])
             vbox.addWidget(self.inputs_table)
             self.fee_label = QLabel(_("Fee: {}").format(sats(review.fee_sats)))
