@@ -77,6 +77,7 @@ def set_input_musig_info(txin, out: MusigOutput, index: Optional[int] = None) ->
 def set_output_musig_info(txout, out: MusigOutput, index: Optional[int] = None) -> None:
     _set_participants(txout._unknown, OUT_TAP_INTERNAL_KEY, OUT_MUSIG2_PARTICIPANT_PUBKEYS, out,
                       index, "output")
+    psbt_taptree.set_output_tree(txout, out)
 
 
 def _read_participants(unknown, participants_type, index,
@@ -219,6 +220,13 @@ def output_musig_info(txout, index: Optional[int] = None) -> Optional[OutputMusi
     if out.participants != keys or out.internal_key != agg:
         raise refuse("output participant keys do not aggregate to the field's key")
     internal = read_output_internal_key(txout, index)
+    policy = psbt_taptree.read_output_policy(txout, keys, index)
+    if policy is not None:
+        # A recovery output (our change, or a new one): the tree must produce the script.
+        out = MusigOutput.from_pubkeys(keys, recovery=policy)
+        if out.scriptpubkey != txout.scriptpubkey or internal not in (None, agg[1:]):
+            raise refuse("output participant keys and taproot tree do not produce its script")
+        return OutputMusigInfo(out)
     if out.scriptpubkey == txout.scriptpubkey and internal in (None, agg[1:]):
         return OutputMusigInfo(out)
     if internal is None:

@@ -4,6 +4,7 @@
     0x15 PSBT_IN_TAP_LEAF_SCRIPT       key: control block               value: script | leaf version
     0x16 PSBT_IN_TAP_BIP32_DERIVATION  key: x(K) (32)   value: <#leaf hashes> hashes fingerprint path
     0x18 PSBT_IN_TAP_MERKLE_ROOT       (Electrum parses it itself: ``txin.tap_merkle_root``)
+    0x06 PSBT_OUT_TAP_TREE             key: -   value: {depth, leaf version, <script>}* (one leaf)
 
 Why they are written: a wallet that knows nothing of our plugin (Bitcoin Core,
 a hardware signer) needs the merkle root to sign or check the key path and the
@@ -23,6 +24,7 @@ from ..foundation.constants import TAPSCRIPT_LEAF_VERSION
 from .errors import PsbtFieldError, RecoveryPolicyError
 from .recovery_tree import RecoveryPolicy
 
+OUT_TAP_TREE = 0x06
 IN_TAP_SCRIPT_SIG = 0x14
 IN_TAP_LEAF_SCRIPT = 0x15
 IN_TAP_BIP32_DERIVATION = 0x16
@@ -145,3 +147,46 @@ def add_script_sig(txin, xonly: bytes, leaf_hash: bytes, sig: bytes,
     if old is not None and old != sig:
         raise PsbtFieldError(index, "a different tapscript signature is already present")
     txin._unknown[full] = bytes(sig)
+
+
+# --- outputs: the script tree of a recovery output we pay (change, or a new output) ----------
+def set_output_tree(txout, out) -> None:
+    """PSBT_OUT_TAP_TREE of a one-leaf recovery output: depth 0, tapscript, the leaf script."""
+    if out.recovery is None:
+        return
+    script = out.recovery.script
+    txout._unknown[bytes([OUT_TAP_TREE])] = (b"\x00" + bytes([TAPSCRIPT_LEAF_VERSION])
+                                             + _compact(len(script)) + script)
+
+
+def read_output_policy(txout, participants: tuple[bytes, ...],
+                       index: Optional[int] = None) -> Optional[RecoveryPolicy]:
+    """The recovery leaf of an output's PSBT_OUT_TAP_TREE (checked), or None without one."""
+    entries = _entries(txout._unknown, OUT_TAP_TREE)
+    if not entries:
+        return None
+
+    def bad(why):
+        return PsbtFieldError(index, f"taproot tree {why}", section="output")
+    key, value = entries[0]
+    if len(entries) != 1 or key:
+        raise bad("field has key data")
+    if len(value) < 4 or value[0] != 0 or value[1] != TAPSCRIPT_LEAF_VERSION:
+        raise bad("is not one depth-0 tapscript leaf")
+    n, start = value[2], 3
+    if n == 0xFD:
+        if len(value) < 5:
+            raise bad("has a bad length")
+        n, start = int.from_bytes(value[3:5], "little"), 5
+    elif n > 0xFD:
+        raise bad("has a bad length")
+    if len(value) != start + n:
+        raise bad("is not exactly one leaf")
+    try:
+        return RecoveryPolicy.from_script(value[start:], participants)
+    except RecoveryPolicyError as exc:
+        raise PsbtFieldError(index, str(exc), section="output") from exc
+
+
+def _compact(n: int) -> bytes:
+    return bytes([n]) if n < 0xFD else b"\xfd" + n.to_bytes(2, "little")

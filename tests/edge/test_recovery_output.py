@@ -340,3 +340,46 @@ def test_maturity_is_checked_with_the_height_it_opens(funder_out):
     with pytest.raises(RecoveryNotMature, match="not confirmed"):
         check_mature([c], {c.outpoint: 0}, 205)
     check_mature([c], {c.outpoint: 200}, 209)     # the next block (210) may contain it
+
+
+def test_change_to_a_recovery_output_carries_its_tree_and_is_reviewed(funder_out):
+    out = funder_out
+    other = MusigOutput.from_pubkeys(KEYS[:2]).address()
+    tx = build_spend([_coin(out)], [(other, 40_000)], fee_sats=1_000,
+                     change_address=out.address(), change_musig=out)
+    t = parse_psbt(psbt_base64(tx))
+    review = review_spend(t, KEYS[0], sighashes(t))
+    change = [o for o in review.outputs if o.address == out.address()][0]
+    assert change.musig == out and change.musig.recovery == out.recovery
+    # a tree that does not produce the script, or a malformed one, is refused naming the output
+    idx = [i for i, o in enumerate(tx.outputs()) if o.address == out.address()][0]
+    wrong = RecoveryPolicy.funder_alone(KEYS[0], SORTED, 11).script
+    for value, message in ((b"\x00\xc0" + bytes([len(wrong)]) + wrong, "do not produce"),
+                           (b"\x01\xc0\x01\x51", "one depth-0"),
+                           (b"\x00\xc0\x05\x51", "exactly one leaf")):
+        bad = parse_psbt(psbt_base64(tx))
+        bad.outputs()[idx]._unknown[bytes([pt.OUT_TAP_TREE])] = value
+        bad = parse_psbt(psbt_base64(bad))
+        with pytest.raises(PsbtFieldError, match=f"^output {idx}: .*{message}"):
+            review_spend(bad, KEYS[0], sighashes(bad))
+
+
+def test_import_checks_the_tree_against_the_announced_policy(electrum_loop):
+    from musig2_plugin.wallet_bridge import (InvalidParticipants, RecoveryPolicyMismatch,
+                                             create_recovery_output, import_output)
+    made = create_recovery_output(KEYS[0], KEYS[1:], "funder:144")
+    assert made.recovery == RecoveryPolicy.funder_alone(KEYS[0], SORTED, 144)
+    text = made.descriptor
+    assert import_output(text, KEYS[1], f"funder:{KEYS[0].hex()}:144") == made
+    assert import_output(text, KEYS[2], "funder:144", announced_funder=KEYS[0]) == made
+    for announced in (f"funder:{KEYS[0].hex()}:145", f"funder:{KEYS[1].hex()}:144",
+                      "2-of-3:144", None):
+        with pytest.raises(RecoveryPolicyMismatch):
+            import_output(text, KEYS[1], announced)
+    plain = create_recovery_output(KEYS[0], KEYS[1:], None)
+    with pytest.raises(RecoveryPolicyMismatch, match="no recovery leaf"):
+        import_output(plain.descriptor, KEYS[1], "2-of-3:144")
+    assert import_output(plain.descriptor, KEYS[1], None) == plain
+    stranger = crypto.plain_pubkey(hashlib.sha256(b"stranger").digest())
+    with pytest.raises(InvalidParticipants):
+        import_output(text, stranger, f"funder:{KEYS[0].hex()}:144")
