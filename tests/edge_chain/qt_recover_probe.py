@@ -13,7 +13,6 @@ argv: <json file with: workdir, shots, server, node {port, user, password, miner
        cosigners [{name, datadir, wallet_path, pubkey}]>
 """
 import asyncio
-import hashlib
 import json
 import os
 import sys
