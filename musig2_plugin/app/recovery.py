@@ -56,6 +56,24 @@ def earliest_recovery(plugin, wallet, out) -> Optional[int]:
     return min(opens) if opens else None
 
 
+def own_origin(plugin, wallet) -> Optional[tuple[bytes, tuple[int, ...]]]:
+    """(root fingerprint, full path) of our participant key: keystore prefix + 327h/0h."""
+    from electrum.bip32 import convert_bip32_strpath_to_intpath
+    from ..wallet_bridge import PARTICIPANT_PATH
+    ks = wallet.get_keystore()
+    fp, prefix = ks.get_root_fingerprint(), ks.get_derivation_prefix()
+    if not fp or prefix is None:
+        return None
+    return bytes.fromhex(fp), tuple(convert_bip32_strpath_to_intpath(prefix)) + PARTICIPANT_PATH
+
+
+def _add_origin(plugin, wallet, tx, me) -> None:
+    from ..wallet_bridge.psbt_taptree import add_own_derivation
+    origin = own_origin(plugin, wallet)
+    if origin is not None:
+        add_own_derivation(tx, me, *origin)
+
+
 def _result(tx, me) -> dict[str, Any]:
     result: dict[str, Any] = {"review": review_recovery(tx, me), "psbt": psbt_base64(tx),
                               "complete": False, "tx": None, "txid": tx.txid()}
@@ -77,6 +95,7 @@ async def recover(plugin, wallet, password: Optional[str], ref: str, *,
     check_mature(coins, heights, tip)
     tx = build_recovery_spend(coins, destination or wallet.get_receiving_address(),
                               fee_sats=fee_sats, feerate_sat_vb=feerate_sat_vb)
+    _add_origin(plugin, wallet, tx, me)
     sign_recovery(tx, plugin.participant_secret(wallet, password))
     return _result(tx, me)
 
@@ -85,5 +104,6 @@ def sign(plugin, wallet, password: Optional[str], tx) -> dict[str, Any]:
     """A k-of-n signer: review the recovery PSBT, add our signature, finalize when complete."""
     me = plugin.participant_key(wallet, password).pubkey
     review_recovery(tx, me)
+    _add_origin(plugin, wallet, tx, me)
     sign_recovery(tx, plugin.participant_secret(wallet, password))
     return _result(tx, me)

@@ -70,6 +70,24 @@ def set_input_tree(txin, out, index: Optional[int] = None,
                 [policy.leaf_hash], fingerprint, path)
 
 
+def add_own_derivation(tx, key: bytes, fingerprint: bytes, path: tuple[int, ...]) -> None:
+    """Our leaf key's origin (BIP-371 0x16 with the leaf hash) on every recovery input it signs.
+
+    Hardware signers and other wallets find their key by it; it reveals nothing the
+    descriptor does not, except which wallet node holds the key (ours: keystore/327h/0h).
+    """
+    if len(fingerprint) != 4 or len(path) > 32:
+        raise PsbtFieldError(None, "bad key origin for our derivation field")
+    from .psbt_fields import input_musig_output
+    for i, txin in enumerate(tx.inputs()):
+        out = input_musig_output(txin, i)
+        if out is None or out.recovery is None or key not in out.recovery.signers:
+            continue
+        txin._unknown[bytes([IN_TAP_BIP32_DERIVATION]) + key[1:]] = _derivation_value(
+            [out.recovery.leaf_hash], fingerprint, path)
+    tx.invalidate_ser_cache()
+
+
 def _check_derivations(txin, index) -> None:
     entries = _entries(txin._unknown, IN_TAP_BIP32_DERIVATION)
     if len(entries) > MAX_DERIVATION_ENTRIES:

@@ -383,3 +383,17 @@ def test_import_checks_the_tree_against_the_announced_policy(electrum_loop):
     stranger = crypto.plain_pubkey(hashlib.sha256(b"stranger").digest())
     with pytest.raises(InvalidParticipants):
         import_output(text, stranger, f"funder:{KEYS[0].hex()}:144")
+
+
+def test_own_key_origin_is_written_for_the_leaf_and_read_back(funder_out):
+    out = funder_out
+    tx = build_recovery_spend([_coin(out, 0), _coin(out, 1)], out.address(), fee_sats=900)
+    pt.add_own_derivation(tx, KEYS[0], b"\xde\xad\xbe\xef", (0x80000000, 0x80000147, 0x80000000))
+    pt.add_own_derivation(tx, KEYS[1], b"\x01\x02\x03\x04", (1,))   # not a leaf key: nothing
+    t = parse_psbt(psbt_base64(tx))
+    for txin in t.inputs():
+        got = txin._unknown[bytes([pt.IN_TAP_BIP32_DERIVATION]) + KEYS[0][1:]]
+        assert got == (b"\x01" + out.recovery.leaf_hash + b"\xde\xad\xbe\xef"
+                       + b"\x00\x00\x00\x80" + b"\x47\x01\x00\x80" + b"\x00\x00\x00\x80")
+        assert bytes([pt.IN_TAP_BIP32_DERIVATION]) + KEYS[1][1:] not in txin._unknown
+    assert musig_inputs(t)[0] == out           # and the whole input still reads back checked

@@ -220,6 +220,18 @@ def test_two_of_three_leaf_recovered_by_two_while_one_is_silent(
     _mine(chain, ws, 4)
     first = bob.cmd(P + "recover", output=address, destination=dest, feerate=2)
     assert first["complete"] is False and first["tx"] is None
+    # the node's own PSBT parser reads the taproot fields other wallets need
+    vin = chain.node.call("decodepsbt", first["psbt"])["inputs"][0]
+    assert vin["taproot_internal_key"] == made["internal_key"][2:]
+    (leaf,) = vin["taproot_scripts"]
+    assert leaf["leaf_ver"] == 0xC0 and leaf["control_blocks"][0][2:] == made["internal_key"][2:]
+    assert vin["taproot_merkle_root"] is not None
+    (psig,) = vin["taproot_script_path_sigs"]
+    assert psig["pubkey"] == kb[2:] and len(psig["sig"]) == 128
+    derivs = {d["pubkey"]: d for d in vin["taproot_bip32_derivs"]}
+    assert derivs[kb[2:]]["leaf_hashes"] == [psig["leaf_hash"]]
+    assert derivs[kb[2:]]["path"].endswith("/327h/0h")
+    assert derivs[made["internal_key"][2:]]["path"] == "m"
     with pytest.raises(ElectrumRPCError, match="InvalidFinalSignature: .*1 of the 2"):
         bob.cmd(P + "recovery_finalize", psbt=first["psbt"])
     second = carol.cmd(P + "recovery_sign", psbt=first["psbt"])
