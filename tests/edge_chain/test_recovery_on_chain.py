@@ -164,6 +164,9 @@ def test_funder_leaf_refused_before_maturity_then_recovered_and_key_path_still_w
         decoded = chain.node.call("decoderawtransaction", rec["tx"])
         assert decoded["vin"][0]["sequence"] == 10
         witness = decoded["vin"][0]["txinwitness"]
+        rec_leaf_script = witness[1]
+        rec_leaf_hash = chain.node.call("decodepsbt", rec["psbt"])["inputs"][0][
+            "taproot_script_path_sigs"][0]["leaf_hash"]
         assert len(witness) == 3 and len(witness[0]) == 128 and witness[2][2:] == made["internal_key"][2:]
         assert alice2.cmd(P + "broadcast", tx=rec["tx"])["txid"] == rec["txid"]
         _mine(chain, ws, 1)
@@ -178,6 +181,10 @@ def test_funder_leaf_refused_before_maturity_then_recovered_and_key_path_still_w
         req = alice2.cmd(P + "request_spend", outputs=f'[["{dest}", 19990000]]', fee=10000)
         assert "funder" in req["review"]["inputs"][0]["recovery"]
         psbt, sighashes = req["psbt"], req["sighashes"]
+        vin = chain.node.call("decodepsbt", psbt)["inputs"][0]     # what other wallets read
+        assert vin["taproot_internal_key"] == made["internal_key"][2:]
+        assert vin["taproot_scripts"][0]["script"] == rec_leaf_script
+        assert vin["taproot_merkle_root"] == rec_leaf_hash
         for w in (alice2, bob, carol):
             nonce = w.cmd(P + "psbt_nonce", psbt=psbt, sighashes=json.dumps(sighashes))
             assert "funder" in nonce["review"]["inputs"][0]["recovery"]   # every review shows it
