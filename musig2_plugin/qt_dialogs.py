@@ -399,8 +399,10 @@ class OverviewDialog(WindowModalDialog):
         self.fund_button.clicked.connect(self.fund_selected)
         self.recover_button = QPushButton(_("Recover..."))
         self.recover_button.clicked.connect(self.recover_selected)
-        vbox.addLayout(Buttons(self.fund_button, self.spend_button, self.recover_button,
-                               CloseButton(self)))
+        self.import_button = QPushButton(_("Import descriptor..."))
+        self.import_button.clicked.connect(self.import_descriptor)
+        vbox.addLayout(Buttons(self.import_button, self.fund_button, self.spend_button,
+                               self.recover_button, CloseButton(self)))
         self.refresh()
         # Balances follow the server live (the output watcher); the view re-reads them.
         from PyQt6.QtCore import QTimer
@@ -420,6 +422,12 @@ class OverviewDialog(WindowModalDialog):
             self.show_error(_("Select an output first."))
             return None
         d = SpendDialog(self.parent(), self.plugin, self.wallet, stored)
+        d.show()
+        return d
+
+    def import_descriptor(self):
+        from .qt_recovery import ImportDialog
+        d = ImportDialog(self.parent(), self.plugin, self.wallet)
         d.show()
         return d
 

@@ -201,3 +201,54 @@ class RecoverDialog(WindowModalDialog):
             self.status.setText(_("Signed by you. Pass this PSBT to the other signers of the "
                                   "recovery path (recovery_sign)."))
             self.result_text.setPlainText(result["psbt"])
+
+
+class ImportDialog(WindowModalDialog):
+    """A co-signer imports an output's descriptor with the recovery policy it was told about.
+
+    What the descriptor's tree says is shown in words before anything is stored; a tree
+    that is not the announced policy (or a tree where none was announced) is refused,
+    with the same check as ``create_output descriptor=... recovery=...``.
+    """
+
+    def __init__(self, parent, plugin, wallet):
+        super().__init__(parent, _("Import a MuSig2 output"))
+        self.plugin, self.wallet = plugin, wallet
+        self.setMinimumWidth(640)
+        vbox = QVBoxLayout(self)
+        vbox.addWidget(WWLabel(_(
+            "Paste the descriptor the creator sent you, and the recovery policy they announced "
+            "(for example funder:<their key>:4032 or 2-of-3:4032; empty for none). A descriptor "
+            "whose recovery path differs from the announced one is refused.")))
+        self.descriptor = QTextEdit()
+        self.descriptor.setMaximumHeight(110)
+        vbox.addWidget(self.descriptor)
+        row = QHBoxLayout()
+        row.addWidget(QLabel(_("Announced recovery policy")))
+        self.announced = QLineEdit()
+        row.addWidget(self.announced)
+        vbox.addLayout(row)
+        self.status = WWLabel("")
+        vbox.addWidget(self.status)
+        self.import_button = QPushButton(_("Import"))
+        self.import_button.clicked.connect(self.do_import)
+        vbox.addLayout(Buttons(CloseButton(self), self.import_button))
+        self.stored = None
+
+    def do_import(self) -> None:
+        from .wallet_bridge import import_output
+        me = self.plugin.cached_participant_key(self.wallet)
+        if me is None:
+            self.status.setText(_("Start the co-signing node first (it derives your key)."))
+            return
+        try:
+            out = import_output(self.descriptor.toPlainText().strip(), me.pubkey,
+                                self.announced.text().strip() or None)
+        except Exception as exc:
+            self.status.setText(_("Refused: {}: {}").format(type(exc).__name__, exc))
+            return
+        self.stored = self.plugin.vaults(self.wallet).add(out, _("imported"))
+        self.wallet.save_db()
+        self.plugin.watch_output(out)
+        self.status.setText(_("Imported {}. Recovery path: {}").format(
+            out.address(), out.recovery.describe() if out.recovery else _("none")))

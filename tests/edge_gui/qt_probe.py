@@ -180,6 +180,23 @@ try:
             shot(prog[0], "progress_dialog.png")
     ov = plugin.open_overview(window)
     ov.resize(900, 360)
+    # A co-signer's import of a recovery output (bob created it, alice imports it): a tree other
+    # than the announced policy is refused and nothing is stored; the announced one is imported.
+    bobs = bridge.create_recovery_output(bob.pubkey, [me], "funder:144")
+    imp = ov.import_descriptor()
+    imp.descriptor.setPlainText(bobs.descriptor)
+    imp.announced.setText(f"funder:{bob.pubkey.hex()}:1")
+    imp.do_import()
+    out["import_refused"] = [imp.status.text(), imp.stored is None,
+                             len(plugin.vaults(wallet).all())]
+    imp.announced.setText(f"funder:{bob.pubkey.hex()}:144")
+    imp.do_import()
+    out["import_ok"] = [imp.status.text(), imp.stored is not None and
+                        imp.stored.output.address() == bobs.address()]
+    imp.resize(660, 320)
+    shot(imp, "import_descriptor.png")
+    imp.close()
+    plugin.vaults(wallet).remove(bobs.address())
     out["overview_outputs"] = ov.outputs_table.rowCount()
     out["overview_sessions"] = ov.sessions_table.rowCount()
     shot(ov, "outputs_and_sessions.png")

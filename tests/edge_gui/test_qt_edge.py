@@ -108,6 +108,13 @@ def test_switching_the_node_off_in_settings_stops_it(probe):
     assert probe["node_stopped_by_setting"] is True
 
 
+def test_import_refuses_a_tree_other_than_the_announced_policy(probe):
+    text, nothing_stored, count = probe["import_refused"]
+    assert text.startswith("Refused: RecoveryPolicyMismatch") and nothing_stored and count == 1
+    text, same_address = probe["import_ok"]
+    assert text.startswith("Imported ") and "after 144 blocks the funder" in text and same_address
+
+
 def test_spend_and_fund_from_the_overview(probe):
     assert "whole satoshis" in probe["spend_bad_amount"]
     assert probe["spend_offline"].startswith("Offline:")
