@@ -5,7 +5,7 @@ Run:  .venv/bin/python bench/bench_recovery.py [--repeats R]
 For a funder leaf and a 2-of-3 leaf, with 1 and 50 coins (MAX_SPEND_INPUTS): build the PSBT
 (every input's tree fields), each signer parses it, reviews it and adds its tapscript signatures
 (BIP-342 sighash per input), finalize (every signature verified, witnesses written). Also the
-PSBT size. Median wall time of R runs. Figures go to docs/recovery.md; a benchmark, not a test.
+PSBT size. Median wall and process CPU time of R runs. Figures go to docs/recovery.md; a benchmark, not a test.
 """
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ from musig2_plugin.wallet_bridge import (MusigCoin, MusigOutput, RecoveryPolicy,
                                          psbt_base64, review_recovery, sign_recovery)
 
 
-def one(policy_kind: str, coins: int, secrets) -> tuple[float, int]:
+def one(policy_kind: str, coins: int, secrets) -> tuple[float, int, float]:
     keys = [crypto.plain_pubkey(s) for s in secrets]
     ordered = crypto.key_sort(keys)
     policy = (RecoveryPolicy.funder_alone(keys[0], ordered, 144) if policy_kind == "funder"
               else RecoveryPolicy.k_of_n(2, ordered, 144))
     out = MusigOutput.from_pubkeys(keys, recovery=policy)
     signers = [secrets[0]] if policy_kind == "funder" else [secrets[0], secrets[1]]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     cs = [MusigCoin(hashlib.sha256(b"bench %d" % i).hexdigest(), i, 100_000, out)
           for i in range(coins)]
     psbt = psbt_base64(build_recovery_spend(cs, out.address(), feerate_sat_vb=2))
@@ -44,7 +44,7 @@ def one(policy_kind: str, coins: int, secrets) -> tuple[float, int]:
         psbt = psbt_base64(tx)
     final = finalize_recovery(parse_psbt(psbt))
     assert final.is_complete()
-    return time.perf_counter() - t, len(psbt) * 3 // 4
+    return time.perf_counter() - t, len(psbt) * 3 // 4, time.process_time() - c
 
 
 def main() -> None:
@@ -57,7 +57,9 @@ def main() -> None:
         for coins in (1, 50):
             runs = [one(kind, coins, secrets) for _ in range(args.repeats)]
             med = statistics.median(r[0] for r in runs)
-            print(f"{kind:<7} {coins:>3} coin(s): median {med * 1000:8.1f} ms "
+            cpu = statistics.median(r[2] for r in runs)
+            print(f"{kind:<7} {coins:>3} coin(s): median {med * 1000:8.1f} ms wall, "
+                  f"{cpu * 1000:8.1f} ms CPU "
                   f"(build + {'1 signer' if kind == 'funder' else '2 signers'} + finalize), "
                   f"PSBT {runs[0][1]:,} bytes")
 

@@ -13,6 +13,7 @@ produce an address: a disagreement would mean coins the signers cannot spend.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
@@ -106,8 +107,10 @@ class MusigOutput:
             raise OutputKeyMismatch("could not encode the output key as an address")
         return addr
 
-    @property
+    @functools.cached_property
     def descriptor(self) -> str:
+        # Cached: the BIP-380 checksum is pure Python, and reviews of many-input spends and
+        # the outputs store ask for it per input and per lookup.
         return musig_descriptor(self.participants,
                                 self.recovery.miniscript() if self.recovery else None)
 

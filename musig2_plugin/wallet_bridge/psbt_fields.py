@@ -19,6 +19,7 @@ MuSig2 aggregate pubkey" test vectors (which our tests parse end to end).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import MutableMapping, Optional
@@ -134,6 +135,14 @@ def read_output_participants(txout, index: Optional[int] = None):
     return _read_participants(txout._unknown, OUT_MUSIG2_PARTICIPANT_PUBKEYS, index, "output")
 
 
+@functools.lru_cache(maxsize=64)
+def _output_of(keys: tuple[bytes, ...], policy) -> MusigOutput:
+    """MusigOutput.from_pubkeys, remembered: every input of a 50-input spend of one output
+    (and every pass over the PSBT: review, sighashes, signing, finalizing) has the same keys
+    and tree, and the result is a pure function of them (frozen, checked once)."""
+    return MusigOutput.from_pubkeys(keys, recovery=policy)
+
+
 def input_musig_output(txin, index: Optional[int] = None) -> Optional[MusigOutput]:
     """The MuSig2 output an input claims to spend, recomputed from its participant keys.
 
@@ -145,7 +154,7 @@ def input_musig_output(txin, index: Optional[int] = None) -> Optional[MusigOutpu
         return None
     agg, keys = got
     policy = psbt_taptree.read_input_policy(txin, keys, index)
-    out = MusigOutput.from_pubkeys(keys, recovery=policy)
+    out = _output_of(keys, policy)
     psbt_taptree.check_control_block(txin, out, index)
     if out.participants != keys:
         raise PsbtFieldError(index, "MuSig2 participant keys are not in KeySort order")
