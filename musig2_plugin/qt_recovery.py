@@ -81,8 +81,12 @@ class BackupDialog(WindowModalDialog):
             "Write down or print this descriptor and keep it with your seed. Your seed alone "
             "does not know the other participants' keys: with the seed and this text you can "
             "restore the output, spend it with the others, and use its recovery path.")))
+        self.policy_text = out.recovery.spec if out.recovery is not None else ""
         if out.recovery is not None:
             vbox.addWidget(WWLabel(_("Recovery path: {}").format(out.recovery.describe())))
+            # What the co-signers import it with (they refuse any other tree).
+            vbox.addWidget(WWLabel(_("Tell your co-signers this policy with the descriptor: "
+                                     "{}").format(self.policy_text)))
         self.text = QTextEdit()
         self.text.setReadOnly(True)
         self.text.setPlainText(out.descriptor)
