@@ -401,8 +401,11 @@ class OverviewDialog(WindowModalDialog):
         self.recover_button.clicked.connect(self.recover_selected)
         self.import_button = QPushButton(_("Import descriptor..."))
         self.import_button.clicked.connect(self.import_descriptor)
+        self.sign_recovery_button = QPushButton(_("Sign recovery..."))
+        self.sign_recovery_button.clicked.connect(self.sign_recovery)
         vbox.addLayout(Buttons(self.import_button, self.fund_button, self.spend_button,
-                               self.recover_button, CloseButton(self)))
+                               self.recover_button, self.sign_recovery_button,
+                               CloseButton(self)))
         self.refresh()
         # Balances follow the server live (the output watcher); the view re-reads them.
         from PyQt6.QtCore import QTimer
@@ -428,6 +431,12 @@ class OverviewDialog(WindowModalDialog):
     def import_descriptor(self):
         from .qt_recovery import ImportDialog
         d = ImportDialog(self.parent(), self.plugin, self.wallet)
+        d.show()
+        return d
+
+    def sign_recovery(self):
+        from .qt_recovery import SignRecoveryDialog
+        d = SignRecoveryDialog(self.parent(), self.plugin, self.wallet)
         d.show()
         return d
 

@@ -256,3 +256,105 @@ class ImportDialog(WindowModalDialog):
         self.plugin.watch_output(out)
         self.status.setText(_("Imported {}. Recovery path: {}").format(
             out.address(), out.recovery.describe() if out.recovery else _("none")))
+
+
+class SignRecoveryDialog(WindowModalDialog):
+    """A k-of-n signer's side of a recovery: paste the PSBT, review it, add our signature.
+
+    The review (outputs, fee, the leaf, whether it takes our key) is computed from the PSBT
+    before anything is signed; when the k-th signature is in, the transaction is finalized
+    and can be broadcast from here.
+    """
+
+    def __init__(self, parent, plugin, wallet):
+        super().__init__(parent, _("Sign a recovery"))
+        self.plugin, self.wallet = plugin, wallet
+        self.setMinimumWidth(680)
+        vbox = QVBoxLayout(self)
+        vbox.addWidget(WWLabel(_("Paste the recovery PSBT another signer passed to you.")))
+        self.psbt = QTextEdit()
+        self.psbt.setMaximumHeight(110)
+        vbox.addWidget(self.psbt)
+        self.review_label = WWLabel("")
+        vbox.addWidget(self.review_label)
+        self.outputs = _table([_("address"), _("amount")])
+        vbox.addWidget(self.outputs)
+        self.status = WWLabel("")
+        vbox.addWidget(self.status)
+        self.result_text = QTextEdit()
+        self.result_text.setReadOnly(True)
+        self.result_text.setMaximumHeight(90)
+        vbox.addWidget(self.result_text)
+        self.review_button = QPushButton(_("Review"))
+        self.review_button.clicked.connect(self.review)
+        self.sign_button = QPushButton(_("Sign"))
+        self.sign_button.setEnabled(False)
+        self.sign_button.clicked.connect(self.sign)
+        self.broadcast_button = QPushButton(_("Broadcast"))
+        self.broadcast_button.setEnabled(False)
+        self.broadcast_button.clicked.connect(self.broadcast)
+        vbox.addLayout(Buttons(CloseButton(self), self.review_button, self.sign_button,
+                               self.broadcast_button))
+        self.result = None
+        self._runner = AsyncRunner()
+
+    def _me(self):
+        key = self.plugin.cached_participant_key(self.wallet)
+        if key is None:
+            raise ValueError(_("Start the co-signing node first (it derives your key)."))
+        return key.pubkey
+
+    def review(self) -> None:
+        from .wallet_bridge import parse_psbt, review_recovery
+        self.sign_button.setEnabled(False)
+        try:
+            rev = review_recovery(parse_psbt(self.psbt.toPlainText()), self._me())
+        except Exception as exc:
+            self.status.setText(_("Refused: {}: {}").format(type(exc).__name__, exc))
+            return
+        ours = any(i["ours"] for i in rev["inputs"])
+        self.review_label.setText(_("Recovery path: {}. Fee: {}. {}").format(
+            "; ".join(sorted({i["recovery"] for i in rev["inputs"]})), sats(rev["fee_sats"]),
+            _("Your key can sign it.") if ours else _("Your key is not in its recovery path.")))
+        _fill(self.outputs, [[o["address"] or o["script"], sats(o["value_sats"])]
+                             for o in rev["outputs"]])
+        self.sign_button.setEnabled(ours)
+        self.status.setText("")
+
+    def sign(self) -> None:
+        from .app import recovery
+        from .wallet_bridge import parse_psbt
+        password = None
+        if self.wallet.has_keystore_encryption():
+            ask = getattr(self.parent(), "password_dialog", None)
+            password = ask() if ask else None
+            if password is None:
+                return
+        try:
+            self.result = recovery.sign(self.plugin, self.wallet, password,
+                                        parse_psbt(self.psbt.toPlainText()))
+        except Exception as exc:
+            self.status.setText(_("Refused: {}: {}").format(type(exc).__name__, exc))
+            return
+        self.sign_button.setEnabled(False)
+        if self.result["complete"]:
+            self.status.setText(_("Complete: transaction {}.").format(self.result["txid"]))
+            self.result_text.setPlainText(self.result["tx"])
+            self.broadcast_button.setEnabled(True)
+        else:
+            self.status.setText(_("Signed. Pass this PSBT on to the next signer."))
+            self.result_text.setPlainText(self.result["psbt"])
+
+    def broadcast(self) -> None:
+        from electrum.transaction import tx_from_any
+        from .wallet_bridge import broadcast
+        self.broadcast_button.setEnabled(False)
+
+        def done(txid, exc):
+            if exc is not None:
+                self.status.setText(_("Broadcast failed: {}: {}").format(type(exc).__name__, exc))
+                self.broadcast_button.setEnabled(True)
+            else:
+                self.status.setText(_("Broadcast {}.").format(txid))
+        self._runner = AsyncRunner()
+        self._runner.run(broadcast(self.wallet, tx_from_any(self.result["tx"])), done)

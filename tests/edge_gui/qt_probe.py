@@ -197,6 +197,31 @@ try:
     shot(imp, "import_descriptor.png")
     imp.close()
     plugin.vaults(wallet).remove(bobs.address())
+    # A 2-of-3 recovery PSBT that a third signer already signed: alice reviews and signs it in
+    # the dialog; with 2 of 2 required signatures it is complete (broadcast needs the chain).
+    third = hashlib.sha256(b"gui third signer").digest()
+    trio = [me, bob.pubkey, bridge.spend.crypto.plain_pubkey(third)]
+    k2 = bridge.create_recovery_output(me, trio[1:], "2-of-3:6")
+    rtx = bridge.build_recovery_spend(
+        [bridge.MusigCoin(hashlib.sha256(b"gui rec coin").hexdigest(), 0, 80_000, k2)],
+        wallet.get_receiving_address(), fee_sats=800)
+    bridge.sign_recovery(rtx, third)
+    sr = ov.sign_recovery()
+    sr.psbt.setPlainText("not a psbt")
+    sr.review()
+    out["sign_recovery_garbage"] = [sr.status.text(), sr.sign_button.isEnabled()]
+    sr.psbt.setPlainText(bridge.psbt_base64(rtx))
+    sr.review()
+    out["sign_recovery_review"] = [sr.review_label.text(), sr.sign_button.isEnabled(),
+                                   sr.outputs.rowCount()]
+    sr.sign()
+    from electrum.transaction import tx_from_any
+    out["sign_recovery_done"] = [sr.status.text(), sr.broadcast_button.isEnabled(),
+                                 len(tx_from_any(sr.result["tx"]).inputs()[0]
+                                     .witness_elements()) if sr.result else None]
+    sr.resize(700, 460)
+    shot(sr, "sign_recovery_dialog.png")
+    sr.close()
     out["overview_outputs"] = ov.outputs_table.rowCount()
     out["overview_sessions"] = ov.sessions_table.rowCount()
     shot(ov, "outputs_and_sessions.png")

@@ -115,6 +115,17 @@ def test_import_refuses_a_tree_other_than_the_announced_policy(probe):
     assert text.startswith("Imported ") and "after 144 blocks the funder" in text and same_address
 
 
+def test_sign_recovery_dialog_reviews_signs_and_completes_a_two_of_three(probe):
+    text, enabled = probe["sign_recovery_garbage"]
+    assert text.startswith("Refused: MalformedPsbt") and enabled is False
+    text, enabled, rows = probe["sign_recovery_review"]
+    assert "any 2 of the 3" in text and "Fee: 800 sat" in text and "can sign" in text
+    assert enabled is True and rows == 1
+    text, can_broadcast, witness_items = probe["sign_recovery_done"]
+    assert text.startswith("Complete: transaction") and can_broadcast is True
+    assert witness_items == 5     # sig, sig, empty, leaf script, control block
+
+
 def test_spend_and_fund_from_the_overview(probe):
     assert "whole satoshis" in probe["spend_bad_amount"]
     assert probe["spend_offline"].startswith("Offline:")
