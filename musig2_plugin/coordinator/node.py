@@ -368,7 +368,7 @@ class Musig2Node:
                          request=record, participants=tuple(keys))
         data = record.encode()
         targets = [k for k in keys if push and k != self.pubkey and k in self.endpoints]
-        await asyncio.gather(*(self._push(self.endpoints[k], data) for k in targets))
+        await asyncio.gather(*(self._push(self.endpoints[k], data, k) for k in targets))
         if self.dht is not None:
             try:
                 await self.dht.publish(record)
@@ -378,9 +378,9 @@ class Musig2Node:
             log.info("announced a request we are not a participant of")
         return record
 
-    async def _push(self, endpoint, data: bytes) -> bool:
+    async def _push(self, endpoint, data: bytes, key: bytes) -> bool:
         try:
-            await self.transport.push_request(endpoint, data)
+            await self.transport.push_request(endpoint, data, to=key)
             return True
         except (PeerUnreachable, PeerRefused) as exc:
             log.info("push of a signing request to %s failed: %s", endpoint, exc)

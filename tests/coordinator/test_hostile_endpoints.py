@@ -1,0 +1,156 @@
+"""Advertisements naming somebody else's endpoint (to aim traffic at a victim) cost each
+discovering node bounded attempts: one failed handshake, then the endpoint is ignored; and
+connection attempts per endpoint are rate limited. Real nodes (kademlia + aiorpcx on
+127.0.0.1); the victims are a plain TCP service counting its connections, an honest node,
+and a port where nothing listens."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from musig2_plugin.coordinator import Musig2Node
+from musig2_plugin.dht import DhtConfig, DhtNode
+from musig2_plugin.foundation.chain import REGTEST
+from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.records import Advertisement
+from musig2_plugin.transport import PeerIgnored
+
+CFG = Musig2Config().with_(round_timeout=2.0, coordinator_grace=1.0, heartbeat_interval=0.5,
+                           connect_timeout=2.0, request_timeout=3.0)
+DHT = DhtConfig(rate_limit_by="address", rpc_timeout=1.0)
+FAKES = 12
+
+
+class PlainVictim:
+    """Somebody's unrelated TCP service: answers anything with an HTTP error and hangs up."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.bytes_in = 0
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> tuple[str, int]:
+        async def handle(reader, writer):
+            self.connections += 1
+            try:
+                data = await asyncio.wait_for(reader.readline(), 5)
+                self.bytes_in += len(data)
+                writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                await writer.drain()
+            finally:
+                writer.close()
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def dead_endpoint() -> tuple[str, int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[:2]                  # closed again: nothing listens there
+
+
+async def publish_fakes(dht: DhtNode, endpoint: tuple[str, int], n: int) -> set[bytes]:
+    """Attacker: ``n`` correctly signed advertisements of fresh keys, all naming ``endpoint``."""
+    owners = set()
+    for i in range(n):
+        ad = Advertisement.create(os.urandom(32), chain=REGTEST, tx_types="spend",
+                                  min_amount_sat=0, max_amount_sat=10**8, host=endpoint[0],
+                                  port=endpoint[1], nickname=f"fake{i}", reputation=100)
+        await dht.publish(ad)
+        owners.add(ad.owner)
+    return owners
+
+
+async def push_to_all(me: Musig2Node, owners: set[bytes]) -> None:
+    for owner in owners:
+        await me.announce_signing_request([me.pubkey, owner], [os.urandom(32)])
+
+
+@pytest.fixture
+async def world():
+    honest = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG, dht_config=DHT)
+    me = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG, dht_config=DHT)
+    attacker = DhtNode(DHT, chain=REGTEST)
+    plain = PlainVictim()
+    await honest.start(dht=True)
+    await me.start(dht=True, bootstrap=[honest.dht_address])
+    await attacker.start(bootstrap=[honest.dht_address])
+    await honest.advertise_signer(nickname="honest")
+    yield honest, me, attacker, plain
+    await asyncio.gather(honest.stop(), me.stop(), attacker.stop())
+    if plain.server is not None:
+        await plain.stop()
+
+
+async def test_fake_signers_at_a_foreign_service_cost_it_one_connection(world):
+    honest, me, attacker, plain = world
+    fakes = await publish_fakes(attacker, await plain.start(), FAKES)
+    found = {a.owner for a in await me.find_available_signers()}
+    assert fakes <= found and honest.pubkey in found
+    await push_to_all(me, fakes)                                # every fake: one push attempt
+    await push_to_all(me, fakes)                                # and again
+    assert plain.connections == 1                               # one failed handshake in all
+    guard = me.transport.pool.guard
+    assert guard.stats["handshake_failed"] == 1
+    assert guard.stats["ignored"] == 2 * FAKES - 1              # the rest: ignored, no traffic
+    with pytest.raises(PeerIgnored, match="failed the handshake"):
+        await me.transport.push_request(("127.0.0.1", plain.server.sockets[0].getsockname()[1]),
+                                        b"\x00", to=next(iter(fakes)))
+
+
+async def test_fake_signers_at_an_honest_node_cost_one_handshake_each_and_lock_nobody_out(world):
+    honest, me, attacker, plain = world
+    fakes = await publish_fakes(attacker, honest.endpoint, FAKES)
+    found = {a.owner for a in await me.find_available_signers()}
+    assert fakes <= found
+    await push_to_all(me, fakes)
+    assert honest.transport.hellos_answered == FAKES                      # one per fake advertisement
+    assert me.transport.pool.guard.stats["handshake_failed"] == FAKES
+    await push_to_all(me, fakes)
+    assert honest.transport.hellos_answered == FAKES                      # then ignored: nothing more
+    assert honest.transport.refusals == {} and honest.requests == {}   # never bothered past hello
+    # the honest node's own key stays reachable at its endpoint
+    record = await me.announce_signing_request([me.pubkey, honest.pubkey], [os.urandom(32)])
+    assert list(honest.requests) and honest.requests[next(iter(honest.requests))].record == record
+    ids = await asyncio.gather(me.join_signing_request(record), honest.join_signing_request(record))
+    sigs = await asyncio.gather(me.get_final_signature(ids[0][0], 20),
+                                honest.get_final_signature(ids[1][0], 20))
+    assert sigs[0] == sigs[1]
+
+
+async def test_connection_attempts_to_a_silent_endpoint_are_rate_limited(world):
+    honest, me, attacker, plain = world
+    fakes = await publish_fakes(attacker, dead_endpoint(), FAKES)
+    await me.find_available_signers()
+    await push_to_all(me, fakes)
+    guard = me.transport.pool.guard
+    assert guard.stats["connect_failed"] == CFG.endpoint_attempt_burst
+    assert guard.stats["rate_limited"] == FAKES - CFG.endpoint_attempt_burst
+    # the budget refills slowly (endpoint_attempts_per_minute): a second round adds at most
+    # what the elapsed time allows
+    await push_to_all(me, fakes)
+    assert guard.stats["connect_failed"] <= CFG.endpoint_attempt_burst + 1
+
+
+async def test_raw_hello_abuse_is_refused_and_bounded():
+    """A junk nonce is a refusal charged to the connection, not a crash."""
+    node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG)
+    client = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG)
+    await node.start(dht=False)
+    await client.start(dht=False)
+    try:
+        from musig2_plugin.foundation import constants as C
+        from musig2_plugin.transport import PeerRefused
+        for bad in (["zz" * 32], ["00" * 31], [5]):
+            with pytest.raises(PeerRefused, match="bad hello nonce"):
+                await client.transport.pool.request(node.endpoint, C.RPC_HELLO, bad)
+        assert node.transport.hellos_answered == 0
+    finally:
+        await asyncio.gather(node.stop(), client.stop())
