@@ -9,7 +9,7 @@ read the same four values from Electrum's config (or a command's overrides):
   set; when the *default* port is taken (a second wallet of the same Electrum,
   another program) the node takes any free port instead, and says so in its
   status. An explicitly set port that is taken is an error;
-- public host and port: the endpoint strangers connect to (a port forward, a
+- public host and port (0 or empty: none / the listen port): the endpoint strangers connect to (a port forward, a
   server's address). Required to advertise on mainnet/testnet/signet unless the
   listen address itself is public (see transport/addresses.py).
 """
@@ -75,7 +75,7 @@ def read_reach_settings(get: Callable[[str, Any], Any], keys: dict[str, str], ch
     if port == 0:
         port = None          # "0" in old configs meant "any": now the chain's default first
     public_host = str(value("public_host", "") or "").strip() or None
-    public_port = _port(value("public_port", None), "public port", allow_zero=False)
+    public_port = _port(value("public_port", None), "public port", allow_zero=True) or None
     if public_host is not None:
         try:
             check_publishable(public_host, chain)

@@ -37,7 +37,7 @@ def test_all_interfaces_and_a_public_endpoint():
     ({"listen_host": "my-laptop"}, "choose 127.0.0.1"),
     ({"listen_port": "http"}, "not a number"),
     ({"listen_port": 70000}, "outside 1..65535"),
-    ({"public_port": 0, "public_host": "203.0.113.4"}, "outside 1..65535"),
+    ({"public_port": -1, "public_host": "203.0.113.4"}, "outside 1..65535"),
     ({"public_port": 443}, "needs a public host"),
     ({"public_host": "192.168.1.10"}, "not published on mainnet"),
     ({"public_host": "127.0.0.1"}, "not published on mainnet"),
