@@ -354,7 +354,7 @@ async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, list
                      public_host=None, public_port=None, password=None,
                      wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Start this wallet's co-signing node (listens on 127.0.0.1 by default; joins the DHT).
-    Its status says how it is reached (reach: chain, listen, published endpoint).
+    Its status says how it is reached (network: chain, listen, published endpoint).
     arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else the chain's default port (any free one if taken)
     arg:str:bootstrap:DHT peers to join, host:port,host:port (default from settings)
     arg:bool:dht:run a DHT node (default true)

@@ -116,7 +116,7 @@ class SettingsDialog(WindowModalDialog):
         """How the running node(s) are reached: the chain, where they listen, what they publish."""
         lines = []
         for c in list(getattr(self.plugin, "cosigners", {}).values()):
-            reach = c.status().get("reach") if c.is_running() else None
+            reach = c.status().get("network") if c.is_running() else None
             if not reach:
                 continue
             listen = "{}:{}".format(*reach["listen"])

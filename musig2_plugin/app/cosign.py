@@ -209,7 +209,7 @@ class WalletCosigner:
                 "advertising": self.node.advertisement is not None,
                 "requests": len(self.requests),
                 # how strangers reach this node: chain, listen address, published endpoint
-                "reach": self.node.reach_status() if self.is_running() else None}
+                "network": self.node.network_status() if self.is_running() else None}
 
     def _emit(self, what: str, state: RequestState) -> None:
         if self.notify is not None:

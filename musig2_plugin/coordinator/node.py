@@ -205,7 +205,7 @@ class Musig2Node:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
-    def reach_status(self) -> dict:
+    def network_status(self) -> dict:
         """How peers reach this node: its chain, where it listens, what it publishes."""
         listen = self.transport.endpoint
         return {"chain": self.chain.name,

@@ -27,7 +27,7 @@ async def test_all_interfaces_is_never_advertised_on_a_real_chain(chain):
     await node.start("0.0.0.0", dht=True, bootstrap=[seed.dht_address])
     try:
         assert node.endpoint[0] == "0.0.0.0" and node.public_endpoint is None
-        assert node.reach_status()["reachable"] == "none"
+        assert node.network_status()["reachable"] == "none"
         with pytest.raises(NoPublicEndpoint, match="set a public host"):
             await node.advertise_signer()
         assert node.advertisement is None
@@ -59,7 +59,7 @@ async def test_the_public_endpoint_is_what_strangers_find():
         assert (ad.endpoint.host, ad.endpoint.port) == ("signer.example.org", 443)
         [found] = await seed.find_available_signers()
         assert (found.endpoint.host, found.endpoint.port) == ("signer.example.org", 443)
-        status = node.reach_status()
+        status = node.network_status()
         assert status == {"chain": "testnet", "listen": ["0.0.0.0", node.endpoint[1]],
                           "endpoint": ["signer.example.org", 443], "reachable": "direct",
                           "dht": list(node.dht_address)}

@@ -56,7 +56,7 @@ def test_settings_in_the_status_and_refusals(rpc):
 def test_all_interfaces_publishes_loopback_on_regtest_and_remembers_peers(daemon, rpc):
     st = rpc("node_start", listen_host="0.0.0.0")
     try:
-        reach = st["reach"]
+        reach = st["network"]
         port = reach["listen"][1]
         assert reach["chain"] == "regtest" and reach["listen"] == ["0.0.0.0", port]
         assert reach["endpoint"] == ["127.0.0.1", port] and reach["reachable"] == "direct"
@@ -71,8 +71,8 @@ def test_all_interfaces_publishes_loopback_on_regtest_and_remembers_peers(daemon
 def test_a_public_endpoint_is_what_the_node_advertises(rpc):
     st = rpc("node_start", public_host="signer.example.org", public_port=443)
     try:
-        assert st["reach"]["endpoint"] == ["signer.example.org", 443]
+        assert st["network"]["endpoint"] == ["signer.example.org", 443]
         assert rpc("advertise")["endpoint"] == "signer.example.org:443"
-        assert rpc("status")["node"]["reach"]["endpoint"] == ["signer.example.org", 443]
+        assert rpc("status")["node"]["network"]["endpoint"] == ["signer.example.org", 443]
     finally:
         rpc("node_stop")
