@@ -164,11 +164,21 @@ class Musig2Plugin(BasePlugin):
     def bootstrap_peers(self) -> list[tuple[str, int]]:
         return parse_peers(self.config.get(CONFIG_BOOTSTRAP, "") or "")
 
+    def chain(self):
+        """The chain of Electrum's network; NodeSettingsError on a network the plugin does not
+        support (simnet, mutinynet, ...), so a command says so in one line."""
+        from .app.cosign import electrum_chain
+        from .app.reach import NodeSettingsError
+        from .foundation.chain import UnknownChain
+        try:
+            return electrum_chain()
+        except UnknownChain as exc:
+            raise NodeSettingsError(f"the plugin does not run on this network: {exc}") from None
+
     def reach_settings(self, **overrides):
         """The checked listen/public settings of the chain Electrum runs on (app/reach.py)."""
-        from .app.cosign import electrum_chain
         from .app.reach import read_reach_settings
-        return read_reach_settings(self.config.get, REACH_KEYS, electrum_chain(), **overrides)
+        return read_reach_settings(self.config.get, REACH_KEYS, self.chain(), **overrides)
 
     async def start_node(self, wallet: "Abstract_Wallet", password: Optional[str], *,
                          host: Optional[str] = None, port: Optional[int] = None,
@@ -187,13 +197,13 @@ class Musig2Plugin(BasePlugin):
         """
         from .crypto.backend import require_musig
         require_musig()
-        from .app.cosign import WalletCosigner, electrum_chain
+        from .app.cosign import WalletCosigner
         from .app.reach import NodeSettingsError, peers_path
         from .transport import EndpointNotPublic
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing
-        chain = electrum_chain()
+        chain = self.chain()
         reach = self.reach_settings(listen_host=host, listen_port=port, public_host=public_host,
                                     public_port=public_port)
         boot = self.bootstrap_peers() if bootstrap is None else list(bootstrap)
@@ -458,9 +468,8 @@ class Musig2Plugin(BasePlugin):
     def network_settings_status(self) -> dict[str, Any]:
         """How a node of this Electrum would listen and what it would publish (the settings;
         a running node's ``reach`` says what it actually does)."""
-        from .app.cosign import electrum_chain
         try:
-            chain = electrum_chain()
+            chain = self.chain()
             reach = self.reach_settings()
             boot = self.bootstrap_peers()
         except Exception as exc:            # an unknown network or a bad setting: say which
