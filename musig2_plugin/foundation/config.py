@@ -76,6 +76,10 @@ class Musig2Config:
     dead_endpoint_ignore_s: float = 3600.0
     #: Endpoints (and endpoint/key pairs) whose dial state is remembered (oldest forgotten).
     max_dial_records: int = 4096
+    #: Handshakes (one signature each) answered per second node-wide, after a burst: more are
+    #: refused as busy (the dialer retries later), so hello floods cannot eat our CPU.
+    hello_rate_per_sec: float = 100.0
+    hello_burst: int = 200
     #: Invalid messages after which a peer is blocked (the anchor uses 10).
     block_after_invalid: int = 10
     #: How long a blocked participant key stays blocked (seconds).

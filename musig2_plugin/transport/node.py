@@ -81,6 +81,7 @@ class Transport:
         self.pool = ClientPool(config, self.chain_id)
         self._request_bucket = TokenBucket(config.request_push_rate_per_sec,
                                            config.request_push_burst)
+        self._hello_bucket = TokenBucket(config.hello_rate_per_sec, config.hello_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
@@ -156,6 +157,8 @@ class Transport:
     # -- receiving --------------------------------------------------------------------
     async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
         if method == C.RPC_HELLO and len(args) == 1:
+            if not self._hello_bucket.take():
+                raise RPCError(ERR_RATE, "handshake rate exceeded; try later")
             try:
                 answer = answer_hello(self._seckey, self.chain_id, args[0])
                 self.hellos_answered += 1

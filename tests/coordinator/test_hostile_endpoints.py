@@ -16,7 +16,7 @@ from musig2_plugin.dht import DhtConfig, DhtNode
 from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.records import Advertisement
-from musig2_plugin.transport import PeerIgnored
+from musig2_plugin.transport import PeerIgnored, PeerUnreachable
 
 CFG = Musig2Config().with_(round_timeout=2.0, coordinator_grace=1.0, heartbeat_interval=0.5,
                            connect_timeout=2.0, request_timeout=3.0)
@@ -154,3 +154,38 @@ async def test_raw_hello_abuse_is_refused_and_bounded():
         assert node.transport.hellos_answered == 0
     finally:
         await asyncio.gather(node.stop(), client.stop())
+
+
+async def test_a_hello_flood_is_answered_at_a_bounded_rate():
+    """Each hello costs the listener a signature: past the node-wide budget it answers 'busy'
+    (a transient refusal the dialer retries later), and keeps serving everything else."""
+    from musig2_plugin.foundation import constants as C
+    from musig2_plugin.transport import PeerRefused
+    from musig2_plugin.transport.hello import new_nonce
+    cfg = CFG.with_(hello_rate_per_sec=1.0, hello_burst=5, peer_rate_per_sec=1000.0,
+                    peer_burst=1000)
+    node = Musig2Node(os.urandom(32), chain=REGTEST, config=cfg)
+    flooder = Musig2Node(os.urandom(32), chain=REGTEST, config=cfg)
+    await node.start(dht=False)
+    await flooder.start(dht=False)
+    try:
+        busy = 0
+        for _ in range(30):
+            try:
+                await flooder.transport.pool.request(node.endpoint, C.RPC_HELLO,
+                                                     [new_nonce().hex()])
+            except PeerRefused as exc:
+                assert "handshake rate exceeded" in str(exc)
+                busy += 1
+        assert node.transport.hellos_answered <= 6 and busy >= 24
+        # a busy answer is not held against the endpoint: the dialer will try again later
+        honest = Musig2Node(os.urandom(32), chain=REGTEST, config=cfg)
+        await honest.start(dht=False)
+        try:
+            with pytest.raises(PeerUnreachable, match="busy"):
+                await honest.transport.push_request(node.endpoint, b"x", to=node.pubkey)
+            assert honest.transport.pool.guard.stats["handshake_failed"] == 0
+        finally:
+            await honest.stop()
+    finally:
+        await asyncio.gather(node.stop(), flooder.stop())
