@@ -47,12 +47,16 @@ async def test_each_chain_finds_only_its_own_signers(two_chains):
             assert {a.owner for a in found} == {n.pubkey for n in mine}
             assert all(a.chain_id == node.chain.id for a in found)
             assert not {a.owner for a in found} & {n.pubkey for n in theirs}
-    # the other chain's stores reached our nodes too (shared routing) and were refused, counted
-    refused = sum(n.dht.stats.get("refused:WrongChain", 0) for n in testnet + regtest)
-    assert refused > 0
-    assert all(not any(r.chain_id != n.chain.id for t in n.dht.records.topics()
-                       for r in n.dht.records.get(t))
-               for n in testnet + regtest)
+    # one DHT: nodes hold the other chain's records too (under that chain's topics only),
+    # which is what keeps a minority chain's records alive in a shared DHT ...
+    assert sum(n.dht.stats.get("held_other_chain", 0) for n in testnet + regtest) > 0
+    # ... yet no lookup ever returns them: the topics differ, and a record of another chain
+    # served under our topic (a lying peer) is refused and counted (test_dht_attacks.py)
+    for node in testnet + regtest:
+        foreign = {t for t in node.dht.records.topics()
+                   if any(r.chain_id != node.chain.id for r in node.dht.records.get(t))}
+        for topic in foreign:
+            assert await node.dht.lookup(topic) == []    # held here, never handed to this chain
 
 
 async def test_a_request_of_the_other_chain_is_refused_typed_and_counted(two_chains):
