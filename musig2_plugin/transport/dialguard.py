@@ -12,8 +12,9 @@ This guard, one per client pool, bounds that:
   speak our protocol at all is ignored *for every key* for
   ``dead_endpoint_ignore_s``: however many advertisements name it, it costs one
   failed handshake.
-- Failed connection attempts and failed handshakes with listeners that do not
-  speak our protocol draw from a token bucket per endpoint
+- Failed connection attempts, handshakes left unanswered (a tarpit, or a node
+  of ours under load: not remembered beyond this) and failed handshakes with
+  listeners that do not speak our protocol draw from a token bucket per endpoint
   (``endpoint_attempts_per_minute``, burst ``endpoint_attempt_burst``) that
   gates every *new connection*: an endpoint that refuses connections is dialed
   at a bounded rate however many keys name it. Successful connections cost

@@ -269,6 +269,13 @@ class ClientPool:
                                       speaks_protocol=False) from None
             except PeerUnreachable:
                 raise
+            except (TaskTimeout, asyncio.TimeoutError):
+                # a silent listener: maybe a tarpit, maybe a node of ours under load. Not
+                # remembered (a busy co-signer must not be shunned for an hour), but it spends
+                # the endpoint's attempt budget, so a tarpit is dialed at a bounded rate.
+                self.guard.connect_failed(endpoint)
+                raise PeerUnreachable(f"no hello answer from {endpoint[0]}:{endpoint[1]}") \
+                    from None
             except asyncio.CancelledError:
                 if not session.is_closing():       # we are being cancelled, not the peer
                     raise

@@ -189,3 +189,38 @@ async def test_a_hello_flood_is_answered_at_a_bounded_rate():
             await honest.stop()
     finally:
         await asyncio.gather(node.stop(), flooder.stop())
+
+
+async def test_a_tarpit_is_dialed_at_a_bounded_rate_but_not_shunned():
+    """A listener that accepts and never answers (or a co-signer frozen under load): each
+    unanswered hello spends the endpoint's attempt budget; it is not remembered as hostile."""
+    held = []
+
+    async def tarpit(reader, writer):
+        held.append(writer)                       # accept, read nothing, answer nothing
+
+    server = await asyncio.start_server(tarpit, "127.0.0.1", 0)
+    endpoint = server.sockets[0].getsockname()[:2]
+    cfg = CFG.with_(request_timeout=0.3, endpoint_attempt_burst=3)
+    me = Musig2Node(os.urandom(32), chain=REGTEST, config=cfg)
+    await me.start(dht=False)
+    try:
+        fakes = [os.urandom(33) for _ in range(8)]
+        outcomes = []
+        for key in fakes:
+            try:
+                await me.transport.push_request(endpoint, b"x", to=b"\x02" + key[1:])
+            except PeerIgnored as exc:
+                outcomes.append("ignored:" + str(exc)[:20])
+            except PeerUnreachable as exc:
+                outcomes.append("silent" if "no hello answer" in str(exc) else str(exc))
+        assert outcomes.count("silent") == 3 and len(held) == 3     # the burst, then no traffic
+        guard = me.transport.pool.guard
+        assert guard.stats["rate_limited"] == 5 and guard.stats["handshake_failed"] == 0
+        assert guard.ignored_count() == 0                           # nothing held against it
+    finally:
+        await me.stop()
+        for w in held:
+            w.close()
+        server.close()
+        await server.wait_closed()
