@@ -72,7 +72,7 @@ class Musig2Config:
     #: How long an endpoint whose listener failed the handshake for a key is ignored for that
     #: key (it answered with another key or another chain), and how long an endpoint that does
     #: not speak our protocol at all is ignored for every key.
-    wrong_key_ignore_s: float = 24 * 3600.0
+    wrong_key_ignore_s: float = 3600.0
     dead_endpoint_ignore_s: float = 3600.0
     #: Endpoints (and endpoint/key pairs) whose dial state is remembered (oldest forgotten).
     max_dial_records: int = 4096
