@@ -352,18 +352,24 @@ async def broadcast(self: "Commands", tx, wallet=None, plugin: "Musig2Plugin" = 
 
 # --- the co-signing node (DHT discovery + peer sessions) ------------------------------------
 @plugin_command('wp', PLUGIN_NAME)
-async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, password=None,
+async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, listen_host=None,
+                     public_host=None, public_port=None, password=None,
                      wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Start this wallet's co-signing node (listens on 127.0.0.1 by default; joins the DHT).
-    arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else any free one
+    Its status says how it is reached (network: chain, listen, published endpoint).
+    arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else the chain's default port (any free one if taken)
     arg:str:bootstrap:DHT peers to join, host:port,host:port (default from settings)
     arg:bool:dht:run a DHT node (default true)
+    arg:str:listen_host:127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces); default from settings
+    arg:str:public_host:host name or IP strangers connect to (port forward, server); default from settings
+    arg:int:public_port:port strangers connect to (default: the listen port)
     """
     from .plugin import parse_peers
     with _clear_errors():
         peers = parse_peers(bootstrap) if bootstrap is not None else None
         c = await plugin.start_node(wallet, password, port=None if port is None else int(port),
-                                    bootstrap=peers, dht=bool(dht))
+                                    bootstrap=peers, dht=bool(dht), host=listen_host,
+                                    public_host=public_host, public_port=public_port)
     return c.status()
 
 

@@ -141,6 +141,7 @@ class WalletCosigner:
     """The co-signing node of one wallet (its participant key), and its requests."""
 
     def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
+                 peers_path=None,
                  notify: Optional[Callable[[str, "RequestState"], None]] = None,
                  auto_broadcast: bool = True, approvals: Optional[dict] = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
@@ -150,7 +151,7 @@ class WalletCosigner:
         kwargs = {} if config is None else {"config": config}
         self.wallet = wallet
         self.node = Musig2Node(seckey, chain=chain or electrum_chain(), approve=self._approve,
-                               **kwargs)
+                               peers_path=peers_path, **kwargs)
         self.pubkey = self.node.pubkey
         self.requests: dict[bytes, RequestState] = {}
         self.notify = notify
@@ -162,8 +163,10 @@ class WalletCosigner:
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
                     bootstrap: Sequence[tuple[str, int]] = (),
+                    public_host: Optional[str] = None, public_port: Optional[int] = None,
                     poll_interval: float = REQUEST_POLL_INTERVAL_S) -> tuple[str, int]:
-        endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap)
+        endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap,
+                                         public_host=public_host, public_port=public_port)
         loop = asyncio.get_running_loop()
         self._subs = [self.node.on("signing-request:received", self._on_received, loop),
                       self.node.on("signature:finalized", self._on_finalized, loop),
@@ -208,7 +211,9 @@ class WalletCosigner:
                 "endpoint": list(self.node.endpoint) if self.is_running() else None,
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
-                "requests": len(self.requests)}
+                "requests": len(self.requests),
+                # how strangers reach this node: chain, listen address, published endpoint
+                "network": self.node.network_status() if self.is_running() else None}
 
     def _emit(self, what: str, state: RequestState) -> None:
         if self.notify is not None:

@@ -302,13 +302,24 @@ try:
     out["settings_bad_peer_error"] = sd.error_label.text()
     out["settings_still_open"] = sd.result() == 0
     sd.bootstrap_edit.setText("127.0.0.1:4242")
+    sd.public_host_edit.setText("0.0.0.0")
+    sd.accept()
+    out["settings_bad_public_error"] = sd.error_label.text()
+    out["settings_still_open_public"] = sd.result() == 0
+    sd.public_host_edit.setText("signer.example.org")
+    sd.public_port_spin.setValue(443)
+    sd.listen_all_checkbox.setChecked(True)
+    out["reach_text"] = sd.reach_label.text()
     sd.nick_edit.setText("alice")
     sd.advertise_checkbox.setChecked(True)
     shot(sd, "settings_dialog.png")
     sd.accept()
     out["settings_saved"] = [config.get("plugins.musig2_plugin.bootstrap"),
                              config.get("plugins.musig2_plugin.ad_nickname"),
-                             config.get("plugins.musig2_plugin.advertise")]
+                             config.get("plugins.musig2_plugin.advertise"),
+                             config.get("plugins.musig2_plugin.listen_host"),
+                             config.get("plugins.musig2_plugin.public_host"),
+                             config.get("plugins.musig2_plugin.public_port")]
     # An encrypted wallet opened with the node enabled: the plugin asks for the password once
     # (the user's typing is stood in for by answering the prompt) and the node starts.
     from electrum.gui.qt.main_window import ElectrumWindow

@@ -89,7 +89,13 @@ def test_approval_runs_both_rounds_to_a_valid_signature(probe):
 def test_settings_validate_and_save(probe):
     assert "not host:port" in probe["settings_bad_peer_error"]
     assert probe["settings_still_open"] is True
-    assert probe["settings_saved"] == ["127.0.0.1:4242", "alice", True]
+    assert "unspecified address" in probe["settings_bad_public_error"]
+    assert probe["settings_still_open_public"] is True
+    assert probe["settings_saved"] == ["127.0.0.1:4242", "alice", True, "0.0.0.0",
+                                       "signer.example.org", 443]
+    # how the running node is reached, as the dialog shows it
+    assert "regtest: listening on 127.0.0.1:" in probe["reach_text"]
+    assert "reached directly at 127.0.0.1:" in probe["reach_text"]
 
 
 def test_screenshots_written(probe):
