@@ -176,6 +176,10 @@ try:
     pd = PluginDialog(meta, None, dialog)
     out["plugin_dialog_texts"] = [l.text() for l in pd.findChildren(QLabel)]
     out["authorized"] = plugins.is_authorized("musig2_plugin")
+    # Electrum's own dependency check (manifest "requires", imported one by one): the zip is
+    # self-contained, so nothing beyond Electrum may be required.
+    out["available"] = plugins.is_available("musig2_plugin")
+    out["requires"] = list(meta.requires)
     qt_module = sys.modules[type(p).__module__]
     sd = qt_module.SettingsDialog(dialog, p)
     out["settings_problem"] = sd.problem_label.text()
@@ -207,6 +211,7 @@ def test_plugins_dialog_shows_the_one_line_without_musig(tmp_path, plugin_zip):
     assert "Traceback" not in res.stderr
     out = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("PROBE"))[5:])
     assert out["loaded"] and out["authorized"]
+    assert out["available"] is True and out["requires"] == []
     line = out["settings_problem"]
     assert "lacks the MuSig2 module" in line and "\n" not in line
     assert out["settings_problem_visible"] is True
