@@ -42,4 +42,6 @@ setup(
     install_requires=["coincurve==21.0.0", "kademlia==2.2.3", "rpcudp==5.0.1",
                       "u-msgpack-python==2.8.0", "aiorpcx>=0.25,<0.26"],
     cmdclass={"bdist_plugin": BdistPlugin},
+    # the standalone DHT bootstrap node (docs/network.md); also `python -m musig2_plugin.node`
+    entry_points={"console_scripts": ["musig2-node = musig2_plugin.node.cli:main"]},
 )
