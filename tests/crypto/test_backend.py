@@ -228,3 +228,25 @@ def test_forcing_an_absent_backend_says_which_and_why():
     assert out["name"] == "none"
     assert "no libsecp256k1 found (coincurve: ModuleNotFoundError" in out["problem"]
     assert "\n" not in out["problem"] and out["ran"] == out["problem"]
+
+
+def test_secret_nonce_memory_is_zeroed_after_use_and_discard():
+    """On whichever backend runs: the secnonce struct's bytes are zero once signed or discarded."""
+    from musig2_plugin.crypto import KeyAggContext, SigningSession, nonce_gen
+    from musig2_plugin.crypto.secp import ffi
+    sks = [bytes([7 + i]) * 32 for i in range(2)]
+    pks = [plain_pubkey(sk) for sk in sks]
+    ka = KeyAggContext.from_pubkeys(pks)
+    msg = b"\x42" * 32
+    nonces = [nonce_gen(pubkey=pk, seckey=sk, keyagg=ka, msg=msg) for pk, sk in zip(pks, sks)]
+    size = ffi.sizeof("secp256k1_musig_secnonce")
+
+    def raw(n):
+        return bytes(ffi.buffer(n._secnonce, size))
+
+    assert all(any(raw(sn)) for sn, _ in nonces)            # fresh: secret material present
+    session = SigningSession.from_pubnonces(ka, [pn for _, pn in nonces], msg)
+    session.partial_sign(nonces[0][0], sks[0])
+    assert raw(nonces[0][0]) == bytes(size)                  # used: zeroed
+    nonces[1][0].discard()
+    assert raw(nonces[1][0]) == bytes(size)                  # discarded: zeroed
