@@ -173,22 +173,31 @@ def phase_chain(ph: Phases, parts: dict[str, Any]):
     return chain
 
 
-def phase_wallets(ph: Phases, chain, n: int):
+def phase_wallets(ph: Phases, chain, n: int, bundle: int = 0):
+    """``bundle``: how many wallets (the first ones) run in .venv-bundle, the stand-in for
+    Electrum's binary bundles (docs/bundle.md): Electrum's own dependencies only."""
     from tests.harness import procs
     from tests.harness.electrum import build_plugin_zip, require_electrum
     from tests.harness.wallets import start_wallets
     ph.start(f"wallets: {n} Electrum daemons, plugin zip installed and authorized, one wallet each")
     require_electrum()
+    venvs = None
+    if bundle:
+        from tests.harness.bundle import BUNDLE_VENV, require_bundle_env
+        require_bundle_env()
+        venvs = [BUNDLE_VENV] * bundle + [None] * (n - bundle)
     zip_dir = tempfile.mkdtemp(prefix="musig2-demo-zip-")
     procs.track_dir(zip_dir)
     zip_path = build_plugin_zip(zip_dir)
-    wallets = start_wallets(chain, n, names=NAMES[:n], plugin_zip=zip_path)
-    for w in wallets:
+    wallets = start_wallets(chain, n, names=NAMES[:n], plugin_zip=zip_path, venvs=venvs)
+    for i, w in enumerate(wallets):
         st = w.cmd(P + "status")
         if st.get("plugin") != "musig2_plugin" or st.get("wallet") != "wallet":
             raise DemoFailure(f"{w.name}: the plugin is not active in its daemon: {st}")
+        env = ".venv-bundle" if i < bundle else ".venv"
         say(f"{w.name:<7} Electrum {st['electrum_version']}, plugin {st['plugin']} {st['version']}, "
-            f"daemon pid {w.daemon.proc.pid}, server {chain.electrum_server}")
+            f"daemon pid {w.daemon.proc.pid}, server {chain.electrum_server}, "
+            f"env {env}, crypto {st.get('crypto_backend')}")
     ph.end("wallets")
     return wallets
 
@@ -412,7 +421,7 @@ def run(args, ph: Phases, parts: dict[str, Any]) -> dict[str, Any]:
         return run_recovery(args, ph, parts, sys.modules[__name__])
     n = args.wallets
     chain = phase_chain(ph, parts)
-    wallets = phase_wallets(ph, chain, n)
+    wallets = phase_wallets(ph, chain, n, args.bundle)
     parts["wallets"] = wallets
     chosen = phase_discovery(ph, chain, wallets, args.timeout)
     out = phase_output(ph, chain, wallets, chosen)
@@ -455,9 +464,14 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                          "co-signer goes silent, the funder recovers after the timelock")
     ap.add_argument("--blocks", type=int, default=10,
                     help="the recovery leaf's timelock in blocks, 2..100 (default 10)")
+    ap.add_argument("--bundle", type=int, default=0,
+                    help="run the first K wallets in .venv-bundle, Electrum's own dependencies "
+                         "only, as in its binary bundles (default 0)")
     args = ap.parse_args(argv)
     if not 2 <= args.blocks <= 100:
         ap.error("--blocks must be within 2..100")
+    if not 0 <= args.bundle <= args.wallets:
+        ap.error("--bundle must be within 0..--wallets")
     if not 2 <= args.wallets <= limit:
         ap.error(f"--wallets must be within 2..{limit}")
     if not 1 <= args.inputs <= 5:
