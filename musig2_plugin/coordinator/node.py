@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -132,6 +132,8 @@ class Musig2Node:
         self.dialback = DialbackService(self.transport)
         #: The last answer of ``learn_reachability`` (None: never asked).
         self.reachability: Reachability | None = None
+        #: What this node dropped from what it found, by reason (e.g. "non_public_endpoint").
+        self.stats: Counter = Counter()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -352,7 +354,18 @@ class Musig2Node:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
-    def reach_status(self) -> dict:
+    def _usable_endpoint(self, host: str) -> bool:
+        """Whether an endpoint a stranger signed may be dialed on our chain: on mainnet,
+        testnet and signet a loopback/private/link-local one would aim us at our own machine
+        or home network (transport/addresses.py); it is dropped and counted."""
+        try:
+            check_publishable(host, self.chain)
+            return True
+        except EndpointNotPublic:
+            self.stats["non_public_endpoint"] += 1
+            return False
+
+    def network_status(self) -> dict:
         """How peers reach this node: its chain, where it listens, what it publishes."""
         listen = self.transport.endpoint
         return {"chain": self.chain.name,
@@ -446,6 +459,8 @@ class Musig2Node:
         for ad in ads:
             if ad.owner == self.pubkey and not include_self:
                 continue
+            if not self._usable_endpoint(ad.endpoint.host):
+                continue          # a LAN/loopback address on a real chain: never dialed, not listed
             self.endpoints[ad.owner] = ad.endpoint
             if ad.owner not in self._discovered:
                 self._discovered[ad.owner] = None
@@ -585,7 +600,7 @@ class Musig2Node:
             raise RequestRefused("conflicts with a signing request we already hold")
         for spec in specs:
             self.sessions.register(spec)
-        if record.endpoint is not None:
+        if record.endpoint is not None and self._usable_endpoint(record.endpoint.host):
             self.endpoints.setdefault(record.creator, record.endpoint)
         known = KnownRequest(record, payload, specs, via)
         self.requests[rid] = known
@@ -674,6 +689,8 @@ class Musig2Node:
             raise NotStarted("the DHT is off on this node")
 
         def remember(ad: Advertisement) -> None:
+            if not self._usable_endpoint(ad.endpoint.host):
+                return
             self.endpoints[ad.owner] = ad.endpoint
             if callback is not None:
                 callback(ad)

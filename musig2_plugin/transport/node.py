@@ -25,6 +25,7 @@ from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
+from .hello import answer_hello
 from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
 from ..records.fields import Endpoint, Reach
 from .peer import (ERR_RATE, ClientPool, PeerRefused, PeerUnreachable,
@@ -80,9 +81,10 @@ class Transport:
         self._counter = CounterSource()
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
-        self.pool = ClientPool(config)
+        self.pool = ClientPool(config, self.chain_id)
         self._request_bucket = TokenBucket(config.request_push_rate_per_sec,
                                            config.request_push_burst)
+        self._hello_bucket = TokenBucket(config.hello_rate_per_sec, config.hello_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         #: Where our server listens (a direct endpoint; may be loopback or 0.0.0.0).
@@ -99,6 +101,8 @@ class Transport:
         self.observers: list[Callable[[Envelope], None]] = []
         #: Called with every envelope we sign before it is sent.
         self.sent_observers: list[Callable[[Envelope], None]] = []
+        #: Handshakes (hello.py) we answered: what fake advertisements naming us cost us.
+        self.hellos_answered = 0
         #: Refusals seen, by exception class name (observability and tests).
         self.refusals: dict[str, int] = {}
 
@@ -156,7 +160,9 @@ class Transport:
 
     async def send(self, endpoint, env: Envelope, *, to: bytes | None = None) -> None:
         """Deliver one envelope to ``to`` (its key) at ``endpoint``, directly or through the
-        relay the endpoint names; raises PeerUnreachable (RelayUnreachable) / PeerRefused."""
+        relay the endpoint names; raises PeerUnreachable (RelayUnreachable) / PeerRefused.
+        The listener must prove the key we mean to reach (hello.py): ``to`` on a direct
+        connection, the relay's key on a relay."""
         ep = Endpoint.of(endpoint)
         if ep == self.endpoint or (to is not None and to == self.pubkey):
             await self.accept(env.encode())
@@ -173,11 +179,13 @@ class Transport:
     async def call(self, ep: Endpoint, method: str, arg: str, *, to: bytes | None) -> object:
         """One request to a peer: on a direct connection, or wrapped for its relay."""
         if ep.kind is not Reach.RELAY:
-            return await self.pool.request(ep.address, method, [arg])
+            return await self.pool.request(ep.address, method, [arg], expect=to)
         if to is None:
             raise PeerUnreachable(f"{ep}: sending through a relay needs the recipient's key")
         try:
-            return await self.pool.request(ep.address, C.RPC_RELAY_SEND, [to.hex(), method, arg])
+            # the relay proves its own key (the one its client signed into its endpoint)
+            return await self.pool.request(ep.address, C.RPC_RELAY_SEND, [to.hex(), method, arg],
+                                           expect=ep.relay_key)
         except PeerUnreachable as exc:
             raise RelayUnreachable(ep, to, str(exc)) from None
         except PeerRefused as exc:
@@ -194,6 +202,15 @@ class Transport:
         return await self._dispatch(method, args, conn)
 
     async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
+        if method == C.RPC_HELLO and len(args) == 1:
+            if not self._hello_bucket.take():
+                raise RPCError(ERR_RATE, "handshake rate exceeded; try later")
+            try:
+                answer = answer_hello(self._seckey, self.chain_id, args[0])
+                self.hellos_answered += 1
+                return answer
+            except ValueError:
+                raise make_refusal("bad hello nonce", conn.charge_invalid()) from None
         relayed = isinstance(conn, RelayClientSession)
         if method == C.RPC_RELAY_INFO and not relayed:
             # Lets an unreachable node find relays among the public nodes it knows (its DHT
