@@ -38,6 +38,7 @@ from ..foundation.config import Musig2Config
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 from ..records.fields import Endpoint, Reach
 from .guards import TokenBucket
+from .hello import HandshakeFailed, check_hello, new_nonce
 from .peer import BoundedConnection, PeerRefused, PeerUnreachable
 
 if TYPE_CHECKING:
@@ -355,6 +356,16 @@ class RelayLink:
                                    f"cannot connect: {exc!r}") from None
         self.session = protocol.session
         self.session.sent_request_timeout = self.transport.config.request_timeout
+        # The relay proves the key that goes into our signed endpoint before we reserve
+        # (hello.py, chain-bound): an impostor at its address is refused here, not by senders.
+        nonce = new_nonce()
+        answer = await self._call(C.RPC_HELLO, [nonce.hex()])
+        try:
+            check_hello(answer, expect=self.relay.relay_key, chain_id=self.transport.chain_id,
+                        nonce=nonce)
+        except HandshakeFailed as exc:
+            await self.close()
+            raise PeerRefused(f"{self.relay}: {exc}") from None
         await self.reserve()
 
     async def _call(self, method: str, args: list) -> object:

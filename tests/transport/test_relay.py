@@ -336,3 +336,23 @@ def test_endpoint_type_forms() -> None:
         Endpoint("h", 1, Reach.DIRECT, rk)
     with pytest.raises(InvalidField):
         Endpoint("h", 1, Reach.RELAY, b"\x04" + bytes(32))
+
+
+async def test_an_impostor_at_the_relay_address_is_refused_before_reserving() -> None:
+    """The endpoint names relay key K; the node listening there holds another key: the hello
+    handshake fails and nothing is reserved there."""
+    members: dict = {}
+    relay, client = Peer(key(0), CFG, members), Peer(key(1), CFG, members)
+    service = relay.t.enable_relay()
+    await relay.t.start()
+    await client.t.start()
+    wrong = Endpoint(*relay.t.endpoint, Reach.RELAY, Peer(key(7), CFG, {}).t.pubkey)
+    link = RelayLink(client.t, wrong)
+    try:
+        with pytest.raises(PeerRefused, match="not the one expected"):
+            await link.open()
+        assert service.reservations == {} and not link.alive
+    finally:
+        await link.close()
+        for p in (relay, client):
+            await p.t.stop()
