@@ -261,7 +261,14 @@ class Musig2Node:
         self.reachability = result
         direct = result.endpoint(port)
         if direct is not None:
-            self.set_advertised_endpoint(direct)
+            try:
+                self.set_advertised_endpoint(direct)
+            except EndpointNotPublic as exc:
+                # Seen from a loopback/private address on a real chain (peers on our LAN):
+                # strangers cannot use it, so we are not "directly reachable" for them.
+                log.info("dial-back verified %s, but it cannot be published: %s", direct, exc)
+                result.reachable = False
+                result.refused = str(exc)
         return result
 
     async def find_relays(self, addresses: Sequence[tuple[str, int]]) -> list[Endpoint]:
@@ -323,10 +330,17 @@ class Musig2Node:
         return [] if self._relays is None else self._relays.endpoints
 
     def _relays_changed(self, relays: list[Endpoint]) -> None:
-        if not relays:
+        usable = []
+        for relay in relays:
+            try:
+                check_publishable(relay.host, self.chain)
+                usable.append(relay)
+            except EndpointNotPublic as exc:
+                log.info("relay %s cannot be published on %s: %s", relay, self.chain.name, exc)
+        if not usable:
             log.warning("no working relay left: peers cannot reach us until one is found")
             return
-        self.set_advertised_endpoint(relays[0])
+        self.set_advertised_endpoint(usable[0])
         if self.advertisement is not None and self._ad_params is not None:
             task = asyncio.ensure_future(self.advertise_signer(**self._ad_params))
             self._watchers.add(task)

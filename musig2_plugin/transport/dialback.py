@@ -85,6 +85,8 @@ class Reachability:
     public_ip: str | None
     reachable: bool
     results: list[DialbackResult] = field(default_factory=list)
+    #: Why a verified address was not published (the chain's rule), if it was not.
+    refused: str | None = None
 
     def endpoint(self, port: int) -> Endpoint | None:
         """The direct endpoint to advertise, or None (use a relay)."""

@@ -116,3 +116,22 @@ async def test_unreachable_peers_give_no_answer() -> None:
         assert result.results[0].error
     finally:
         await a.stop()
+
+
+async def test_a_verified_loopback_address_is_not_published_on_testnet() -> None:
+    """Dial-back works on loopback, but on a real chain 127.0.0.1 is nobody's address: the node
+    does not call itself directly reachable and publishes nothing."""
+    from musig2_plugin.foundation.chain import TESTNET
+    a = Musig2Node(os.urandom(32), chain=TESTNET, config=CFG)
+    b = Musig2Node(os.urandom(32), chain=TESTNET, config=CFG)
+    await a.start("127.0.0.1", 0, dht=False)
+    await b.start("127.0.0.1", 0, dht=False)
+    try:
+        assert a.public_endpoint is None
+        result = await a.learn_reachability([b.endpoint])
+        assert result.results[0].reachable            # the peer's dial-back itself worked
+        assert not result.reachable and "127.0.0.1" in (result.refused or "")
+        assert a.public_endpoint is None
+        assert a.reach_summary()["path"] == "none"
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
