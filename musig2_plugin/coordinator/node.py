@@ -29,8 +29,8 @@ from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, T
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
-from ..transport import PeerRefused, PeerUnreachable, Transport
-from ..transport.addresses import EndpointNotPublic, check_publishable, publishable_endpoint
+from ..transport import (EndpointNotPublic, PeerRefused, PeerUnreachable, Transport,
+                         check_publishable, publishable_endpoint)
 from .errors import (CoordinatorError, NoPublicEndpoint, OversizedPayloadReply, PayloadFetchError,
                      PayloadMismatch, RequestRefused, WrongChainRequest)
 from .fetch import PayloadStore, fetch_payload
