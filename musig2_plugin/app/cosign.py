@@ -81,8 +81,8 @@ def decode_app_data(data: bytes) -> tuple[PartialTransaction, list[int]]:
 
 def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list[int], SpendReview]:
     """Everything a co-signer checks before a request may even be shown as approvable."""
-    if payload.tweak != TWEAK_TAPROOT or payload.merkle_root is not None:
-        raise RequestPayloadError("only taproot key-path (no script tree) requests are supported")
+    if payload.tweak != TWEAK_TAPROOT:
+        raise RequestPayloadError("only taproot key-path requests are supported")
     tx, inputs = decode_app_data(payload.app_data)
     messages = list(record.messages)
     if len(inputs) != len(messages):
@@ -93,6 +93,10 @@ def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list
     for i in inputs:
         if tuple(sorted(musig[i].participants)) != keys:
             raise ParticipantMismatch(i, "the request's participants are not this input's keys")
+        if musig[i].merkle_root != payload.merkle_root:
+            # The sessions sign under the payload's tweak: it must be the input's script tree.
+            raise ParticipantMismatch(i, "the request's taproot merkle root is not this "
+                                         "input's script tree")
     return tx, inputs, review
 
 
@@ -225,16 +229,16 @@ class WalletCosigner:
         mine = {i: o for i, o in musig.items() if o.index_of(self.pubkey) is not None}
         if not mine:
             raise ParticipantMismatch(0, "no input of this transaction is ours to co-sign")
-        key_sets = {o.participants for o in mine.values()}
+        key_sets = {(o.participants, o.merkle_root) for o in mine.values()}
         if len(key_sets) != 1:
             raise BridgeError("one request signs inputs of one participant set; "
                               "split the spend or use the PSBT commands")
         msgs = sighashes(tx)
         inputs = sorted(mine)
-        participants = next(iter(key_sets))
+        participants, merkle_root = next(iter(key_sets))
         record = await self.node.announce_signing_request(
             participants, [msgs[i] for i in inputs], app_data=encode_app_data(tx, inputs),
-            tx_type=TxType.SPEND, metadata=metadata[:200])
+            tx_type=TxType.SPEND, metadata=metadata[:200], merkle_root=merkle_root)
         key = request_key(record)
         state = RequestState(key=key, record=record, role="creator", status=APPROVED, tx=tx,
                              inputs=inputs, txid=tx.txid(), approved=True)

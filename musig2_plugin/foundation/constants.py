@@ -121,6 +121,11 @@ MAX_SPEND_INPUTS = 50                # inputs of one spend request we will look 
 MAX_SPEND_OUTPUTS = 100
 MAX_PSBT_BYTES = 400_000             # a PSBT from a peer larger than this is refused
 TAPROOT_KEYPATH_WITNESS_SIZE = 66    # item count + length byte + 64-byte signature
+# Recovery leaves (docs/recovery.md): N is a BIP-68 relative lock in blocks, 16 bits.
+TAPSCRIPT_LEAF_VERSION = 0xC0        # BIP-342 tapscript
+RECOVERY_MIN_BLOCKS = 1
+RECOVERY_MAX_BLOCKS = 65_535
+RECOVERY_DEFAULT_BLOCKS = 4_032      # ~4 weeks: outlasts a holiday, not a lost key
 REQUEST_POLL_INTERVAL_S = 20         # the background listener looks in the DHT this often
 MAX_TRACKED_REQUESTS = 256           # requests one wallet remembers (oldest inactive evicted)
 MAX_OPEN_APPROVAL_DIALOGS = 3        # more incoming requests only notify (no dialog flood)
