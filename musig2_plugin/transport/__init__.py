@@ -2,6 +2,7 @@
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope, EnvelopeError,
                        MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
+from .admission import PushAdmission, PushRefused
 from .guards import PeerScore, ReplayGuard, TokenBucket
 from .node import BadFetch, Transport, UnknownPayload, UnknownSession
 from .peer import ClientPool, Endpoint, PeerRefused, PeerUnreachable, TransportError
