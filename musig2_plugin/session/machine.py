@@ -31,7 +31,7 @@ from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_
                       parse_pubnonce, schnorr_verify)
 from ..events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, EnvelopeError, MsgType, PeerRefused,
-                         PeerUnreachable, Transport)
+                         PeerUnreachable, Transport, UnknownSession)
 from .messages import MAX_ATTEMPT, decode_body, encode_body
 from .spec import SessionSpec
 
@@ -47,15 +47,38 @@ class NotCoordinator(AuthenticRefusal):
     """A coordinator-only message from someone who is not the coordinator of that epoch."""
 
 
+class NotOurEpoch(UnknownSession):
+    """A coordinator message for an epoch we are not in: refused, changes nothing, and not
+    charged to its signer (an honest coordinator we left, or one we have not reached yet)."""
+
+
 class InvalidContribution(AuthenticRefusal):
     """A signed message whose content is cryptographically wrong (bad nonce, bad partial sig)."""
 
 
+#: Kinds of evidence a culprit is recorded on (docs/sessions.md, "Blame"):
+#: INVALID: a message it signed is cryptographically wrong (an invalid public nonce or
+#: partial signature, two different nonces for one attempt, a lying coordinator);
+#: TIMEOUT: this node itself waited for it past a deadline.
+INVALID, TIMEOUT = "invalid", "timeout"
+
+
 class SessionAborted(Exception):
-    def __init__(self, reason: str, culprits: tuple[bytes, ...] = ()):
+    """A session ended without a signature.
+
+    ``culprits``: whom *this node* blames, on its own evidence only (``evidence`` maps each
+    to INVALID or TIMEOUT). ``reported``: the culprits a coordinator's ABORT named: its
+    claim, which nobody else can check, kept for display and never recorded as blame.
+    """
+
+    def __init__(self, reason: str, culprits: tuple[bytes, ...] = (),
+                 evidence: dict[bytes, str] | None = None,
+                 reported: tuple[bytes, ...] = ()):
         super().__init__(reason)
         self.reason = reason
         self.culprits = culprits
+        self.evidence = dict(evidence or {})
+        self.reported = reported
 
 
 class _CoordinatorState:
@@ -108,6 +131,12 @@ class Session:
         self.final_signature: bytes | None = None
         self.abort_reason: str | None = None
         self.culprits: tuple[bytes, ...] = ()
+        self.evidence: dict[bytes, str] = {}
+        self.reported_culprits: tuple[bytes, ...] = ()
+        #: JOINs for a later epoch that we would coordinate, kept until our own timeout
+        #: takes us there (bounded: epochs <= max_failovers, one per participant).
+        self._early_joins: dict[int, dict[bytes, dict]] = {}
+        self._amnesiac = False
         self._seen_joined: set[bytes] = set()
         self._joining_since = 0.0
         self._attempts_started = 0
@@ -205,7 +234,10 @@ class Session:
         self.joined_local = True
         self._note_joined(self.me)
         if rejoin:
-            # Whoever coordinates now must learn we have no nonce; we do not know who it is.
+            # Whoever coordinates now must learn we have no nonce; we do not know who it is,
+            # nor which epoch the others are in: until a READY reaches us we follow the
+            # first one any reachable epoch's coordinator signs (we saw nothing ourselves).
+            self._amnesiac = True
             self.status = JOINING
             self._joining_since = time.monotonic()
             self._broadcast(MsgType.JOIN, epoch=self.epoch, last_attempt=-1, fresh=True,
@@ -267,7 +299,7 @@ class Session:
         if epoch + 1 > self.config.max_failovers or epoch + 1 >= self.spec.n:
             self._abort_local("coordinators silent: " + ", ".join(
                 k.hex()[:16] for k in self._silent_coordinators),
-                tuple(dict.fromkeys(self._silent_coordinators)))
+                tuple(dict.fromkeys(self._silent_coordinators)), TIMEOUT)
             return
         self._enter_epoch(epoch + 1)
         self._begin_joining(fresh=False)
@@ -281,6 +313,11 @@ class Session:
         self._ensure_coordinator_state()
         self.emitter.emit("session:failover", session_id=self.sid, epoch=epoch,
                           coordinator=self.coordinator, silent=silent)
+        early = self._early_joins.pop(epoch, {})
+        for key in [e for e in self._early_joins if e < epoch]:
+            del self._early_joins[key]
+        for sender, body in early.items():
+            self._on_join(sender, body)
 
     def _drop_nonce(self) -> None:
         if self._secnonce is not None:
@@ -345,16 +382,18 @@ class Session:
         else:
             missing = [k for k in parts if k not in c.psigs]
             what = "sent no partial signature in round 2"
-        self._coordinator_abort(f"{len(missing)} participant(s) {what}", tuple(missing))
+        self._coordinator_abort(f"{len(missing)} participant(s) {what}", tuple(missing),
+                                TIMEOUT)
 
-    def _coordinator_abort(self, reason: str, culprits: tuple[bytes, ...]) -> None:
+    def _coordinator_abort(self, reason: str, culprits: tuple[bytes, ...],
+                           kind: str = INVALID) -> None:
         c = self._coord
         c.phase = "done"
         if c.timer is not None:
             c.timer.cancel()
         self._broadcast(MsgType.ABORT, epoch=self.epoch, attempt=max(c.attempt or 0, 0),
                         reason=reason[:200], culprits=list(culprits))
-        self._abort_local(reason, culprits)
+        self._abort_local(reason, culprits, kind)
 
     def _on_join(self, sender: bytes, b: dict) -> None:
         epoch = b["epoch"]
@@ -374,14 +413,13 @@ class Session:
         if (b["fresh"] and sender != self.me and sender == self.coordinator
                 and self.joined_local and self.status != JOINING):
             self._send_join(fresh=False)
-        if epoch > self.epoch and (self.spec.coordinator(epoch) == self.me
-                                   or sender == self.spec.coordinator(epoch)):
-            # Either others failed over to us before our own timer fired (take over), or the
-            # coordinator of a later epoch announces itself: the group moved on, follow it,
-            # so that one participant's early failover cannot split the session.
-            self._enter_epoch(epoch)
-            if self.joined_local:
-                self._begin_joining(fresh=False)
+        if epoch > self.epoch:
+            # Someone failed over before us. Its evidence is not ours: nobody ends an epoch
+            # for someone else (issue 14, item 3). If we coordinate that epoch, keep its
+            # JOIN for when our own timeout takes us there; otherwise it changes nothing.
+            if self.spec.coordinator(epoch) == self.me and sender != self.me:
+                self._early_joins.setdefault(epoch, {})[sender] = b
+            return
         c = self._coord
         if c is None:
             return  # not the coordinator of our epoch; a rejoin broadcast reached us
@@ -395,7 +433,9 @@ class Session:
         if c.phase in ("nonces", "psigs"):
             if b["fresh"]:
                 self._start_attempt()       # it lost its nonce: everyone starts round 1 again
-            elif c.phase == "nonces" and epoch < self.epoch:
+            elif c.phase == "nonces" and sender != self.me:
+                # It has not seen this attempt's READY (it came here later, on its own
+                # timeout, or the READY was lost): tell it again.
                 self._send(sender, MsgType.READY, epoch=self.epoch, attempt=c.attempt)
             return
         if len(c.joined) == self.spec.n:
@@ -488,15 +528,25 @@ class Session:
         self._require_coordinator(sender, b["epoch"])
         if self.closed or not self.joined_local:
             return
-        if b["epoch"] < self.epoch or b["attempt"] <= self.attempt:
+        if b["epoch"] > self.epoch and not self._amnesiac:
+            return  # a later epoch's coordinator: we have not seen ours fail; not our move
+        if b["epoch"] < self.epoch:
+            if self.status not in (JOINING, READY, ROUND1):
+                return  # we signed (or are signing) in our epoch: never go back
+            # We failed over, yet the coordinator we left is alive: a fresh READY it signed
+            # is evidence we see ourselves. Going back (fresh nonces, as for any attempt)
+            # keeps one participant's flaky link from splitting the session.
+            self._return_to_epoch(b["epoch"])
+        elif b["attempt"] <= self.attempt:
             return  # an older attempt: never restart it
         if self.attempts_seen >= self.config.max_attempts * (self.config.max_failovers + 1):
             # Each READY costs us a fresh nonce and a message: a coordinator that keeps
             # restarting round 1 is griefing (honest ones stop at max_attempts per epoch).
-            self._abort_local("coordinator started too many attempts", (sender,))
+            self._abort_local("coordinator started too many attempts", (sender,), INVALID)
             return
         if b["epoch"] > self.epoch:
             self._enter_epoch(b["epoch"])
+        self._amnesiac = False
         self._stop_heartbeat()
         self._cancel_wait()
         self._drop_nonce()
@@ -515,6 +565,15 @@ class Session:
                               coordinator=sender)
         if self._round1_requested:
             self._do_round1()
+
+    def _return_to_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._cancel_wait()
+        self._drop_nonce()
+        self._ensure_coordinator_state()
+        self.attempt = -1
+        self.emitter.emit("session:failover", session_id=self.sid, epoch=epoch,
+                          coordinator=self.coordinator, silent=None)
 
     def _make_nonce(self):
         """A fresh nonce for this attempt (BIP-327 NonceGen with every optional input)."""
@@ -575,7 +634,7 @@ class Session:
             if self._coord is not None:
                 self._coordinator_abort(reason, (self.me,))
             else:
-                self._abort_local(reason, (self.me,))
+                self._abort_local(reason, (self.me,), INVALID)
             return
         self.status = ROUND2
         epoch = self.epoch
@@ -593,13 +652,20 @@ class Session:
         self._finalize(sig)
 
     def _on_abort(self, sender: bytes, b: dict) -> None:
-        self._require_coordinator(sender, b["epoch"])
+        """Only the coordinator of *our* epoch ends it. Its culprits are its claim: we keep
+        them as ``reported_culprits`` and blame nobody on its word (issue 14, item 3)."""
         culprits = tuple(dict.fromkeys(b["culprits"]))
         if any(k not in self.spec.participants for k in culprits):
             raise InvalidContribution("an abort may only name participants of the session")
-        if self.closed or b["epoch"] < self.epoch:
+        self._require_coordinator(sender, b["epoch"])
+        if b["epoch"] != self.epoch:
+            # A coordinator of another epoch: an old one gave up after we left it, or one
+            # whose epoch we never entered. Neither ends our epoch; our own timers decide.
+            raise NotOurEpoch(f"ABORT for epoch {b['epoch']}; this session is in {self.epoch}")
+        if self.closed:
             return
-        self._abort_local(b["reason"], culprits)
+        self.reported_culprits = culprits
+        self._abort_local(b["reason"], ())
 
     # ------------------------------------------------------------------ API hooks
     def set_auto(self, auto: bool) -> None:
@@ -648,18 +714,22 @@ class Session:
         if self._on_closed:
             self._on_closed(self)
 
-    def _abort_local(self, reason: str, culprits: tuple[bytes, ...]) -> None:
+    def _abort_local(self, reason: str, culprits: tuple[bytes, ...], kind: str = TIMEOUT) -> None:
+        """End the session here. ``culprits``: only whom this node has evidence against
+        itself, of ``kind`` (INVALID or TIMEOUT)."""
         if self.closed:
             return
         self.status = ABORTED
         self.abort_reason = reason
         self.culprits = tuple(culprits)
+        self.evidence = {k: kind for k in self.culprits}
         self._teardown()
         if self._coord is not None:
             self._coord.phase = "done"
         self.emitter.emit("session:aborted", session_id=self.sid, request_id=self.spec.request_id,
-                          reason=reason, culprits=self.culprits)
-        exc = SessionAborted(reason, self.culprits)
+                          reason=reason, culprits=self.culprits, evidence=dict(self.evidence),
+                          reported=self.reported_culprits)
+        exc = SessionAborted(reason, self.culprits, self.evidence, self.reported_culprits)
         for fut in (self._round1_fut, self._final_fut):
             if not fut.done():
                 fut.set_exception(exc)
@@ -681,7 +751,7 @@ class Session:
             return
         if self._coord is not None:
             missing = tuple(k for k in self.spec.participants if k not in self._coord.joined)
-            self._coordinator_abort("session lifetime exceeded", missing)
+            self._coordinator_abort("session lifetime exceeded", missing, TIMEOUT)
             return
         self._life_timer = asyncio.get_running_loop().call_later(
             self.config.coordinator_grace, self._lifetime_final)
@@ -690,7 +760,7 @@ class Session:
         if self.closed:
             return
         culprits = (self.coordinator,) if self.joined_local and self.status == JOINING else ()
-        self._abort_local("session lifetime exceeded", culprits)
+        self._abort_local("session lifetime exceeded", culprits, TIMEOUT)
 
     def _teardown(self) -> None:
         self._cancel_wait()
