@@ -328,3 +328,41 @@ async def test_default_config_blocks_after_ten_invalid_messages():
     finally:
         await alice.t.stop()
         await bob.t.stop()
+
+
+async def test_sends_to_one_peer_reach_it_in_the_order_they_were_made():
+    """Regression (issue 14, item 1): while the first sends to a peer waited for the
+    connection set-up lock, a later send found the fresh connection and went first (a JOIN
+    reached the wire 420 ms after a READY sealed 62 ms later). The connection here goes
+    through a 20 ms delaying proxy so set-up is slow, and sends keep coming while it is
+    made and while the queued ones drain: Bob must see them in exactly the sealed order."""
+    from tests.harness.delay_proxy import DelayProxy
+    cfg = Musig2Config()
+    members = {SID_A: {plain_pubkey(key(0)), plain_pubkey(key(1))}}
+    alice, bob = Peer(key(0), cfg, members), Peer(key(1), cfg, members)
+    await alice.t.start()
+    await bob.t.start()
+    try:
+        async with DelayProxy(bob.t.endpoint, delay=0.02) as proxy:
+            sealed, tasks = [], []
+
+            def send_one() -> None:
+                env = alice.t.seal(MsgType.JOIN, SID_A, b"{}")
+                sealed.append(env.counter)
+                tasks.append(asyncio.ensure_future(alice.t.send(proxy.endpoint, env)))
+
+            for _ in range(100):            # these queue up behind the slow connect
+                send_one()
+            while proxy.endpoint not in alice.t.pool._sessions:
+                send_one()
+                await asyncio.sleep(0.001)
+            for _ in range(100):            # one per loop turn while the queue drains
+                send_one()
+                await asyncio.sleep(0)
+            await asyncio.gather(*tasks)
+            assert proxy.connections == 1
+        assert [e.counter for e in bob.inbox] == sealed
+        assert bob.t.refusals == {}
+    finally:
+        await alice.t.stop()
+        await bob.t.stop()
