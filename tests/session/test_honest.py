@@ -195,3 +195,60 @@ async def test_a_join_for_a_later_epoch_moves_nobody():
         assert len(set(sigs)) == 1
     finally:
         await stop_all(nodes)
+
+
+# ---------------------------------------------------------------------------- must-show
+@pytest.mark.slow
+async def test_hundred_back_to_back_and_twenty_concurrent_three_of_three_requests():
+    """The same three peers: 100 requests one after the other (the old node-wide push
+    budget failed such a series after 56-88), then 20 at once: every one signs, no node
+    fails over, aborts or names anyone, and nothing is refused."""
+    nodes = await make_cluster(3, config=HONEST)
+    recs = [Recorder(x) for x in nodes]
+    try:
+        for _ in range(100):
+            await _run_request(nodes, 1)
+        await asyncio.gather(*(_run_request(nodes, 1) for _ in range(20)))
+        _no_blame(recs)
+        assert sum(len(r.of("signature:finalized")) for r in recs) == 3 * 120
+        for x in nodes:
+            assert x.transport.refusals == {}
+    finally:
+        await stop_all(nodes)
+
+
+@pytest.mark.slow
+async def test_junk_pushes_at_a_thousand_per_second_do_not_stop_honest_sessions():
+    """A stranger in its own process pushes junk (valid records from fresh keys, broken
+    signatures, garbage, forged envelopes) at 1,000/s at Bob for the whole test, while
+    Alice, Bob and Carol run 20 requests back to back: every one completes, nobody is
+    blamed, and the junk was really read and refused by Bob."""
+    import json
+    import subprocess
+    import sys
+    nodes = await make_cluster(3, config=HONEST)
+    alice, bob, carol = nodes
+    recs = [Recorder(x) for x in nodes]
+    script = os.path.join(os.path.dirname(__file__), "junk_process.py")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, script, bob.endpoint[0], str(bob.endpoint[1]), bob.pubkey.hex(),
+        "1000", "8", stdout=subprocess.PIPE)
+    try:
+        await until(lambda: sum(bob.transport.refusals.values()) > 200, 20)
+        for i in range(20):
+            creator = nodes[i % 3]
+            await _run_request([creator] + [x for x in nodes if x is not creator], 1)
+        report = json.loads((await asyncio.wait_for(proc.communicate(), 30))[0])
+        assert report["sent"] >= 5000
+        _no_blame(recs)
+        assert sum(len(r.of("signature:finalized")) for r in recs) == 3 * 20
+        refused = bob.transport.refusals
+        assert refused.get("PushRefused", 0) > 0 and refused.get("RequestRefused", 0) > 0
+        assert refused.get("BadSignature", 0) > 0
+        for x in (alice, carol):
+            assert x.transport.refusals == {}
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await stop_all(nodes)
