@@ -91,6 +91,8 @@ class _CoordinatorState:
         self.attempt: int | None = None
         self.phase = "joins"          # joins -> nonces -> psigs -> done
         self.nonces: dict[bytes, bytes] = {}
+        #: Public nonces that came with the JOINs: sender -> (attempt it is for, nonce).
+        self.join_nonces: dict[bytes, tuple[int, bytes]] = {}
         self.psigs: dict[bytes, bytes] = {}
         self.signing: SigningSession | None = None
         self.final: bytes | None = None
@@ -124,6 +126,8 @@ class Session:
         self.failovers = 0
         self._silent_coordinators: list[bytes] = []
         self._secnonce = None
+        #: (epoch, attempt) the secret nonce we hold was made for.
+        self._nonce_for: tuple[int, int] | None = None
         self._pubnonce: bytes | None = None
         self._pubnonces: list[bytes] | None = None
         self._aggnonce: bytes | None = None
@@ -252,10 +256,31 @@ class Session:
         self._send_join(fresh=fresh)
         self._start_heartbeat()
 
+    def _join_nonce(self) -> bytes | None:
+        """The public nonce for the attempt the coordinator will start next if all goes well
+        (our last attempt + 1, in this epoch), made now and sent with the JOIN.
+
+        WHY: MuSig2 lets nonces be exchanged before the message is final, and ours is known
+        at join time anyway. If every JOIN brings one for the same attempt, the coordinator
+        answers the last JOIN with NONCES directly: READY and NONCE leave the critical path
+        (7 one-way delays from request to signature down to 5; docs/sessions.md). It is the
+        same one-shot secret nonce as ever: kept in memory for exactly that (epoch, attempt),
+        reused by a READY for it, destroyed by anything else. Only in automatic mode: a
+        manual caller starts round 1 itself.
+        """
+        if not self._round1_requested or self.status != JOINING:
+            return None
+        want = (self.epoch, self.attempt + 1)
+        if self._nonce_for != want or self._secnonce is None:
+            self._drop_nonce()
+            self._secnonce, self._pubnonce = self._make_nonce(want[1])
+            self._nonce_for = want
+        return self._pubnonce
+
     def _send_join(self, *, fresh: bool) -> None:
         epoch = self.epoch
         fields = dict(epoch=epoch, last_attempt=self.attempt, fresh=fresh,
-                      endpoint=list(self.transport.endpoint))
+                      endpoint=list(self.transport.endpoint), join_nonce=self._join_nonce())
         if self.coordinator == self.me:
             # The coordinator tells everyone where it is: a participant may not know its
             # endpoint yet (it was offline when the request was announced).
@@ -323,6 +348,7 @@ class Session:
         if self._secnonce is not None:
             self._secnonce.discard()
             self._secnonce = None
+        self._nonce_for = None
 
     # ------------------------------------------------------------------ dispatch
     async def handle(self, env: Envelope, body: dict | None = None) -> None:
@@ -423,6 +449,18 @@ class Session:
         c = self._coord
         if c is None:
             return  # not the coordinator of our epoch; a rejoin broadcast reached us
+        if b["join_nonce"] is not None and epoch == self.epoch:
+            held = c.join_nonces.get(sender)
+            for_attempt = b["last_attempt"] + 1
+            if held is not None and held[0] == for_attempt and held[1] != b["join_nonce"]:
+                raise InvalidContribution("two different public nonces for one attempt")
+            try:
+                parse_pubnonce(b["join_nonce"], self.spec.index_of(sender))
+            except BlameError:
+                if c.phase not in ("done",):
+                    self._coordinator_abort("invalid public nonce", (sender,))
+                raise InvalidContribution("public nonce is not two valid points") from None
+            c.join_nonces[sender] = (for_attempt, b["join_nonce"])
         c.joined.add(sender)
         c.max_attempt = max(c.max_attempt, b["last_attempt"])
         if c.phase == "done":
@@ -453,7 +491,16 @@ class Session:
         c.nonces.clear()
         c.psigs.clear()
         c.signing = None
+        early = {k: pn for k, (a, pn) in c.join_nonces.items() if a == attempt}
+        c.join_nonces.clear()       # each was for one attempt: this one, or none
         self._arm_coord(self.config.round_timeout, "nonces")
+        if len(early) == self.spec.n:
+            # Every JOIN brought a nonce for this attempt: no READY, no NONCE round trip.
+            for key in self.spec.participants:
+                if not self._take_nonce(c, key, early[key]):
+                    return
+            self._nonces_complete(c)
+            return
         self._broadcast(MsgType.READY, epoch=self.epoch, attempt=attempt)
 
     def _coord_for(self, b: dict, phase: str) -> _CoordinatorState | None:
@@ -469,15 +516,23 @@ class Session:
         old = c.nonces.get(sender)
         if old is not None and old != b["pubnonce"]:
             raise InvalidContribution("two different public nonces for one attempt")
+        if not self._take_nonce(c, sender, b["pubnonce"]):
+            raise InvalidContribution("public nonce is not two valid points")
+        if len(c.nonces) == self.spec.n:
+            self._nonces_complete(c)
+
+    def _take_nonce(self, c: _CoordinatorState, sender: bytes, pubnonce: bytes) -> bool:
+        """Check and keep one public nonce; an invalid one aborts at once, naming its sender."""
         try:
-            parse_pubnonce(b["pubnonce"], self.spec.index_of(sender))
+            parse_pubnonce(pubnonce, self.spec.index_of(sender))
         except BlameError:
             # Blame at once rather than after everyone else has answered.
             self._coordinator_abort("invalid public nonce", (sender,))
-            raise InvalidContribution("public nonce is not two valid points") from None
-        c.nonces[sender] = b["pubnonce"]
-        if len(c.nonces) < self.spec.n:
-            return
+            return False
+        c.nonces[sender] = pubnonce
+        return True
+
+    def _nonces_complete(self, c: _CoordinatorState) -> None:
         ordered = [c.nonces[k] for k in self.spec.participants]
         try:
             c.signing = SigningSession.from_pubnonces(self.spec.keyagg, ordered, self.spec.message)
@@ -546,25 +601,31 @@ class Session:
             return
         if b["epoch"] > self.epoch:
             self._enter_epoch(b["epoch"])
+        self._become_ready(sender, b["attempt"])
+        self.status = READY
+        if self._round1_requested:
+            self._do_round1()
+
+    def _become_ready(self, coordinator: bytes, attempt: int) -> None:
+        """Enter ``attempt``: keep our nonce only if it was made for exactly this attempt."""
         self._amnesiac = False
         self._stop_heartbeat()
         self._cancel_wait()
-        self._drop_nonce()
-        self.attempt = b["attempt"]
+        if self._nonce_for != (self.epoch, attempt):
+            self._drop_nonce()
+            self._pubnonce = None
+        self.attempt = attempt
         self.attempts_seen += 1
-        self._pubnonce = self._pubnonces = self._aggnonce = self._psig = None
-        self.status = READY
+        self._pubnonces = self._aggnonce = self._psig = None
         for key in self.spec.participants:
             self._note_joined(key)
         if not self._ready_emitted:
             self._ready_emitted = True
             self.emitter.emit("session:ready", session_id=self.sid, attempt=self.attempt,
-                              coordinator=sender, participants=self.spec.participants)
+                              coordinator=coordinator, participants=self.spec.participants)
         else:
             self.emitter.emit("session:attempt", session_id=self.sid, attempt=self.attempt,
-                              coordinator=sender)
-        if self._round1_requested:
-            self._do_round1()
+                              coordinator=coordinator)
 
     def _return_to_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -575,16 +636,21 @@ class Session:
         self.emitter.emit("session:failover", session_id=self.sid, epoch=epoch,
                           coordinator=self.coordinator, silent=None)
 
-    def _make_nonce(self):
-        """A fresh nonce for this attempt (BIP-327 NonceGen with every optional input)."""
-        extra = hashlib.sha256(self.sid + self.attempt.to_bytes(4, "big")).digest()
+    def _make_nonce(self, attempt: int | None = None):
+        """A fresh nonce for ``attempt`` (default: the current one; BIP-327 NonceGen with
+        every optional input)."""
+        attempt = self.attempt if attempt is None else attempt
+        extra = hashlib.sha256(self.sid + attempt.to_bytes(4, "big")).digest()
         return nonce_gen(pubkey=self.me, seckey=self._seckey, keyagg=self.spec.keyagg,
                          msg=self.spec.message, extra_in=extra)
 
     def _do_round1(self) -> None:
         if self.status != READY:
             return
-        self._secnonce, self._pubnonce = self._make_nonce()
+        if self._nonce_for != (self.epoch, self.attempt) or self._secnonce is None:
+            self._drop_nonce()
+            self._secnonce, self._pubnonce = self._make_nonce()
+            self._nonce_for = (self.epoch, self.attempt)
         self.status = ROUND1
         epoch = self.epoch
         self._send(self.coordinator, MsgType.NONCE, on_fail=lambda: self._coordinator_silent(epoch),
@@ -593,6 +659,25 @@ class Session:
 
     def _on_nonces(self, sender: bytes, b: dict) -> None:
         self._require_coordinator(sender, b["epoch"])
+        if (b["epoch"] < self.epoch and self.status == JOINING and self.joined_local
+                and not self.closed):
+            # We failed over, yet the coordinator we left is alive and started an attempt
+            # (with the nonce of our old JOIN, destroyed when we left). Go back and ask it
+            # for a new attempt: a fresh JOIN says we hold no nonce for this one.
+            self._return_to_epoch(b["epoch"])
+            self._begin_joining(fresh=True)
+            return
+        if (self.status == JOINING and b["epoch"] == self.epoch and not self.closed
+                and b["attempt"] > self.attempt and self._secnonce is not None
+                and self._nonce_for == (self.epoch, b["attempt"])):
+            # The coordinator started the attempt with the nonces of the JOINs (ours among
+            # them, checked below): this NONCES is our READY as well.
+            if self.attempts_seen >= self.config.max_attempts * (self.config.max_failovers + 1):
+                self._abort_local("coordinator started too many attempts", (sender,), INVALID)
+                return
+            self._become_ready(sender, b["attempt"])
+            self.status = ROUND1
+            self._arm_wait(self.config.participant_wait)
         if (self.status != ROUND1 or b["epoch"] != self.epoch or b["attempt"] != self.attempt):
             return
         pubnonces = b["pubnonces"]
@@ -619,6 +704,7 @@ class Session:
     def _make_partial_sig(self) -> bytes:
         signing = SigningSession(self.spec.keyagg, self._aggnonce, self.spec.message)
         secnonce, self._secnonce = self._secnonce, None
+        self._nonce_for = None
         return signing.partial_sign(secnonce, self._seckey)   # consumes the nonce
 
     def _do_round2(self) -> None:

@@ -318,8 +318,8 @@ class InvalidPublicNonce(Session):
     """A deliberately faulty participant that announces a public nonce off the curve
     (its real secret nonce is generated, then destroyed unused)."""
 
-    def _make_nonce(self):
-        secnonce, _ = super()._make_nonce()
+    def _make_nonce(self, attempt=None):
+        secnonce, _ = super()._make_nonce(attempt)
         secnonce.discard()
         return secnonce, b"\x02" + b"\xff" * 32 + b"\x02" + b"\xff" * 32
 
