@@ -27,9 +27,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from musig2_plugin.config import Musig2Config  # noqa: E402
+from musig2_plugin.foundation.config import Musig2Config  # noqa: E402
 from musig2_plugin.coordinator import Musig2Node  # noqa: E402
 from musig2_plugin.crypto import schnorr_verify  # noqa: E402
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from tests.harness.delay_proxy import DelayProxy  # noqa: E402
 
 
@@ -42,20 +43,19 @@ class Cluster:
     async def __aenter__(self) -> "Cluster":
         config = Musig2Config()
         for _ in range(self.n):
-            node = Musig2Node(os.urandom(32), config=config)
+            node = Musig2Node(os.urandom(32), config=config, chain=REGTEST)
             await node.start("127.0.0.1", 0, dht=False)
             proxy = DelayProxy(node.endpoint, self.delay)
             public = await proxy.start()
             # The proxy is this node's public endpoint (as a port forward would be): what
             # it signs into its JOINs and what its peers dial.
-            node.transport.endpoint = public
-            node.endpoints[node.pubkey] = public
+            node.public_endpoint = node.transport.public_endpoint = public
             self.nodes.append(node)
             self.proxies.append(proxy)
         for a in self.nodes:
             for b in self.nodes:
                 if a is not b:
-                    a.add_peer(b.pubkey, b.endpoint)
+                    a.add_peer(b.pubkey, b.public_endpoint)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -26,10 +26,10 @@ import logging
 import time
 from typing import Callable
 
-from ..config import Musig2Config
+from ..foundation.config import Musig2Config
 from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_gen,
                       parse_pubnonce, schnorr_verify)
-from ..events import EventEmitter
+from ..foundation.events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, EnvelopeError, MsgType, PeerRefused,
                          PeerUnreachable, Transport, UnknownSession)
 from .messages import MAX_ATTEMPT, decode_body, encode_body
@@ -245,7 +245,7 @@ class Session:
             self.status = JOINING
             self._joining_since = time.monotonic()
             self._broadcast(MsgType.JOIN, epoch=self.epoch, last_attempt=-1, fresh=True,
-                            endpoint=list(self.transport.endpoint))
+                            endpoint=self.transport.published_endpoint())
             self._start_heartbeat()
         else:
             self._begin_joining(fresh=True)
@@ -280,7 +280,7 @@ class Session:
     def _send_join(self, *, fresh: bool) -> None:
         epoch = self.epoch
         fields = dict(epoch=epoch, last_attempt=self.attempt, fresh=fresh,
-                      endpoint=list(self.transport.endpoint), join_nonce=self._join_nonce())
+                      endpoint=self.transport.published_endpoint(), join_nonce=self._join_nonce())
         if self.coordinator == self.me:
             # The coordinator tells everyone where it is: a participant may not know its
             # endpoint yet (it was offline when the request was announced).

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Callable
 
-from ..config import Musig2Config
+from ..foundation.config import Musig2Config
 from .guards import TokenBucket
 
 

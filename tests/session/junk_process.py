@@ -22,8 +22,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from musig2_plugin import constants as C  # noqa: E402
+from musig2_plugin.foundation import constants as C  # noqa: E402
 from musig2_plugin.crypto import plain_pubkey  # noqa: E402
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.records import SigningRequest  # noqa: E402
 from musig2_plugin.transport import Envelope, MsgType  # noqa: E402
 
@@ -34,7 +35,7 @@ def junk_lines(target: bytes, count: int) -> list[bytes]:
         kind = i % 4
         if kind in (0, 1):
             sk = os.urandom(32)
-            rec = SigningRequest.create(sk, keys=[target, plain_pubkey(sk)],
+            rec = SigningRequest.create(sk, chain=REGTEST, keys=[target, plain_pubkey(sk)],
                                         messages=[os.urandom(32)], payload=os.urandom(64))
             data = rec.encode()
             if kind == 1:                              # broken signature
@@ -44,7 +45,7 @@ def junk_lines(target: bytes, count: int) -> list[bytes]:
             method, arg = C.RPC_SIGNING_REQUEST, os.urandom(200).hex()
         else:
             sk = os.urandom(32)
-            env = Envelope.sign(sk, msg_type=MsgType.JOIN, session_id=os.urandom(32),
+            env = Envelope.sign(sk, chain=REGTEST, msg_type=MsgType.JOIN, session_id=os.urandom(32),
                                 sender=plain_pubkey(os.urandom(32)), counter=i, body=b"{}")
             method, arg = C.RPC_MESSAGE, env.encode().hex()
         lines.append(json.dumps({"jsonrpc": "2.0", "id": i, "method": method,

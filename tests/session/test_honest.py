@@ -16,12 +16,14 @@ import os
 
 import pytest
 
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.records import SigningRequest
 from musig2_plugin.session.messages import encode_body
 from musig2_plugin.transport import MsgType, PeerRefused
+
+from musig2_plugin.foundation.chain import REGTEST
 
 from session_cluster import Recorder, by_key, make_cluster, stop_all, until
 
@@ -73,13 +75,14 @@ async def test_a_stranger_flood_does_not_starve_a_known_cosigners_push():
     alice, bob = nodes
     # Several connections: aiorpcx slows down one connection that earns many error
     # answers, which is not what this test is about.
-    floods = [Transport(os.urandom(32), HONEST, membership=lambda s: None,
+    floods = [Transport(os.urandom(32), HONEST, membership=lambda s: None, chain=REGTEST,
                         on_envelope=_nothing, on_request=_nothing) for _ in range(6)]
     refused = 0
     try:
         for i in range(60):
             stranger = os.urandom(32)
-            rec = SigningRequest.create(stranger, keys=[bob.pubkey, _pub(stranger)],
+            rec = SigningRequest.create(stranger, chain=REGTEST,
+                                        keys=[bob.pubkey, _pub(stranger)],
                                         messages=[os.urandom(32)], payload=b"\x00" * 64)
             try:
                 await floods[i % 6].push_request(bob.endpoint, rec.encode())
@@ -113,8 +116,8 @@ async def test_a_refused_push_is_reported_and_the_dht_brings_the_request_anyway(
     dht = DhtConfig(rate_limit_by="address")
     strict = HONEST.with_(stranger_push_burst=1, stranger_push_rate_per_sec=0.001,
                           request_watch_interval=1.0)
-    alice = Musig2Node(os.urandom(32), config=HONEST, dht_config=dht)
-    bob = Musig2Node(os.urandom(32), config=strict, dht_config=dht)
+    alice = Musig2Node(os.urandom(32), config=HONEST, dht_config=dht, chain=REGTEST)
+    bob = Musig2Node(os.urandom(32), config=strict, dht_config=dht, chain=REGTEST)
     await alice.start(dht=True)
     await bob.start(dht=True, bootstrap=[alice.dht_address])
     rec = Recorder(alice)
