@@ -424,7 +424,8 @@ def observed_slots(what: str, state, mine: bytes | None) -> list[tuple[bytes, in
     if what == "signed":
         return [(k, 0) for k in state.record.keys if k != mine]
     evidence = getattr(state, "evidence", {})
-    return [(k, 1 if evidence.get(k) == "invalid" else 2)
+    from .coordinator import Evidence
+    return [(k, 1 if evidence.get(k) == Evidence.INVALID else 2)
             for k in getattr(state, "culprits", ()) if k != mine]
 
 

@@ -11,6 +11,7 @@ on the loop of whoever subscribed (see events.py).
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import logging
 import os
@@ -26,7 +27,7 @@ from ..foundation.events import EventEmitter, Subscription
 from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
                        Withdrawal, WrongChain, decode_record)
-from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
+from ..session import Evidence, SessionAborted, SessionManager, SessionSpec, SpecError
 from ..session.endpoints import EndpointBook
 from ..session.spec import TWEAK_TAPROOT
 from ..transport import PeerRefused, PeerUnreachable, PushAdmission, Transport
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
 
 
-__all__ = ["Musig2Node", "KnownRequest", "Announcement", "PushOutcome", "CoordinatorError",
+__all__ = ["Musig2Node", "KnownRequest", "Announcement", "PushOutcome", "PushStatus", "Evidence",
+           "CoordinatorError",
            "RequestRefused", "ApprovalDenied",
            "NotStarted", "PayloadFetchError", "PayloadMismatch", "OversizedPayloadReply",
            "WrongChainRequest", "NoPublicEndpoint", "request_key"]
@@ -74,6 +76,17 @@ def _encryption_context(request_id: bytes, creator: bytes, messages: Sequence[by
     return request_id + creator + b"".join(messages)
 
 
+class PushStatus(str, enum.Enum):
+    """What became of one push (``PushOutcome.status``)."""
+    DELIVERED = "delivered"
+    REFUSED = "refused"            # the peer answered no (e.g. over its admission budget)
+    UNREACHABLE = "unreachable"    # no connection, or no answer
+    NO_ENDPOINT = "no-endpoint"    # we know no address for it
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class PushOutcome:
     """What became of the push of a request to one participant.
@@ -84,7 +97,7 @@ class PushOutcome:
     DHT instead (its node polls every ``request_watch_interval`` seconds).
     """
     participant: bytes
-    status: str
+    status: PushStatus
     detail: str = ""
 
 
@@ -97,7 +110,7 @@ class Announcement:
 
     @property
     def not_pushed(self) -> tuple[PushOutcome, ...]:
-        return tuple(p for p in self.pushes if p.status != "delivered")
+        return tuple(p for p in self.pushes if p.status != PushStatus.DELIVERED)
 
 
 @dataclass
@@ -440,7 +453,7 @@ class Musig2Node:
             except Exception:
                 log.exception("publishing the signing request to the DHT failed")
         for outcome in pushes:
-            if outcome.status != "delivered":
+            if outcome.status != PushStatus.DELIVERED:
                 self.events.emit("signing-request:push-failed", request_id=request_key(record),
                                  participant=outcome.participant, status=outcome.status,
                                  detail=outcome.detail, in_dht=stored)
@@ -451,16 +464,16 @@ class Musig2Node:
     async def _push(self, key: bytes, data: bytes) -> PushOutcome:
         endpoint = self.endpoints.get(key)
         if endpoint is None:
-            return PushOutcome(key, "no-endpoint")
+            return PushOutcome(key, PushStatus.NO_ENDPOINT)
         try:
             await self.transport.push_request(endpoint, data)
-            return PushOutcome(key, "delivered")
+            return PushOutcome(key, PushStatus.DELIVERED)
         except PeerRefused as exc:
             log.warning("push of a signing request to %s refused: %s", endpoint, exc)
-            return PushOutcome(key, "refused", str(exc))
+            return PushOutcome(key, PushStatus.REFUSED, str(exc))
         except PeerUnreachable as exc:
             log.warning("push of a signing request to %s failed: %s", endpoint, exc)
-            return PushOutcome(key, "unreachable", str(exc))
+            return PushOutcome(key, PushStatus.UNREACHABLE, str(exc))
 
     def _check_addressed(self, record: SigningRequest) -> None:
         if record.chain_id != self.chain.id:

@@ -1,8 +1,10 @@
 """The MuSig2 session state machine: one object per (request, input) at each participant.
 
-Every participant runs the participant role; the one elected for the current
-epoch also runs the coordinator role (collect, aggregate, broadcast). The rules
-that keep it safe (see docs/sessions.md for the whole protocol):
+``Session`` is the core every role shares (state, sending, timers, dispatch, endings); the
+roles live in their own modules and are mixed in: ``ParticipantRole`` (participant.py),
+run by everyone, and ``CoordinatorRole`` (coordinator_role.py), active in the one
+participant elected for the current epoch. States are enums (states.py). The rules that
+keep it safe (see docs/sessions.md for the whole protocol):
 
 * A secret nonce is created for exactly one *attempt*, lives only in this
   object, and signs at most once (``SecretNonce`` is one-shot). A new attempt
@@ -13,93 +15,35 @@ that keep it safe (see docs/sessions.md for the whole protocol):
 * The coordinator verifies every partial signature against its sender's public
   nonce; a bad one aborts the session naming the sender. The final signature is
   BIP-340-verified by the coordinator and again by every participant.
-* Every wait has a timeout. A coordinator that misses a deadline names the
-  participants it is missing in ``session:aborted``; a participant that hears
-  nothing from the coordinator (or cannot reach it) fails over to the next
-  coordinator in the election order.
+* Every wait has a timeout. Blame is recorded only on this node's own evidence
+  (``Evidence``); only the current coordinator, or each participant on its own
+  timeout, ends an epoch.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from typing import Callable
 
 from ..foundation.config import Musig2Config
-from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_gen,
-                      parse_pubnonce, schnorr_verify)
 from ..foundation.events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, EnvelopeError, MsgType, PeerRefused,
-                         PeerUnreachable, Transport, UnknownSession)
-from .messages import MAX_ATTEMPT, decode_body, encode_body
+                         PeerUnreachable, Transport)
+from .coordinator_role import CoordinatorRole, _CoordinatorState
+from .errors import InvalidContribution, NotCoordinator, NotOurEpoch, SessionAborted
+from .messages import decode_body, encode_body
+from .participant import ParticipantRole
 from .spec import SessionSpec
+from .states import CoordinatorPhase, Evidence, SessionStatus
 
 log = logging.getLogger(__name__)
 
-# Participant states.
-CREATED, JOINING, READY, ROUND1, ROUND1_DONE, ROUND2, FINALIZED, ABORTED = (
-    "created", "joining", "ready", "round1", "round1-done", "round2", "finalized", "aborted")
-CLOSED = (FINALIZED, ABORTED)
+__all__ = ["Session", "SessionAborted", "NotCoordinator", "NotOurEpoch", "InvalidContribution",
+           "SessionStatus", "CoordinatorPhase", "Evidence"]
 
 
-class NotCoordinator(AuthenticRefusal):
-    """A coordinator-only message from someone who is not the coordinator of that epoch."""
-
-
-class NotOurEpoch(UnknownSession):
-    """A coordinator message for an epoch we are not in: refused, changes nothing, and not
-    charged to its signer (an honest coordinator we left, or one we have not reached yet)."""
-
-
-class InvalidContribution(AuthenticRefusal):
-    """A signed message whose content is cryptographically wrong (bad nonce, bad partial sig)."""
-
-
-#: Kinds of evidence a culprit is recorded on (docs/sessions.md, "Blame"):
-#: INVALID: a message it signed is cryptographically wrong (an invalid public nonce or
-#: partial signature, two different nonces for one attempt, a lying coordinator);
-#: TIMEOUT: this node itself waited for it past a deadline.
-INVALID, TIMEOUT = "invalid", "timeout"
-
-
-class SessionAborted(Exception):
-    """A session ended without a signature.
-
-    ``culprits``: whom *this node* blames, on its own evidence only (``evidence`` maps each
-    to INVALID or TIMEOUT). ``reported``: the culprits a coordinator's ABORT named: its
-    claim, which nobody else can check, kept for display and never recorded as blame.
-    """
-
-    def __init__(self, reason: str, culprits: tuple[bytes, ...] = (),
-                 evidence: dict[bytes, str] | None = None,
-                 reported: tuple[bytes, ...] = ()):
-        super().__init__(reason)
-        self.reason = reason
-        self.culprits = culprits
-        self.evidence = dict(evidence or {})
-        self.reported = reported
-
-
-class _CoordinatorState:
-    """What the coordinator of one epoch holds; thrown away when the epoch changes."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.joined: set[bytes] = set()
-        self.max_attempt = -1
-        self.attempt: int | None = None
-        self.phase = "joins"          # joins -> nonces -> psigs -> done
-        self.nonces: dict[bytes, bytes] = {}
-        #: Public nonces that came with the JOINs: sender -> (attempt it is for, nonce).
-        self.join_nonces: dict[bytes, tuple[int, bytes]] = {}
-        self.psigs: dict[bytes, bytes] = {}
-        self.signing: SigningSession | None = None
-        self.final: bytes | None = None
-        self.timer: asyncio.TimerHandle | None = None
-
-
-class Session:
+class Session(ParticipantRole, CoordinatorRole):
     def __init__(self, spec: SessionSpec, *, seckey: bytes, transport: Transport,
                  config: Musig2Config, emitter: EventEmitter, endpoints: dict,
                  auto: bool = True, on_closed: Callable[["Session"], None] | None = None) -> None:
@@ -118,7 +62,7 @@ class Session:
         self._on_closed = on_closed
         self.created_at = time.monotonic()
 
-        self.status = CREATED
+        self.status = SessionStatus.CREATED
         self.joined_local = False
         self.epoch = 0
         self.attempt = -1
@@ -135,7 +79,7 @@ class Session:
         self.final_signature: bytes | None = None
         self.abort_reason: str | None = None
         self.culprits: tuple[bytes, ...] = ()
-        self.evidence: dict[bytes, str] = {}
+        self.evidence: dict[bytes, Evidence] = {}
         self.reported_culprits: tuple[bytes, ...] = ()
         #: JOINs for a later epoch that we would coordinate, kept until our own timeout
         #: takes us there (bounded: epochs <= max_failovers, one per participant).
@@ -161,14 +105,13 @@ class Session:
         emitter.emit("session:created", session_id=self.sid, request_id=spec.request_id,
                      participants=spec.participants, index=spec.index)
 
-    # ------------------------------------------------------------------ helpers
     @property
     def coordinator(self) -> bytes:
         return self.spec.coordinator(self.epoch)
 
     @property
     def closed(self) -> bool:
-        return self.status in CLOSED
+        return self.status.closed
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -228,121 +171,11 @@ class Session:
             self._heartbeat.cancel()
             self._heartbeat = None
 
-    # ------------------------------------------------------------------ joining
-    def join(self, *, rejoin: bool = False) -> None:
-        """Join after approval. ``rejoin``: we restarted and lost our state for this session."""
-        if self.closed:
-            raise SessionAborted(self.abort_reason or "session is closed", self.culprits)
-        if self.joined_local:
-            return
-        self.joined_local = True
-        self._note_joined(self.me)
-        if rejoin:
-            # Whoever coordinates now must learn we have no nonce; we do not know who it is,
-            # nor which epoch the others are in: until a READY reaches us we follow the
-            # first one any reachable epoch's coordinator signs (we saw nothing ourselves).
-            self._amnesiac = True
-            self.status = JOINING
-            self._joining_since = time.monotonic()
-            self._broadcast(MsgType.JOIN, epoch=self.epoch, last_attempt=-1, fresh=True,
-                            endpoint=self.transport.published_endpoint())
-            self._start_heartbeat()
-        else:
-            self._begin_joining(fresh=True)
-
-    def _begin_joining(self, *, fresh: bool) -> None:
-        self.status = JOINING
-        self._joining_since = time.monotonic()
-        self._send_join(fresh=fresh)
-        self._start_heartbeat()
-
-    def _join_nonce(self) -> bytes | None:
-        """The public nonce for the attempt the coordinator will start next if all goes well
-        (our last attempt + 1, in this epoch), made now and sent with the JOIN.
-
-        WHY: MuSig2 lets nonces be exchanged before the message is final, and ours is known
-        at join time anyway. If every JOIN brings one for the same attempt, the coordinator
-        answers the last JOIN with NONCES directly: READY and NONCE leave the critical path
-        (7 one-way delays from request to signature down to 5; docs/sessions.md). It is the
-        same one-shot secret nonce as ever: kept in memory for exactly that (epoch, attempt),
-        reused by a READY for it, destroyed by anything else. Only in automatic mode: a
-        manual caller starts round 1 itself.
-        """
-        if not self._round1_requested or self.status != JOINING:
-            return None
-        want = (self.epoch, self.attempt + 1)
-        if self._nonce_for != want or self._secnonce is None:
-            self._drop_nonce()
-            self._secnonce, self._pubnonce = self._make_nonce(want[1])
-            self._nonce_for = want
-        return self._pubnonce
-
-    def _send_join(self, *, fresh: bool) -> None:
-        epoch = self.epoch
-        fields = dict(epoch=epoch, last_attempt=self.attempt, fresh=fresh,
-                      endpoint=self.transport.published_endpoint(), join_nonce=self._join_nonce())
-        if self.coordinator == self.me:
-            # The coordinator tells everyone where it is: a participant may not know its
-            # endpoint yet (it was offline when the request was announced).
-            self._broadcast(MsgType.JOIN, **fields)
-        else:
-            self._send(self.coordinator, MsgType.JOIN,
-                       on_fail=lambda: self._coordinator_silent(epoch, joining=True), **fields)
-
-    def _start_heartbeat(self) -> None:
-        self._stop_heartbeat()
-        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop(self.epoch))
-
-    async def _heartbeat_loop(self, epoch: int) -> None:
-        delay = min(0.2, self.config.heartbeat_interval)
-        while self.status == JOINING and self.epoch == epoch:
-            await asyncio.sleep(delay)
-            if self.status != JOINING or self.epoch != epoch:
-                return
-            if self.coordinator != self.me:
-                self._send_join(fresh=False)
-            delay = min(delay * 2, self.config.heartbeat_interval)
-
     def _note_joined(self, key: bytes) -> None:
         if key not in self._seen_joined:
             self._seen_joined.add(key)
             self.emitter.emit("session:joined", session_id=self.sid, participant=key,
                               joined=len(self._seen_joined), n=self.spec.n)
-
-    # ------------------------------------------------------------------ failover
-    def _coordinator_silent(self, epoch: int, joining: bool = False) -> None:
-        if self.closed or epoch != self.epoch or not self.joined_local:
-            return
-        silent = self.spec.coordinator(epoch)
-        if silent == self.me:
-            return  # we are alive; our own coordinator timers handle the others
-        if joining and self.status == JOINING and \
-                time.monotonic() - self._joining_since < self.config.participant_wait:
-            return  # not reachable (or not known) yet: the heartbeat keeps trying
-        self._silent_coordinators.append(silent)
-        self.failovers += 1
-        if epoch + 1 > self.config.max_failovers or epoch + 1 >= self.spec.n:
-            self._abort_local("coordinators silent: " + ", ".join(
-                k.hex()[:16] for k in self._silent_coordinators),
-                tuple(dict.fromkeys(self._silent_coordinators)), TIMEOUT)
-            return
-        self._enter_epoch(epoch + 1)
-        self._begin_joining(fresh=False)
-
-    def _enter_epoch(self, epoch: int) -> None:
-        """Move to a later epoch: the old attempt is dead; its unused nonce is destroyed."""
-        silent = self.coordinator
-        self.epoch = epoch
-        self._cancel_wait()
-        self._drop_nonce()
-        self._ensure_coordinator_state()
-        self.emitter.emit("session:failover", session_id=self.sid, epoch=epoch,
-                          coordinator=self.coordinator, silent=silent)
-        early = self._early_joins.pop(epoch, {})
-        for key in [e for e in self._early_joins if e < epoch]:
-            del self._early_joins[key]
-        for sender, body in early.items():
-            self._on_join(sender, body)
 
     def _drop_nonce(self) -> None:
         if self._secnonce is not None:
@@ -350,7 +183,6 @@ class Session:
             self._secnonce = None
         self._nonce_for = None
 
-    # ------------------------------------------------------------------ dispatch
     async def handle(self, env: Envelope, body: dict | None = None) -> None:
         """Act on an admitted envelope (``body``: already decoded by the manager)."""
         if body is None:
@@ -374,386 +206,6 @@ class Session:
         if self.spec.coordinator(epoch) != sender:
             raise NotCoordinator(f"sender is not the coordinator of epoch {epoch}")
 
-    # ------------------------------------------------------------------ coordinator role
-    def _ensure_coordinator_state(self) -> None:
-        if self.coordinator != self.me:
-            if self._coord is not None and self._coord.timer is not None:
-                self._coord.timer.cancel()
-            self._coord = None
-            return
-        if self._coord is not None and self._coord.epoch == self.epoch:
-            return
-        if self._coord is not None and self._coord.timer is not None:
-            self._coord.timer.cancel()
-        self._coord = _CoordinatorState(self.epoch)
-        wait = self.config.join_timeout if self.epoch == 0 else self.config.rejoin_timeout
-        self._arm_coord(wait, "joins")
-
-    def _arm_coord(self, delay: float, phase: str) -> None:
-        c = self._coord
-        if c.timer is not None:
-            c.timer.cancel()
-        c.timer = asyncio.get_running_loop().call_later(delay, self._coord_deadline, c, phase)
-
-    def _coord_deadline(self, c: _CoordinatorState, phase: str) -> None:
-        if c is not self._coord or c.phase != phase or self.closed:
-            return
-        parts = self.spec.participants
-        if phase == "joins":
-            missing = [k for k in parts if k not in c.joined]
-            what = "never joined"
-        elif phase == "nonces":
-            missing = [k for k in parts if k not in c.nonces]
-            what = "sent no public nonce in round 1"
-        else:
-            missing = [k for k in parts if k not in c.psigs]
-            what = "sent no partial signature in round 2"
-        self._coordinator_abort(f"{len(missing)} participant(s) {what}", tuple(missing),
-                                TIMEOUT)
-
-    def _coordinator_abort(self, reason: str, culprits: tuple[bytes, ...],
-                           kind: str = INVALID) -> None:
-        c = self._coord
-        c.phase = "done"
-        if c.timer is not None:
-            c.timer.cancel()
-        self._broadcast(MsgType.ABORT, epoch=self.epoch, attempt=max(c.attempt or 0, 0),
-                        reason=reason[:200], culprits=list(culprits))
-        self._abort_local(reason, culprits, kind)
-
-    def _on_join(self, sender: bytes, b: dict) -> None:
-        epoch = b["epoch"]
-        if not self._epoch_reachable(epoch):    # refused before it changes anything
-            raise InvalidContribution("epoch beyond the failover bound")
-        if b["endpoint"] is not None and sender != self.me:
-            self.endpoints[sender] = tuple(b["endpoint"])
-        self._note_joined(sender)
-        if self.closed:
-            if (self.final_signature is not None and sender != self.me
-                    and self.coordinator == self.me):
-                # A restarted participant may have missed the end: give it the signature.
-                self._send(sender, MsgType.FINAL, epoch=self.epoch, attempt=max(self.attempt, 0),
-                           signature=self.final_signature)
-            return
-        # Our current coordinator restarted and lost its state: tell it we are here.
-        if (b["fresh"] and sender != self.me and sender == self.coordinator
-                and self.joined_local and self.status != JOINING):
-            self._send_join(fresh=False)
-        if epoch > self.epoch:
-            # Someone failed over before us. Its evidence is not ours: nobody ends an epoch
-            # for someone else (issue 14, item 3). If we coordinate that epoch, keep its
-            # JOIN for when our own timeout takes us there; otherwise it changes nothing.
-            if self.spec.coordinator(epoch) == self.me and sender != self.me:
-                self._early_joins.setdefault(epoch, {})[sender] = b
-            return
-        c = self._coord
-        if c is None:
-            return  # not the coordinator of our epoch; a rejoin broadcast reached us
-        if b["join_nonce"] is not None and epoch == self.epoch:
-            held = c.join_nonces.get(sender)
-            for_attempt = b["last_attempt"] + 1
-            if held is not None and held[0] == for_attempt and held[1] != b["join_nonce"]:
-                raise InvalidContribution("two different public nonces for one attempt")
-            try:
-                parse_pubnonce(b["join_nonce"], self.spec.index_of(sender))
-            except BlameError:
-                if c.phase not in ("done",):
-                    self._coordinator_abort("invalid public nonce", (sender,))
-                raise InvalidContribution("public nonce is not two valid points") from None
-            c.join_nonces[sender] = (for_attempt, b["join_nonce"])
-        c.joined.add(sender)
-        c.max_attempt = max(c.max_attempt, b["last_attempt"])
-        if c.phase == "done":
-            if c.final is not None:
-                self._send(sender, MsgType.FINAL, epoch=self.epoch, attempt=c.attempt,
-                           signature=c.final)
-            return
-        if c.phase in ("nonces", "psigs"):
-            if b["fresh"]:
-                self._start_attempt()       # it lost its nonce: everyone starts round 1 again
-            elif c.phase == "nonces" and sender != self.me:
-                # It has not seen this attempt's READY (it came here later, on its own
-                # timeout, or the READY was lost): tell it again.
-                self._send(sender, MsgType.READY, epoch=self.epoch, attempt=c.attempt)
-            return
-        if len(c.joined) == self.spec.n:
-            self._start_attempt()
-
-    def _start_attempt(self) -> None:
-        c = self._coord
-        attempt = max(c.max_attempt, self.attempt, -1 if c.attempt is None else c.attempt) + 1
-        self._attempts_started += 1
-        if self._attempts_started > self.config.max_attempts or attempt >= MAX_ATTEMPT:
-            self._coordinator_abort("too many attempts", ())
-            return
-        c.attempt = attempt
-        c.phase = "nonces"
-        c.nonces.clear()
-        c.psigs.clear()
-        c.signing = None
-        early = {k: pn for k, (a, pn) in c.join_nonces.items() if a == attempt}
-        c.join_nonces.clear()       # each was for one attempt: this one, or none
-        self._arm_coord(self.config.round_timeout, "nonces")
-        if len(early) == self.spec.n:
-            # Every JOIN brought a nonce for this attempt: no READY, no NONCE round trip.
-            for key in self.spec.participants:
-                if not self._take_nonce(c, key, early[key]):
-                    return
-            self._nonces_complete(c)
-            return
-        self._broadcast(MsgType.READY, epoch=self.epoch, attempt=attempt)
-
-    def _coord_for(self, b: dict, phase: str) -> _CoordinatorState | None:
-        c = self._coord
-        if c is None or b["epoch"] != c.epoch or c.attempt != b["attempt"] or c.phase != phase:
-            return None  # stale or early (a previous attempt or epoch): ignore, no blame
-        return c
-
-    def _on_nonce(self, sender: bytes, b: dict) -> None:
-        c = self._coord_for(b, "nonces")
-        if c is None:
-            return
-        old = c.nonces.get(sender)
-        if old is not None and old != b["pubnonce"]:
-            raise InvalidContribution("two different public nonces for one attempt")
-        if not self._take_nonce(c, sender, b["pubnonce"]):
-            raise InvalidContribution("public nonce is not two valid points")
-        if len(c.nonces) == self.spec.n:
-            self._nonces_complete(c)
-
-    def _take_nonce(self, c: _CoordinatorState, sender: bytes, pubnonce: bytes) -> bool:
-        """Check and keep one public nonce; an invalid one aborts at once, naming its sender."""
-        try:
-            parse_pubnonce(pubnonce, self.spec.index_of(sender))
-        except BlameError:
-            # Blame at once rather than after everyone else has answered.
-            self._coordinator_abort("invalid public nonce", (sender,))
-            return False
-        c.nonces[sender] = pubnonce
-        return True
-
-    def _nonces_complete(self, c: _CoordinatorState) -> None:
-        ordered = [c.nonces[k] for k in self.spec.participants]
-        try:
-            c.signing = SigningSession.from_pubnonces(self.spec.keyagg, ordered, self.spec.message)
-        except BlameError as exc:
-            culprit = self.spec.participants[exc.index] if exc.index is not None else None
-            self._coordinator_abort(f"invalid public nonce: {exc.reason}",
-                                    (culprit,) if culprit else ())
-            return
-        c.phase = "psigs"
-        self._arm_coord(self.config.round_timeout, "psigs")
-        self._broadcast(MsgType.NONCES, epoch=self.epoch, attempt=c.attempt, pubnonces=ordered,
-                        aggnonce=c.signing.aggnonce)
-
-    def _on_psig(self, sender: bytes, b: dict) -> None:
-        c = self._coord_for(b, "psigs")
-        if c is None:
-            return
-        index = self.spec.index_of(sender)
-        try:
-            ok = c.signing.partial_sig_verify(b["psig"], c.nonces[sender], index)
-        except BlameError:
-            ok = False
-        if not ok:
-            self._coordinator_abort("invalid partial signature", (sender,))
-            raise InvalidContribution("partial signature does not verify")
-        c.psigs[sender] = b["psig"]
-        if len(c.psigs) < self.spec.n:
-            return
-        try:
-            sig = c.signing.aggregate([c.psigs[k] for k in self.spec.participants])
-        except BlameError as exc:
-            culprit = self.spec.participants[exc.index] if exc.index is not None else None
-            self._coordinator_abort(f"aggregation failed: {exc.reason}",
-                                    (culprit,) if culprit else ())
-            return
-        if not schnorr_verify(self.spec.aggregate_xonly, self.spec.message, sig):
-            self._coordinator_abort("final signature does not verify", ())
-            return
-        c.phase = "done"
-        c.final = sig
-        if c.timer is not None:
-            c.timer.cancel()
-        self._emit_round2()
-        self._broadcast(MsgType.FINAL, epoch=self.epoch, attempt=c.attempt, signature=sig)
-
-    # ------------------------------------------------------------------ participant role
-    def _on_ready(self, sender: bytes, b: dict) -> None:
-        self._require_coordinator(sender, b["epoch"])
-        if self.closed or not self.joined_local:
-            return
-        if b["epoch"] > self.epoch and not self._amnesiac:
-            return  # a later epoch's coordinator: we have not seen ours fail; not our move
-        if b["epoch"] < self.epoch:
-            if self.status not in (JOINING, READY, ROUND1):
-                return  # we signed (or are signing) in our epoch: never go back
-            # We failed over, yet the coordinator we left is alive: a fresh READY it signed
-            # is evidence we see ourselves. Going back (fresh nonces, as for any attempt)
-            # keeps one participant's flaky link from splitting the session.
-            self._return_to_epoch(b["epoch"])
-        elif b["attempt"] <= self.attempt:
-            return  # an older attempt: never restart it
-        if self.attempts_seen >= self.config.max_attempts * (self.config.max_failovers + 1):
-            # Each READY costs us a fresh nonce and a message: a coordinator that keeps
-            # restarting round 1 is griefing (honest ones stop at max_attempts per epoch).
-            self._abort_local("coordinator started too many attempts", (sender,), INVALID)
-            return
-        if b["epoch"] > self.epoch:
-            self._enter_epoch(b["epoch"])
-        self._become_ready(sender, b["attempt"])
-        self.status = READY
-        if self._round1_requested:
-            self._do_round1()
-
-    def _become_ready(self, coordinator: bytes, attempt: int) -> None:
-        """Enter ``attempt``: keep our nonce only if it was made for exactly this attempt."""
-        self._amnesiac = False
-        self._stop_heartbeat()
-        self._cancel_wait()
-        if self._nonce_for != (self.epoch, attempt):
-            self._drop_nonce()
-            self._pubnonce = None
-        self.attempt = attempt
-        self.attempts_seen += 1
-        self._pubnonces = self._aggnonce = self._psig = None
-        for key in self.spec.participants:
-            self._note_joined(key)
-        if not self._ready_emitted:
-            self._ready_emitted = True
-            self.emitter.emit("session:ready", session_id=self.sid, attempt=self.attempt,
-                              coordinator=coordinator, participants=self.spec.participants)
-        else:
-            self.emitter.emit("session:attempt", session_id=self.sid, attempt=self.attempt,
-                              coordinator=coordinator)
-
-    def _return_to_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self._cancel_wait()
-        self._drop_nonce()
-        self._ensure_coordinator_state()
-        self.attempt = -1
-        self.emitter.emit("session:failover", session_id=self.sid, epoch=epoch,
-                          coordinator=self.coordinator, silent=None)
-
-    def _make_nonce(self, attempt: int | None = None):
-        """A fresh nonce for ``attempt`` (default: the current one; BIP-327 NonceGen with
-        every optional input)."""
-        attempt = self.attempt if attempt is None else attempt
-        extra = hashlib.sha256(self.sid + attempt.to_bytes(4, "big")).digest()
-        return nonce_gen(pubkey=self.me, seckey=self._seckey, keyagg=self.spec.keyagg,
-                         msg=self.spec.message, extra_in=extra)
-
-    def _do_round1(self) -> None:
-        if self.status != READY:
-            return
-        if self._nonce_for != (self.epoch, self.attempt) or self._secnonce is None:
-            self._drop_nonce()
-            self._secnonce, self._pubnonce = self._make_nonce()
-            self._nonce_for = (self.epoch, self.attempt)
-        self.status = ROUND1
-        epoch = self.epoch
-        self._send(self.coordinator, MsgType.NONCE, on_fail=lambda: self._coordinator_silent(epoch),
-                   epoch=epoch, attempt=self.attempt, pubnonce=self._pubnonce)
-        self._arm_wait(self.config.participant_wait)
-
-    def _on_nonces(self, sender: bytes, b: dict) -> None:
-        self._require_coordinator(sender, b["epoch"])
-        if (b["epoch"] < self.epoch and self.status == JOINING and self.joined_local
-                and not self.closed):
-            # We failed over, yet the coordinator we left is alive and started an attempt
-            # (with the nonce of our old JOIN, destroyed when we left). Go back and ask it
-            # for a new attempt: a fresh JOIN says we hold no nonce for this one.
-            self._return_to_epoch(b["epoch"])
-            self._begin_joining(fresh=True)
-            return
-        if (self.status == JOINING and b["epoch"] == self.epoch and not self.closed
-                and b["attempt"] > self.attempt and self._secnonce is not None
-                and self._nonce_for == (self.epoch, b["attempt"])):
-            # The coordinator started the attempt with the nonces of the JOINs (ours among
-            # them, checked below): this NONCES is our READY as well.
-            if self.attempts_seen >= self.config.max_attempts * (self.config.max_failovers + 1):
-                self._abort_local("coordinator started too many attempts", (sender,), INVALID)
-                return
-            self._become_ready(sender, b["attempt"])
-            self.status = ROUND1
-            self._arm_wait(self.config.participant_wait)
-        if (self.status != ROUND1 or b["epoch"] != self.epoch or b["attempt"] != self.attempt):
-            return
-        pubnonces = b["pubnonces"]
-        try:
-            if pubnonces[self.my_index] != self._pubnonce:
-                raise InvalidContribution("our public nonce is not in the coordinator's list")
-            aggnonce = nonce_agg(pubnonces)
-            if aggnonce != b["aggnonce"]:
-                raise InvalidContribution("the announced aggregate nonce is wrong")
-        except (InvalidContribution, CryptoError) as exc:
-            # A coordinator that lies cannot be trusted with this attempt: move on.
-            self._coordinator_silent(self.epoch)
-            raise InvalidContribution(str(exc)) from None
-        self._cancel_wait()
-        self._pubnonces, self._aggnonce = pubnonces, aggnonce
-        self.status = ROUND1_DONE
-        self.emitter.emit("round1:complete", session_id=self.sid, attempt=self.attempt,
-                          aggnonce=aggnonce, pubnonces=tuple(pubnonces))
-        if not self._round1_fut.done():
-            self._round1_fut.set_result(aggnonce)
-        if self._round2_requested:
-            self._do_round2()
-
-    def _make_partial_sig(self) -> bytes:
-        signing = SigningSession(self.spec.keyagg, self._aggnonce, self.spec.message)
-        secnonce, self._secnonce = self._secnonce, None
-        self._nonce_for = None
-        return signing.partial_sign(secnonce, self._seckey)   # consumes the nonce
-
-    def _do_round2(self) -> None:
-        if self.status != ROUND1_DONE:
-            return
-        try:
-            self._psig = self._make_partial_sig()
-        except CryptoError as exc:
-            # The nonce is gone either way (consumed or destroyed): this attempt cannot be
-            # finished by us. Say so now rather than let the coordinator time out on us.
-            log.error("session %s: our partial signature failed: %s", self.sid.hex()[:8], exc)
-            reason = f"our partial signature failed: {type(exc).__name__}"
-            if self._coord is not None:
-                self._coordinator_abort(reason, (self.me,))
-            else:
-                self._abort_local(reason, (self.me,), INVALID)
-            return
-        self.status = ROUND2
-        epoch = self.epoch
-        self._send(self.coordinator, MsgType.PSIG, on_fail=lambda: self._coordinator_silent(epoch),
-                   epoch=epoch, attempt=self.attempt, psig=self._psig)
-        self._arm_wait(self.config.participant_wait)
-
-    def _on_final(self, sender: bytes, b: dict) -> None:
-        self._require_coordinator(sender, b["epoch"])
-        if self.closed:
-            return
-        sig = b["signature"]
-        if not schnorr_verify(self.spec.aggregate_xonly, self.spec.message, sig):
-            raise InvalidContribution("final signature does not verify")
-        self._finalize(sig)
-
-    def _on_abort(self, sender: bytes, b: dict) -> None:
-        """Only the coordinator of *our* epoch ends it. Its culprits are its claim: we keep
-        them as ``reported_culprits`` and blame nobody on its word (issue 14, item 3)."""
-        culprits = tuple(dict.fromkeys(b["culprits"]))
-        if any(k not in self.spec.participants for k in culprits):
-            raise InvalidContribution("an abort may only name participants of the session")
-        self._require_coordinator(sender, b["epoch"])
-        if b["epoch"] != self.epoch:
-            # A coordinator of another epoch: an old one gave up after we left it, or one
-            # whose epoch we never entered. Neither ends our epoch; our own timers decide.
-            raise NotOurEpoch(f"ABORT for epoch {b['epoch']}; this session is in {self.epoch}")
-        if self.closed:
-            return
-        self.reported_culprits = culprits
-        self._abort_local(b["reason"], ())
-
-    # ------------------------------------------------------------------ API hooks
     def set_auto(self, auto: bool) -> None:
         """Manual mode: rounds start only through ``round1()`` / ``round2()``."""
         self.auto = auto
@@ -761,13 +213,13 @@ class Session:
 
     async def round1(self) -> bytes:
         self._round1_requested = True
-        if self.status == READY:
+        if self.status == SessionStatus.READY:
             self._do_round1()
         return await self._await(self._round1_fut)
 
     async def round2(self) -> bytes:
         self._round2_requested = True
-        if self.status == ROUND1_DONE:
+        if self.status == SessionStatus.ROUND1_DONE:
             self._do_round2()
         return await self._await(self._final_fut)
 
@@ -777,14 +229,13 @@ class Session:
     async def _await(self, fut: asyncio.Future):
         return await asyncio.shield(fut)
 
-    # ------------------------------------------------------------------ endings
     def _emit_round2(self) -> None:
         if not self._round2_emitted:
             self._round2_emitted = True
             self.emitter.emit("round2:complete", session_id=self.sid, attempt=self.attempt)
 
     def _finalize(self, sig: bytes) -> None:
-        self.status = FINALIZED
+        self.status = SessionStatus.FINALIZED
         self.final_signature = sig
         self._teardown()
         self._emit_round2()
@@ -796,22 +247,23 @@ class Session:
             self._final_fut.set_result(sig)
         if not self._round1_fut.done():
             self._round1_fut.set_result(self._aggnonce)
-        self.emitter.emit("session:closed", session_id=self.sid, outcome=FINALIZED)
+        self.emitter.emit("session:closed", session_id=self.sid, outcome=SessionStatus.FINALIZED)
         if self._on_closed:
             self._on_closed(self)
 
-    def _abort_local(self, reason: str, culprits: tuple[bytes, ...], kind: str = TIMEOUT) -> None:
+    def _abort_local(self, reason: str, culprits: tuple[bytes, ...],
+                     kind: Evidence = Evidence.TIMEOUT) -> None:
         """End the session here. ``culprits``: only whom this node has evidence against
-        itself, of ``kind`` (INVALID or TIMEOUT)."""
+        itself, of ``kind`` (Evidence.INVALID or Evidence.TIMEOUT)."""
         if self.closed:
             return
-        self.status = ABORTED
+        self.status = SessionStatus.ABORTED
         self.abort_reason = reason
         self.culprits = tuple(culprits)
         self.evidence = {k: kind for k in self.culprits}
         self._teardown()
         if self._coord is not None:
-            self._coord.phase = "done"
+            self._coord.phase = CoordinatorPhase.DONE
         self.emitter.emit("session:aborted", session_id=self.sid, request_id=self.spec.request_id,
                           reason=reason, culprits=self.culprits, evidence=dict(self.evidence),
                           reported=self.reported_culprits)
@@ -820,7 +272,7 @@ class Session:
             if not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: nobody may be awaiting it
-        self.emitter.emit("session:closed", session_id=self.sid, outcome=ABORTED)
+        self.emitter.emit("session:closed", session_id=self.sid, outcome=SessionStatus.ABORTED)
         if self._on_closed:
             self._on_closed(self)
 
@@ -837,7 +289,7 @@ class Session:
             return
         if self._coord is not None:
             missing = tuple(k for k in self.spec.participants if k not in self._coord.joined)
-            self._coordinator_abort("session lifetime exceeded", missing, TIMEOUT)
+            self._coordinator_abort("session lifetime exceeded", missing, Evidence.TIMEOUT)
             return
         self._life_timer = asyncio.get_running_loop().call_later(
             self.config.coordinator_grace, self._lifetime_final)
@@ -845,8 +297,9 @@ class Session:
     def _lifetime_final(self) -> None:
         if self.closed:
             return
-        culprits = (self.coordinator,) if self.joined_local and self.status == JOINING else ()
-        self._abort_local("session lifetime exceeded", culprits, TIMEOUT)
+        waiting = self.joined_local and self.status == SessionStatus.JOINING
+        culprits = (self.coordinator,) if waiting else ()
+        self._abort_local("session lifetime exceeded", culprits, Evidence.TIMEOUT)
 
     def _teardown(self) -> None:
         self._cancel_wait()

@@ -20,6 +20,7 @@ from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.records import SigningRequest
+from musig2_plugin.session import SessionStatus
 from musig2_plugin.session.messages import encode_body
 from musig2_plugin.transport import MsgType, PeerRefused
 
@@ -148,7 +149,7 @@ async def _ready(n: int):
     spec = nodes[0].requests[request_key(record)].specs[0]
     ids = await asyncio.gather(*(x.join_signing_request(record, auto=False) for x in nodes))
     sid = ids[0][0]
-    await until(lambda: all(x.sessions.get(sid).status == "ready" for x in nodes), 20)
+    await until(lambda: all(x.sessions.get(sid).status == SessionStatus.READY for x in nodes), 20)
     return nodes, spec, sid
 
 
@@ -192,7 +193,7 @@ async def test_a_join_for_a_later_epoch_moves_nobody():
                 await mallory.transport.send(target.endpoint,
                                              mallory.transport.seal(MsgType.JOIN, sid, body))
         assert all(x.sessions.get(sid).epoch == 0 for x in nodes)
-        assert coord.sessions.get(sid).status == "ready"
+        assert coord.sessions.get(sid).status == SessionStatus.READY
         await asyncio.gather(*(x.start_round1(sid, 20) for x in nodes))
         sigs = await asyncio.gather(*(x.start_round2(sid, 20) for x in nodes))
         assert len(set(sigs)) == 1
