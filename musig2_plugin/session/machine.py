@@ -68,7 +68,8 @@ class Session(ParticipantRole, CoordinatorRole):
         self.attempt = -1
         self.attempts_seen = 0
         self.failovers = 0
-        self._silent_coordinators: list[bytes] = []
+        #: Coordinators we left, with the kind of our evidence (silent, or caught lying).
+        self._silent_coordinators: dict[bytes, Evidence] = {}
         self._secnonce = None
         #: (epoch, attempt) the secret nonce we hold was made for.
         self._nonce_for: tuple[int, int] | None = None
@@ -252,7 +253,8 @@ class Session(ParticipantRole, CoordinatorRole):
             self._on_closed(self)
 
     def _abort_local(self, reason: str, culprits: tuple[bytes, ...],
-                     kind: Evidence = Evidence.TIMEOUT) -> None:
+                     kind: Evidence = Evidence.TIMEOUT,
+                     evidence: dict[bytes, Evidence] | None = None) -> None:
         """End the session here. ``culprits``: only whom this node has evidence against
         itself, of ``kind`` (Evidence.INVALID or Evidence.TIMEOUT)."""
         if self.closed:
@@ -260,7 +262,10 @@ class Session(ParticipantRole, CoordinatorRole):
         self.status = SessionStatus.ABORTED
         self.abort_reason = reason
         self.culprits = tuple(culprits)
-        self.evidence = {k: kind for k in self.culprits}
+        # Invalid evidence we caught earlier in the session outranks a later timeout.
+        self.evidence = {k: Evidence.INVALID
+                         if self._silent_coordinators.get(k) == Evidence.INVALID
+                         else (evidence or {}).get(k, kind) for k in self.culprits}
         self._teardown()
         if self._coord is not None:
             self._coord.phase = CoordinatorPhase.DONE

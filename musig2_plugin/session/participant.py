@@ -99,7 +99,8 @@ class ParticipantRole:
                 self._send_join(fresh=False)
             delay = min(delay * 2, self.config.heartbeat_interval)
 
-    def _coordinator_silent(self, epoch: int, joining: bool = False) -> None:
+    def _coordinator_silent(self, epoch: int, joining: bool = False,
+                            kind: Evidence = Evidence.TIMEOUT) -> None:
         if self.closed or epoch != self.epoch or not self.joined_local:
             return
         silent = self.spec.coordinator(epoch)
@@ -108,12 +109,13 @@ class ParticipantRole:
         if joining and self.status == SessionStatus.JOINING and \
                 time.monotonic() - self._joining_since < self.config.participant_wait:
             return  # not reachable (or not known) yet: the heartbeat keeps trying
-        self._silent_coordinators.append(silent)
+        if self._silent_coordinators.get(silent) != Evidence.INVALID:
+            self._silent_coordinators[silent] = kind
         self.failovers += 1
         if epoch + 1 > self.config.max_failovers or epoch + 1 >= self.spec.n:
             self._abort_local("coordinators silent: " + ", ".join(
                 k.hex()[:16] for k in self._silent_coordinators),
-                tuple(dict.fromkeys(self._silent_coordinators)), Evidence.TIMEOUT)
+                tuple(self._silent_coordinators), evidence=dict(self._silent_coordinators))
             return
         self._enter_epoch(epoch + 1)
         self._begin_joining(fresh=False)
@@ -246,7 +248,7 @@ class ParticipantRole:
                 raise InvalidContribution("the announced aggregate nonce is wrong")
         except (InvalidContribution, CryptoError) as exc:
             # A coordinator that lies cannot be trusted with this attempt: move on.
-            self._coordinator_silent(self.epoch)
+            self._coordinator_silent(self.epoch, kind=Evidence.INVALID)
             raise InvalidContribution(str(exc)) from None
         self._cancel_wait()
         self._pubnonces, self._aggnonce = pubnonces, aggnonce

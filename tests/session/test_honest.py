@@ -51,6 +51,7 @@ async def _run_request(nodes, n_inputs: int, timeout: float = 120.0) -> None:
 
 
 # ---------------------------------------------------------------------------- item 1
+@pytest.mark.slow
 async def test_fifty_input_request_between_three_nodes_ten_times_without_failover():
     """Regression (item 1): on the old code one 50-input request between 3 nodes failed
     over (168 times between 2 nodes) or aborted naming an honest participant."""
@@ -142,8 +143,8 @@ async def test_a_refused_push_is_reported_and_the_dht_brings_the_request_anyway(
 
 
 # ---------------------------------------------------------------------------- item 3
-async def _ready(n: int):
-    nodes = await make_cluster(n, config=HONEST)
+async def _ready(n: int, config: Musig2Config = HONEST):
+    nodes = await make_cluster(n, config=config)
     record = await nodes[0].announce_signing_request([x.pubkey for x in nodes],
                                                      [os.urandom(32)])
     spec = nodes[0].requests[request_key(record)].specs[0]
@@ -255,4 +256,31 @@ async def test_junk_pushes_at_a_thousand_per_second_do_not_stop_honest_sessions(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        await stop_all(nodes)
+
+
+async def test_a_coordinator_caught_lying_is_blamed_on_invalid_evidence():
+    """A NONCES whose aggregate is wrong is a signed contradiction the participant checks
+    itself: it leaves that coordinator at once (n = 2: it coordinates epoch 1 itself), and
+    when the liar does not come back it names it on ``invalid`` evidence (not ``timeout``);
+    it never signs anything of the lying attempt."""
+    from musig2_plugin.session import Evidence, SessionAborted
+    nodes, spec, sid = await _ready(2, HONEST.with_(rejoin_timeout=0.5))
+    try:
+        coord = by_key(nodes)[spec.coordinator(0)]
+        victim = next(x for x in nodes if x is not coord)
+        victim.sessions.get(sid)._do_round1()        # its nonce goes to the coordinator
+        mine = victim.sessions.get(sid)._pubnonce
+        pubnonces = [mine for _ in spec.participants]    # ours is in the list ...
+        body = encode_body(MsgType.NONCES, epoch=0, attempt=0, pubnonces=pubnonces,
+                           aggnonce=bytes(66))        # ... but the aggregate is a lie
+        with pytest.raises(PeerRefused, match="InvalidContribution"):
+            await coord.transport.send(victim.endpoint,
+                                       coord.transport.seal(MsgType.NONCES, sid, body))
+        with pytest.raises(SessionAborted) as info:
+            await victim.get_final_signature(sid, 5)
+        assert info.value.culprits == (coord.pubkey,)
+        assert info.value.evidence == {coord.pubkey: Evidence.INVALID}
+        assert victim.sessions.get(sid)._psig is None
+    finally:
         await stop_all(nodes)
