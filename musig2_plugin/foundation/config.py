@@ -66,6 +66,10 @@ class Musig2Config:
     max_clock_skew: float = 120.0
     #: Invalid messages after which a peer is blocked (the anchor uses 10).
     block_after_invalid: int = 10
+    #: Node-wide budget for traffic that does not verify (malformed, bad signature): once
+    #: spent, a connection is closed at its first such message instead of its tenth.
+    junk_rate_per_sec: float = 50.0
+    junk_burst: int = 200
     #: How long a blocked participant key stays blocked (seconds).
     block_duration: float = 3600.0
     #: Anti-replay window, in messages of one (session, sender) stream: how many of one

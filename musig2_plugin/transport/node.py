@@ -36,7 +36,7 @@ from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
 from .admission import PushRefused
-from .guards import PeerScore, ReplayGuard, check_clock
+from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
 from .peer import ERR_RATE, ClientPool, Endpoint, ServerSession, make_refusal
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class Transport:
         #: Correctly signed messages refused as replays (or stale), by signer key: what a
         #: key is "counted" for without being blocked (bounded; oldest keys forgotten).
         self.replays: OrderedDict[bytes, int] = OrderedDict()
+        self._junk_budget = TokenBucket(config.junk_rate_per_sec, config.junk_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
@@ -167,11 +168,11 @@ class Transport:
         if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST, C.RPC_PAYLOAD) or len(args) != 1 \
                 or not isinstance(args[0], str) \
                 or len(args[0]) > 2 * self.config.max_message_bytes:
-            raise make_refusal("unknown method or bad arguments", conn.charge_invalid())
+            raise make_refusal("unknown method or bad arguments", self._charge_junk(conn))
         try:
             data = bytes.fromhex(args[0])
         except ValueError:
-            raise make_refusal("argument is not hex", conn.charge_invalid()) from None
+            raise make_refusal("argument is not hex", self._charge_junk(conn)) from None
         if method == C.RPC_SIGNING_REQUEST:
             # Verified first, then budgeted by who signed it (transport/admission.py): the
             # coordinator's handler does both. Junk that does not verify is the connection's;
@@ -183,22 +184,34 @@ class Transport:
                 raise RPCError(ERR_RATE, f"signing request refused: {exc}") from None
             except ValueError as exc:
                 self._count(exc)
-                disconnect = not getattr(exc, "authentic", False) and conn.charge_invalid()
+                disconnect = not getattr(exc, "authentic", False) and self._charge_junk(conn)
                 raise make_refusal(f"signing request refused: {exc}", disconnect) from None
             return True
         if method == C.RPC_PAYLOAD:
             try:
                 return self.serve_fetch(data).hex()
             except EnvelopeError as exc:
-                disconnect = not exc.authentic and conn.charge_invalid()
+                disconnect = not exc.authentic and self._charge_junk(conn)
                 raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         try:
             await self.accept(data)
         except EnvelopeError as exc:
             # Only junk that cannot be pinned on a key is charged to the connection.
-            disconnect = not exc.authentic and conn.charge_invalid()
+            disconnect = not exc.authentic and self._charge_junk(conn)
             raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         return True
+
+    def _charge_junk(self, conn: ServerSession) -> bool:
+        """Charge traffic that did not verify to its connection; True: close it now.
+
+        Unauthenticated traffic has a small node-wide budget of its own
+        (``junk_rate_per_sec``/``junk_burst``) besides each connection's count: honest
+        traffic verifies and never spends it, while an attacker who reconnects after
+        every ``block_after_invalid`` junk messages finds, once the budget is spent, each
+        new connection closed at its first junk message.
+        """
+        over_budget = not self._junk_budget.take()
+        return conn.charge_invalid() or over_budget
 
     def serve_fetch(self, data: bytes) -> bytes:
         """Admit a FETCH envelope like any message (signature, clock, participant of the

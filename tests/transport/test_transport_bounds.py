@@ -310,3 +310,44 @@ async def test_silent_connections_cannot_lock_honest_peers_out():
             w.close()
         await client.stop()
         await srv.stop()
+
+
+async def test_junk_has_a_small_node_wide_budget_honest_traffic_never_spends():
+    """Unauthenticated traffic (here: bytes that are no envelope) costs each connection one
+    of its ``block_after_invalid``; once the node-wide junk budget is spent, a connection is
+    closed at its first junk message, so reconnecting after every nine buys nothing. Signed
+    traffic never spends the budget and still flows."""
+    from musig2_plugin.foundation import constants as C
+    from musig2_plugin.crypto import plain_pubkey
+    from musig2_plugin.transport import MsgType, PeerRefused
+    cfg = CFG.with_(junk_burst=3, junk_rate_per_sec=0.001)
+    honest_sk = os.urandom(32)
+    inbox: list = []
+
+    async def on_env(env) -> None:
+        inbox.append(env)
+
+    srv = Transport(os.urandom(32), cfg, membership=lambda s: {plain_pubkey(honest_sk)},
+                    on_envelope=on_env, on_request=_noop, chain=REGTEST)
+    await srv.start("127.0.0.1", 0)
+    clients = [Transport(os.urandom(32), CFG, membership=lambda s: None, on_envelope=_noop,
+                         on_request=_noop, chain=REGTEST) for _ in range(2)]
+    honest = Transport(honest_sk, CFG, membership=lambda s: None, on_envelope=_noop,
+                       on_request=_noop, chain=REGTEST)
+    try:
+        for _ in range(3):                                   # within the budget: refused only
+            with pytest.raises(PeerRefused, match="Malformed"):
+                await clients[0].pool.request(srv.endpoint, C.RPC_MESSAGE, ["00" * 40])
+        await asyncio.sleep(0.05)
+        assert len([s for s in srv._inbound if not s.is_closing()]) == 1
+        with pytest.raises((PeerRefused, PeerUnreachable)):  # budget spent: first junk closes
+            await clients[1].pool.request(srv.endpoint, C.RPC_MESSAGE, ["00" * 40])
+        await asyncio.sleep(0.1)
+        assert len([s for s in srv._inbound if not s.is_closing()]) == 1
+        await honest.send(srv.endpoint, honest.seal(MsgType.JOIN, bytes(32), b"{}"))
+        assert len(inbox) == 1
+    finally:
+        await honest.stop()
+        for c in clients:
+            await c.stop()
+        await srv.stop()
