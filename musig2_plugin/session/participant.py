@@ -15,7 +15,7 @@ import logging
 import time
 
 from ..crypto import CryptoError, SigningSession, nonce_agg, nonce_gen, schnorr_verify
-from ..transport import MsgType
+from ..transport import AuthenticRefusal, MsgType
 from .errors import InvalidContribution, NotOurEpoch, SessionAborted
 from .states import Evidence, SessionStatus
 
@@ -133,7 +133,10 @@ class ParticipantRole:
         for key in [e for e in self._early_joins if e < epoch]:
             del self._early_joins[key]
         for sender, body in early.items():
-            self._on_join(sender, body)
+            try:
+                self._on_join(sender, body)
+            except AuthenticRefusal as exc:     # e.g. its nonce was invalid: it is blamed
+                log.info("session %s: a kept JOIN refused: %s", self.sid.hex()[:8], exc)
 
     def _on_ready(self, sender: bytes, b: dict) -> None:
         self._require_coordinator(sender, b["epoch"])
