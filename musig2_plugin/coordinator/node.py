@@ -15,7 +15,7 @@ import enum
 import inspect
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -171,6 +171,8 @@ class Musig2Node:
         self._started = False
         #: The endpoint we publish in advertisements, requests and JOINs (None: none yet).
         self.public_endpoint: tuple[str, int] | None = None
+        #: What this node dropped from what it found, by reason (e.g. "non_public_endpoint").
+        self.stats: Counter = Counter()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -256,7 +258,18 @@ class Musig2Node:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
-    def reach_status(self) -> dict:
+    def _usable_endpoint(self, host: str) -> bool:
+        """Whether an endpoint a stranger signed may be dialed on our chain: on mainnet,
+        testnet and signet a loopback/private/link-local one would aim us at our own machine
+        or home network (transport/addresses.py); it is dropped and counted."""
+        try:
+            check_publishable(host, self.chain)
+            return True
+        except EndpointNotPublic:
+            self.stats["non_public_endpoint"] += 1
+            return False
+
+    def network_status(self) -> dict:
         """How peers reach this node: its chain, where it listens, what it publishes."""
         listen = self.transport.endpoint
         return {"chain": self.chain.name,
@@ -360,6 +373,8 @@ class Musig2Node:
         for ad in ads:
             if ad.owner == self.pubkey and not include_self:
                 continue
+            if not self._usable_endpoint(ad.endpoint.host):
+                continue          # a LAN/loopback address on a real chain: never dialed, not listed
             self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
             if ad.owner not in self._discovered:
                 self._discovered[ad.owner] = None
@@ -466,7 +481,7 @@ class Musig2Node:
         if endpoint is None:
             return PushOutcome(key, PushStatus.NO_ENDPOINT)
         try:
-            await self.transport.push_request(endpoint, data)
+            await self.transport.push_request(endpoint, data, to=key)
             return PushOutcome(key, PushStatus.DELIVERED)
         except PeerRefused as exc:
             log.warning("push of a signing request to %s refused: %s", endpoint, exc)
@@ -521,7 +536,7 @@ class Musig2Node:
             raise RequestRefused("conflicts with a signing request we already hold")
         for spec in specs:
             self.sessions.register(spec)
-        if record.endpoint is not None:
+        if record.endpoint is not None and self._usable_endpoint(record.endpoint.host):
             self.endpoints.setdefault(record.creator, (record.endpoint.host, record.endpoint.port))
         known = KnownRequest(record, payload, specs, via)
         self.requests[rid] = known
@@ -626,6 +641,8 @@ class Musig2Node:
             raise NotStarted("the DHT is off on this node")
 
         def remember(ad: Advertisement) -> None:
+            if not self._usable_endpoint(ad.endpoint.host):
+                return
             self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
             if callback is not None:
                 callback(ad)

@@ -6,4 +6,4 @@ from .addresses import EndpointNotPublic, check_publishable, publishable_endpoin
 from .admission import PushAdmission, PushRefused
 from .guards import PeerScore, ReplayGuard, TokenBucket
 from .node import BadFetch, Transport, UnknownPayload, UnknownSession
-from .peer import ClientPool, Endpoint, PeerRefused, PeerUnreachable, TransportError
+from .peer import ClientPool, Endpoint, PeerIgnored, PeerRefused, PeerUnreachable, TransportError
