@@ -63,7 +63,7 @@ class RelayNodeService:
         s = node.settings
         key = load_or_make_key(s.data_dir)
 
-        async def no_requests(_data: bytes) -> None:
+        async def no_requests(_data: bytes, _source: str = "") -> None:
             raise ValueError("this node holds no wallet: it co-signs nothing")
 
         async def no_envelopes(_env) -> None:   # never reached: membership is always None

@@ -44,7 +44,7 @@ class Peer:
     async def _env(self, env: Envelope) -> None:
         self.inbox.append(env)
 
-    async def _req(self, data: bytes) -> None:
+    async def _req(self, data: bytes, source: str = "") -> None:
         self.requests.append(data)
 
 
