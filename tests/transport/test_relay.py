@@ -356,3 +356,36 @@ async def test_an_impostor_at_the_relay_address_is_refused_before_reserving() ->
         await link.close()
         for p in (relay, client):
             await p.t.stop()
+
+
+async def test_junk_passed_on_by_the_relay_never_closes_the_link() -> None:
+    """Anyone can push junk at a client through its relay. It is refused and counted, but the
+    link stays: with the node-wide junk budget spent (tiny here), a direct connection would be
+    closed at its first junk message; the relay link is our only way in."""
+    cfg = CFG.with_(junk_rate_per_sec=0.1, junk_burst=2, block_after_invalid=3)
+    members: dict = {}
+    relay, client, sender = (Peer(key(i), cfg, members) for i in range(3))
+    members[SID] = {relay.t.pubkey, client.t.pubkey, sender.t.pubkey}
+    relay.t.enable_relay()
+    for p in (relay, client, sender):
+        await p.t.start()
+    link = RelayLink(client.t, relay_endpoint(relay))
+    await link.open()
+    try:
+        data = bytearray(sender.t.seal(MsgType.JOIN, SID, b'{"x":1}').encode())
+        data[-70] ^= 1
+        for _ in range(12):
+            with pytest.raises(PeerRefused, match="BadSignature"):
+                await sender.t.pool.request(relay.t.endpoint.address, C.RPC_RELAY_SEND,
+                                            [client.t.pubkey.hex(), C.RPC_MESSAGE,
+                                             bytes(data).hex()])
+        assert link.alive and link.session.invalid_messages == 12
+        assert client.t.refusals.get("BadSignature") == 12
+        assert await link.probe()
+        await sender.t.send(relay_endpoint(relay), sender.t.seal(MsgType.JOIN, SID, b"{}"),
+                            to=client.t.pubkey)
+        assert len(client.inbox) == 1
+    finally:
+        await link.close()
+        for p in (relay, client, sender):
+            await p.t.stop()
