@@ -104,3 +104,11 @@ TAPROOT_KEYPATH_WITNESS_SIZE = 66    # item count + length byte + 64-byte signat
 REQUEST_POLL_INTERVAL_S = 20         # the background listener looks in the DHT this often
 MAX_TRACKED_REQUESTS = 256           # requests one wallet remembers (oldest inactive evicted)
 MAX_OPEN_APPROVAL_DIALOGS = 3        # more incoming requests only notify (no dialog flood)
+
+# --- tor (proxy policy, control port, onion services) -------------------------
+TOR_MAX_HOST_LEN = 255               # a proxy / endpoint host name (DNS limit)
+TOR_CONTROL_TIMEOUT_S = 30.0         # one control-port exchange (connect, auth, one command)
+TOR_CONTROL_MAX_LINE = 8192          # longest control-port reply line we read
+TOR_CONTROL_MAX_LINES = 256          # most lines of one control-port reply
+TOR_ONION_V3_LEN = 56                # base32 characters of a v3 onion address (without .onion)
+TOR_ONION_VIRTUAL_PORT = 7327        # port of our onion service (the node listens on loopback)

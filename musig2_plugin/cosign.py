@@ -130,11 +130,14 @@ class WalletCosigner:
 
     def __init__(self, wallet, seckey: bytes, *, config=None,
                  notify: Optional[Callable[[str, "RequestState"], None]] = None,
-                 auto_broadcast: bool = True, approvals: Optional[dict] = None):
+                 auto_broadcast: bool = True, approvals: Optional[dict] = None,
+                 connector: object = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
         a restart such a request is rejoined without asking again (its nonces are fresh: the
         session restarts round 1). Public data only; bounded."""
         kwargs = {} if config is None else {"config": config}
+        if connector is not None:   # a SOCKS5 proxy: every outbound session goes through it
+            kwargs["connector"] = connector
         self.wallet = wallet
         self.node = Musig2Node(seckey, approve=self._approve, **kwargs)
         self.pubkey = self.node.pubkey

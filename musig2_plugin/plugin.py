@@ -156,17 +156,25 @@ class Musig2Plugin(BasePlugin):
                          dht: bool = True) -> "WalletCosigner":
         """Start this wallet's node (idempotent); advertise if the settings say so."""
         from .cosign import WalletCosigner
+        from .network_settings import network_plan
+        from .tor import socks_connector
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing
+        host = host or self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1")
+        # Before any socket: a configuration that would go around the proxy is refused here.
+        plan = network_plan(self.config, host)
+        if plan.proxy is not None:
+            dht = False   # UDP cannot cross Tor
         secret = self.participant_secret(wallet, password)
         self.participant_key(wallet, password)
         storage = self.get_storage(wallet)
         if "approved_requests" not in storage:
             storage["approved_requests"] = {}
         cosigner = WalletCosigner(wallet, secret, notify=lambda what, st: self._notify(wallet, what, st),
-                                  approvals=storage["approved_requests"])
-        await cosigner.start(host or self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
+                                  approvals=storage["approved_requests"],
+                                  connector=None if plan.proxy is None else socks_connector(plan.proxy))
+        await cosigner.start(host,
                              int(self.config.get(CONFIG_LISTEN_PORT, 0) if port is None else port),
                              dht=dht,
                              bootstrap=self.bootstrap_peers() if bootstrap is None else bootstrap)
@@ -394,7 +402,20 @@ class Musig2Plugin(BasePlugin):
             "node_running": self.is_node_running(),
             "wallet": wallet.basename() if wallet is not None else None,
             "loaded_wallets": sorted(w.basename() for w in loaded),
+            "network": self.network_status(),
         }
+
+    def network_status(self) -> dict[str, Any]:
+        """The network path the node would take (or why the settings are refused)."""
+        from .network_settings import describe
+        return describe(self.config, self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"))
+
+    def set_network(self, *, mode: Optional[str] = None, proxy: Optional[str] = None) -> dict[str, Any]:
+        """Save the plugin's network mode / own proxy after the leak check (refused: unchanged)."""
+        from .network_settings import save_network_settings
+        save_network_settings(self.config, self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
+                              mode=mode, proxy=proxy)
+        return self.network_status()
 
     def requires_settings(self) -> bool:
         return True

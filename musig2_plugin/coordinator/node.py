@@ -83,7 +83,8 @@ class KnownRequest:
 
 class Musig2Node:
     def __init__(self, seckey: bytes, *, config: Musig2Config = DEFAULT_CONFIG,
-                 approve: Approval | None = None, dht_config: Any = None) -> None:
+                 approve: Approval | None = None, dht_config: Any = None,
+                 connector: object | None = None) -> None:
         self._seckey = bytes(seckey)
         self.pubkey = plain_pubkey(self._seckey)
         self.config = config
@@ -97,7 +98,7 @@ class Musig2Node:
                                    on_envelope=self.sessions.on_envelope,
                                    on_request=self._on_pushed_request,
                                    fetch_membership=self.payloads.members,
-                                   on_fetch=self.payloads.serve)
+                                   on_fetch=self.payloads.serve, connector=connector)
         self.sessions.attach(self.transport)
         self._dht_config = dht_config
         self.dht = None

@@ -62,7 +62,7 @@ class Transport:
     def __init__(self, seckey: bytes, config: Musig2Config, *, membership: Membership,
                  on_envelope: EnvelopeHandler, on_request: RequestHandler,
                  fetch_membership: FetchMembership | None = None,
-                 on_fetch: FetchHandler | None = None) -> None:
+                 on_fetch: FetchHandler | None = None, connector: object | None = None) -> None:
         self._seckey = seckey
         self.pubkey = plain_pubkey(seckey)
         self.config = config
@@ -74,7 +74,7 @@ class Transport:
         self._counter = CounterSource()
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
-        self.pool = ClientPool(config)
+        self.pool = ClientPool(config, connector)
         self._request_bucket = TokenBucket(config.request_push_rate_per_sec,
                                            config.request_push_burst)
         self._server: asyncio.base_events.Server | None = None

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Awaitable, Callable
 
 from aiorpcx import (JSONRPCConnection, JSONRPCv2, NewlineFramer, ReplyAndDisconnect, RPCError,
-                     RPCSession, TaskTimeout)
+                     RPCSession, SOCKSError, TaskTimeout)
 from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
@@ -155,10 +155,16 @@ class ClientSession(RPCSession):
 
 
 class ClientPool:
-    """One reusable client connection per peer endpoint, created on first use."""
+    """One reusable client connection per peer endpoint, created on first use.
 
-    def __init__(self, config: Musig2Config) -> None:
+    ``connector``: what opens the TCP connections, an object with asyncio's
+    ``create_connection(factory, host, port)``; None is the event loop (direct). A SOCKS5
+    proxy (aiorpcx's SOCKSProxy, see musig2_plugin.tor) sends every connection through Tor.
+    """
+
+    def __init__(self, config: Musig2Config, connector: object | None = None) -> None:
         self._config = config
+        self.connector = connector
         self._sessions: OrderedDict[Endpoint, RPCSession] = OrderedDict()
         self._locks: dict[Endpoint, asyncio.Lock] = {}
         self._closed = False
@@ -213,9 +219,9 @@ class ClientPool:
                               SessionKind.CLIENT)
             try:
                 _t, protocol = await asyncio.wait_for(
-                    loop.create_connection(factory, endpoint[0], endpoint[1]),
+                    (self.connector or loop).create_connection(factory, endpoint[0], endpoint[1]),
                     self._config.connect_timeout)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (OSError, asyncio.TimeoutError, SOCKSError) as exc:
                 raise PeerUnreachable(f"cannot connect to {endpoint[0]}:{endpoint[1]}: {exc!r}") \
                     from None
             session = protocol.session

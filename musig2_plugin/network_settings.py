@@ -1,0 +1,74 @@
+"""The plugin's network settings read from (and written to) Electrum's config, checked by the
+proxy policy (musig2_plugin.tor.policy) before anything uses them.
+
+Why at the edge: Electrum's proxy lives in its config (``proxy`` = "socks5:host:port",
+``enable_proxy``, ``proxy_user``, ``proxy_password``; read through Electrum's own
+``ProxySettings.from_config`` so we see exactly what Electrum's network uses).  The plugin adds
+``plugins.musig2_plugin.network_mode`` (auto / direct / proxy) and ``plugins.musig2_plugin.proxy``
+(its own SOCKS5 proxy).  Saving a combination that would leak is refused and changes nothing, and
+so is starting the node with one (the settings may have been edited by hand).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from .tor.policy import (NetworkMode, NetworkPlan, PolicyError, ProxyConfigError, ProxySpec,
+                         parse_proxy, plan_network)
+
+if TYPE_CHECKING:
+    from electrum.simple_config import SimpleConfig
+
+PLUGIN_NAME = "musig2_plugin"
+CONFIG_NETWORK_MODE = f"plugins.{PLUGIN_NAME}.network_mode"   # auto | direct | proxy
+CONFIG_PROXY = f"plugins.{PLUGIN_NAME}.proxy"                 # [socks5:]host:port, or empty
+
+
+def electrum_proxy(config: "SimpleConfig") -> Optional[ProxySpec]:
+    """Electrum's proxy when it is enabled, else None.  An enabled proxy we cannot use (SOCKS4,
+    no host) raises ProxyConfigError: going direct instead would be the leak."""
+    from electrum.network import ProxySettings
+    settings = ProxySettings.from_config(config)
+    if not settings.enabled:
+        return None
+    if not settings.host or not settings.port:
+        raise ProxyConfigError("Electrum's proxy is enabled but has no host:port; fix it in "
+                               "Electrum's network settings")
+    return parse_proxy(f"{settings.mode}:{settings.host}:{settings.port}", source="electrum",
+                       user=settings.user, password=settings.password)
+
+
+def plugin_proxy(config: "SimpleConfig") -> Optional[ProxySpec]:
+    return parse_proxy(config.get(CONFIG_PROXY, "") or "", source="plugin")
+
+
+def network_plan(config: "SimpleConfig", listen_host: str,
+                 *, mode: object = None, proxy: object = None) -> NetworkPlan:
+    """The plan for the current settings (or for ``mode``/``proxy`` about to be saved)."""
+    return plan_network(
+        electrum_proxy=electrum_proxy(config),
+        plugin_proxy=plugin_proxy(config) if proxy is None else parse_proxy(proxy, source="plugin"),
+        mode=NetworkMode.parse(config.get(CONFIG_NETWORK_MODE, "auto") if mode is None else mode),
+        listen_host=listen_host)
+
+
+def save_network_settings(config: "SimpleConfig", listen_host: str, *, mode: object = None,
+                          proxy: object = None) -> NetworkPlan:
+    """Check the new settings with the policy and save them; a refusal saves nothing."""
+    plan = network_plan(config, listen_host, mode=mode, proxy=proxy)
+    if mode is not None:
+        config.set_key(CONFIG_NETWORK_MODE, plan.mode.value)
+    if proxy is not None:
+        spec = parse_proxy(proxy, source="plugin")
+        config.set_key(CONFIG_PROXY, "" if spec is None else f"socks5:{spec.host}:{spec.port}")
+    return plan
+
+
+def describe(config: "SimpleConfig", listen_host: str) -> dict:
+    """For the status command and the settings dialog: the plan, or why it is refused."""
+    try:
+        plan = network_plan(config, listen_host)
+    except PolicyError as exc:
+        return {"mode": str(config.get(CONFIG_NETWORK_MODE, "auto")), "refused": str(exc)}
+    return {"mode": plan.mode.value, "path": plan.describe(), "reachability": plan.reachability,
+            "proxy": None if plan.proxy is None else plan.proxy.describe(),
+            "udp_dht": plan.udp_dht}
