@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from typing import Callable, Iterator
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..records import Record, RecordError, decode_record
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ on an arbitrary node id without grinding a hash.
 """
 from __future__ import annotations
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..crypto import tagged_hash
 from .errors import InvalidField
 from .fields import TxType, tx_type

@@ -23,7 +23,7 @@ import ipaddress
 from dataclasses import dataclass
 from enum import Enum
 
-from .. import constants as C
+from ..foundation import constants as C
 
 
 class PolicyError(ValueError):

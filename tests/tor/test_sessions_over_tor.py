@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.tor import ProxySpec, socks_connector
