@@ -174,6 +174,13 @@ class Musig2Node:
         """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
         return self.events.on(event, callback, loop)
 
+    def set_public_endpoint(self, endpoint: tuple[str, int]) -> None:
+        """Advertise ``endpoint`` (an onion service, a public address) instead of the listen
+        address: in advertisements, requests and JOINs from now on."""
+        self._require_started()
+        self.transport.set_public_endpoint(endpoint)
+        self.endpoints[self.pubkey] = self.transport.endpoint
+
     def add_peer(self, pubkey: bytes, endpoint: tuple[str, int]) -> None:
         """Make a peer reachable without the DHT (tests, or endpoints learnt out of band)."""
         self.endpoints[bytes(pubkey)] = (endpoint[0], int(endpoint[1]))

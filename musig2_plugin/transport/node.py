@@ -100,6 +100,10 @@ class Transport:
         self.endpoint = (sock_host, sock_port)
         return self.endpoint
 
+    def set_public_endpoint(self, endpoint: Endpoint) -> None:
+        """What peers are told to dial (e.g. our onion service); the listener stays where it is."""
+        self.endpoint = (str(endpoint[0]), int(endpoint[1]))
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()

@@ -499,3 +499,19 @@ def control_session(node: TorNode, commands: Sequence[str], *, auth: str = "cook
             if results[-1][0] != "250":
                 break
     return results
+
+
+def wait_onion_reachable(socks_port: int, onion: str, port: int, timeout: float = 120.0) -> float:
+    """Block until a TCP stream to ``onion:port`` opens through the SOCKS port (the service's
+    descriptor has reached the HSDirs); returns the seconds waited."""
+    began = time.monotonic()
+
+    def probe() -> bool:
+        try:
+            socks5_connect(socks_port, onion, port, timeout=30).close()
+            return True
+        except (TorNetError, OSError):
+            return False
+
+    wait_for(probe, timeout=timeout, what=f"{onion}:{port} to be reachable", interval=1.0)
+    return time.monotonic() - began

@@ -1,0 +1,180 @@
+"""The control-port client and the node's ephemeral onion service on the private Tor network:
+cookie (SAFECOOKIE) and password authentication, refusals, a hostile control port, and a 2-of-2
+signing session between two Tor-only nodes reachable only as onion services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from musig2_plugin.coordinator import Musig2Node
+from musig2_plugin.crypto import schnorr_verify
+from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.tor import (ControlSettings, OnionService, ProxySpec, TorAuthError, TorControl,
+                               TorControlError, socks_connector)
+from tests.harness.tornet import LOOPBACK, PrivateTorNetwork, TorNode, free_port, wait_onion_reachable
+
+pytestmark = [pytest.mark.slow]
+
+CFG = Musig2Config().with_(round_timeout=30.0, coordinator_grace=10.0, heartbeat_interval=3.0,
+                           connect_timeout=60.0, request_timeout=60.0)
+
+
+@pytest.fixture(scope="module")
+def tor_clients(tor_network: PrivateTorNetwork):
+    """Two Tor clients with control ports: one with cookie, one with password authentication."""
+    cookie = tor_network.add_client("onion-cookie", control="cookie")
+    password = tor_network.add_client("onion-password", control="password", password="pw 'quoted\" x")
+    yield cookie, password
+    tor_network.stop_node(cookie)
+    tor_network.stop_node(password)
+
+
+def _cookie(node: TorNode) -> ControlSettings:
+    return ControlSettings(LOOPBACK, node.control_port)
+
+
+def _password(node: TorNode, password: str | None = None) -> ControlSettings:
+    return ControlSettings(LOOPBACK, node.control_port,
+                           password=node.control_password if password is None else password)
+
+
+async def test_safecookie_and_password_authentication(tor_clients) -> None:
+    cookie, password = tor_clients
+    for settings in (_cookie(cookie), _password(password)):
+        control = await TorControl.connect(settings)
+        try:
+            assert (await control.getinfo("version")).startswith("0.4.9")
+        finally:
+            await control.close()
+
+
+async def test_authentication_refusals_are_typed(tor_clients, tmp_path: Path) -> None:
+    cookie, password = tor_clients
+    with pytest.raises(TorAuthError, match="refused the authentication"):
+        await TorControl.connect(_password(password, "wrong"))
+    with pytest.raises(TorAuthError, match="does not accept a password"):
+        await TorControl.connect(_password(cookie, "anything"))
+    with pytest.raises(TorAuthError, match="needs a password"):
+        await TorControl.connect(_cookie(password))
+    short = tmp_path / "short-cookie"
+    short.write_bytes(b"\x01" * 31)
+    with pytest.raises(TorAuthError, match="not 32 bytes"):
+        await TorControl.connect(ControlSettings(LOOPBACK, cookie.control_port, cookie_file=str(short)))
+    forged = tmp_path / "forged-cookie"
+    forged.write_bytes(os.urandom(32))
+    with pytest.raises(TorAuthError, match="not our Tor"):
+        await TorControl.connect(ControlSettings(LOOPBACK, cookie.control_port, cookie_file=str(forged)))
+    with pytest.raises(TorControlError, match="cannot reach"):
+        await TorControl.connect(ControlSettings(LOOPBACK, free_port()), timeout=5)
+
+
+async def _hostile_port(script: bytes, *, then_silent: bool = False):
+    """A control port that answers anything with ``script`` (a fake: real Tor never misbehaves,
+    and the client must survive a port squatted by another program)."""
+
+    async def handle(reader, writer):
+        await reader.readline()
+        writer.write(script)
+        await writer.drain()
+        if then_silent:
+            await asyncio.sleep(30)
+        writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("script,match", [
+    (b"garbage\r\n", "malformed"),
+    (b"250-" + b"x" * 20000 + b"\r\n", "too long"),
+    (b"250-AUTH METHODS=NULL\r\n" * 300 + b"250 OK\r\n", "too many lines"),
+    (b"250-AUTH METHODS=NULL\r\n550 mixed\r\n", "mixes status"),
+    (b"", "closed the connection"),
+    (b"250-PROTOCOLINFO 1\r\n250-AUTH METHODS=SAFECOOKIE COOKIEFILE=\"/nonexistent/c\"\r\n250 OK\r\n",
+     "cannot read the Tor cookie file"),
+])
+async def test_a_hostile_control_port_gets_a_typed_error(script: bytes, match: str) -> None:
+    server, port = await _hostile_port(script)
+    try:
+        with pytest.raises(TorControlError, match=match):
+            await TorControl.connect(ControlSettings(LOOPBACK, port), timeout=5)
+    finally:
+        server.close()
+
+
+async def test_a_silent_control_port_times_out() -> None:
+    server, port = await _hostile_port(b"250-PROTOCOLINFO 1\r\n", then_silent=True)
+    try:
+        with pytest.raises(TorControlError, match="did not answer in time"):
+            await TorControl.connect(ControlSettings(LOOPBACK, port), timeout=1)
+    finally:
+        server.close()
+
+
+async def test_onion_service_lifecycle(tor_clients) -> None:
+    cookie, _ = tor_clients
+    service = await OnionService.create(_cookie(cookie), (LOOPBACK, free_port()), virtual_port=7327)
+    host, port = service.endpoint
+    assert host.endswith(".onion") and len(host) == 62 and port == 7327
+    assert await service.current_services() == [host[:-6]]
+    await service.close()
+    await service.close()   # idempotent
+    control = await TorControl.connect(_cookie(cookie))
+    try:
+        assert await control.getinfo("onions/current") in ("", "\n")   # nothing left published
+        with pytest.raises(TorControlError, match="not a v3 onion"):
+            await control.del_onion("example.onion")
+        with pytest.raises(TorControlError, match="one line"):
+            await control.command("GETINFO version\r\nSIGNAL HALT")
+    finally:
+        await control.close()
+
+
+class CountingConnector:
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.destinations: list[tuple[str, int]] = []
+
+    async def create_connection(self, factory, host, port, **kwargs):
+        self.destinations.append((host, port))
+        return await self.inner.create_connection(factory, host, port, **kwargs)
+
+
+async def test_two_tor_only_nodes_sign_through_their_onion_services(tor_clients) -> None:
+    nodes, services, counters = [], [], []
+    try:
+        for client, settings in zip(tor_clients, (_cookie(tor_clients[0]), _password(tor_clients[1]))):
+            counting = CountingConnector(socks_connector(ProxySpec(LOOPBACK, client.socks_port)))
+            node = Musig2Node(os.urandom(32), config=CFG, connector=counting)
+            await node.start(LOOPBACK, 0, dht=False)
+            service = await OnionService.create(settings, node.transport._server.sockets[0].getsockname()[:2])
+            node.set_public_endpoint(service.endpoint)
+            assert node.endpoint == service.endpoint
+            nodes.append(node)
+            services.append(service)
+            counters.append(counting)
+        alice, bob = nodes
+        alice.add_peer(bob.pubkey, bob.endpoint)
+        keys = [alice.pubkey, bob.pubkey]
+        msg = os.urandom(32)
+        # Onion descriptors reach the HSDirs shortly after ADD_ONION: wait until both answer.
+        for client, node in ((tor_clients[0], bob), (tor_clients[1], alice)):
+            await asyncio.to_thread(wait_onion_reachable, client.socks_port, *node.endpoint)
+        record = await alice.announce_signing_request(keys, [msg])
+        assert bob.requests, "bob never received the request through his onion service"
+        ids = await asyncio.gather(alice.join_signing_request(record), bob.join_signing_request(record))
+        sigs = await asyncio.gather(*(x.get_final_signature(ids[0][0], 120) for x in nodes))
+        assert sigs[0] == sigs[1]
+        assert schnorr_verify(Musig2Node.aggregate_key(keys).xonly(), msg, sigs[0])
+        # Every connection either node opened went to an onion address, through its own Tor.
+        assert counters[0].destinations and counters[1].destinations
+        for c, other in ((counters[0], bob), (counters[1], alice)):
+            assert set(c.destinations) == {other.endpoint}
+    finally:
+        for service in services:
+            await service.close()
+        await asyncio.gather(*(n.stop() for n in nodes))
