@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from .tor.control import ControlSettings
 from .tor.policy import (NetworkMode, NetworkPlan, PolicyError, ProxyConfigError, ProxySpec,
-                         parse_proxy, plan_network)
+                         is_loopback, parse_proxy, plan_network)
 
 if TYPE_CHECKING:
     from electrum.simple_config import SimpleConfig
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 PLUGIN_NAME = "musig2_plugin"
 CONFIG_NETWORK_MODE = f"plugins.{PLUGIN_NAME}.network_mode"   # auto | direct | proxy
 CONFIG_PROXY = f"plugins.{PLUGIN_NAME}.proxy"                 # [socks5:]host:port, or empty
+CONFIG_TOR_CONTROL = f"plugins.{PLUGIN_NAME}.tor_control"     # host:port of Tor's control port
+CONFIG_TOR_CONTROL_PASSWORD = f"plugins.{PLUGIN_NAME}.tor_control_password"
+CONFIG_TOR_CONTROL_COOKIE = f"plugins.{PLUGIN_NAME}.tor_control_cookie"  # cookie file path
 
 
 def electrum_proxy(config: "SimpleConfig") -> Optional[ProxySpec]:
@@ -52,9 +56,12 @@ def network_plan(config: "SimpleConfig", listen_host: str,
 
 
 def save_network_settings(config: "SimpleConfig", listen_host: str, *, mode: object = None,
-                          proxy: object = None) -> NetworkPlan:
+                          proxy: object = None, control: object = None) -> NetworkPlan:
     """Check the new settings with the policy and save them; a refusal saves nothing."""
     plan = network_plan(config, listen_host, mode=mode, proxy=proxy)
+    if control is not None:
+        parsed = parse_tor_control(control)
+        config.set_key(CONFIG_TOR_CONTROL, "" if parsed is None else f"{parsed.host}:{parsed.port}")
     if mode is not None:
         config.set_key(CONFIG_NETWORK_MODE, plan.mode.value)
     if proxy is not None:
@@ -63,12 +70,41 @@ def save_network_settings(config: "SimpleConfig", listen_host: str, *, mode: obj
     return plan
 
 
+def tor_control(config: "SimpleConfig") -> Optional[ControlSettings]:
+    """The Tor control port to create our onion service on, or None when none is set.
+    Authentication: the password when set, else the cookie (file from the settings or from Tor)."""
+    return parse_tor_control(config.get(CONFIG_TOR_CONTROL, "") or "",
+                             config.get(CONFIG_TOR_CONTROL_PASSWORD, None),
+                             config.get(CONFIG_TOR_CONTROL_COOKIE, None))
+
+
+def parse_tor_control(text: object, password: object = None,
+                      cookie: object = None) -> Optional[ControlSettings]:
+    """``host:port`` (loopback only) -> ControlSettings; empty or "none" -> None."""
+    text = str(text or "").strip()
+    if not text or text.lower() == "none":
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ProxyConfigError(f"Tor control port {text!r} is not host:port")
+    proxy = parse_proxy(f"socks5:{host}:{port}", source="tor control")   # same host/port checks
+    if not is_loopback(proxy.host):
+        raise ProxyConfigError(f"Tor control port {text!r} must be on this machine (loopback): "
+                               "its cookie and password would otherwise cross the network")
+    return ControlSettings(proxy.host, proxy.port, password=str(password) if password else None,
+                           cookie_file=str(cookie) if cookie else None)
+
+
 def describe(config: "SimpleConfig", listen_host: str) -> dict:
     """For the status command and the settings dialog: the plan, or why it is refused."""
     try:
         plan = network_plan(config, listen_host)
+        control = tor_control(config)
     except PolicyError as exc:
         return {"mode": str(config.get(CONFIG_NETWORK_MODE, "auto")), "refused": str(exc)}
-    return {"mode": plan.mode.value, "path": plan.describe(), "reachability": plan.reachability,
+    return {"mode": plan.mode.value, "path": plan.describe(),
+            "reachability": "onion" if control is not None else plan.reachability,
             "proxy": None if plan.proxy is None else plan.proxy.describe(),
-            "udp_dht": plan.udp_dht}
+            "udp_dht": plan.udp_dht,
+            "tor_control": None if control is None else
+            f"{control.host}:{control.port} ({'password' if control.password else 'cookie'})"}

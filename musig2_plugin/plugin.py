@@ -156,7 +156,7 @@ class Musig2Plugin(BasePlugin):
                          dht: bool = True) -> "WalletCosigner":
         """Start this wallet's node (idempotent); advertise if the settings say so."""
         from .app.cosign import WalletCosigner
-        from .network_settings import network_plan
+        from .network_settings import network_plan, tor_control
         from .tor import socks_connector
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
@@ -164,6 +164,7 @@ class Musig2Plugin(BasePlugin):
         host = host or self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1")
         # Before any socket: a configuration that would go around the proxy is refused here.
         plan = network_plan(self.config, host)
+        control = tor_control(self.config)
         if plan.proxy is not None:
             dht = False   # UDP cannot cross Tor
         secret = self.participant_secret(wallet, password)
@@ -178,6 +179,12 @@ class Musig2Plugin(BasePlugin):
                              int(self.config.get(CONFIG_LISTEN_PORT, 0) if port is None else port),
                              dht=dht,
                              bootstrap=self.bootstrap_peers() if bootstrap is None else bootstrap)
+        if control is not None:
+            try:
+                await cosigner.attach_onion(control)
+            except BaseException:
+                await cosigner.stop()   # configured as an onion, never advertised as anything else
+                raise
         self.cosigners[id(wallet)] = cosigner
         self.node = cosigner
         if self.config.get(CONFIG_ADVERTISE, False):
@@ -410,11 +417,13 @@ class Musig2Plugin(BasePlugin):
         from .network_settings import describe
         return describe(self.config, self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"))
 
-    def set_network(self, *, mode: Optional[str] = None, proxy: Optional[str] = None) -> dict[str, Any]:
-        """Save the plugin's network mode / own proxy after the leak check (refused: unchanged)."""
+    def set_network(self, *, mode: Optional[str] = None, proxy: Optional[str] = None,
+                    tor_control: Optional[str] = None) -> dict[str, Any]:
+        """Save the plugin's network mode / own proxy / Tor control port after the leak check
+        (refused: unchanged)."""
         from .network_settings import save_network_settings
         save_network_settings(self.config, self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
-                              mode=mode, proxy=proxy)
+                              mode=mode, proxy=proxy, control=tor_control)
         return self.network_status()
 
     def requires_settings(self) -> bool:

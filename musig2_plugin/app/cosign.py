@@ -177,7 +177,20 @@ class WalletCosigner:
             except Exception as exc:
                 log.info("polling the DHT for requests failed: %r", exc)
 
+    async def attach_onion(self, control) -> tuple[str, int]:
+        """Publish an ephemeral onion service for our listener (``control``: a
+        musig2_plugin.tor.ControlSettings) and advertise its address from now on."""
+        from ..tor import OnionService
+        self.onion = await OnionService.create(control, self.node.transport.listen_endpoint)
+        self.node.set_public_endpoint(self.onion.endpoint)
+        return self.onion.endpoint
+
+    onion = None   # the OnionService, when reachable as one
+
     async def stop(self) -> None:
+        if self.onion is not None:
+            await self.onion.close()
+            self.onion = None
         self._running = False
         if self._poller is not None:
             self._poller.cancel()
@@ -197,6 +210,7 @@ class WalletCosigner:
                 "endpoint": list(self.node.endpoint) if self.is_running() else None,
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
+                "reachability": "onion" if self.onion is not None else "direct",
                 "requests": len(self.requests)}
 
     def _emit(self, what: str, state: RequestState) -> None:

@@ -80,6 +80,7 @@ class Transport:
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
+        self.listen_endpoint: Endpoint | None = None
         #: Called with every envelope that passed admission and was handled (tests record nonces).
         self.observers: list[Callable[[Envelope], None]] = []
         #: Called with every envelope we sign before it is sent.
@@ -98,6 +99,8 @@ class Transport:
         self._server = await loop.create_server(factory, host, port)
         sock_host, sock_port = self._server.sockets[0].getsockname()[:2]
         self.endpoint = (sock_host, sock_port)
+        #: Where we listen; ``endpoint`` is what peers are told (they differ behind an onion).
+        self.listen_endpoint = self.endpoint
         return self.endpoint
 
     def set_public_endpoint(self, endpoint: Endpoint) -> None:
