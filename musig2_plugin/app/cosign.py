@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from electrum.transaction import PartialTransaction
 
+from ..foundation.chain import Chain, chain_for_network
 from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
 from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
 from ..records import TxType
@@ -43,6 +44,13 @@ APP_DATA_VERSION = 1
 
 PENDING, REFUSED, APPROVED, SIGNED, BROADCAST, FAILED = (
     "pending", "refused", "approved", "signed", "broadcast", "failed")
+
+
+def electrum_chain() -> Chain:
+    """The chain of the network Electrum runs on (``electrum.constants.net``): the core
+    layers never import Electrum, so the edge hands them this."""
+    from electrum import constants
+    return chain_for_network(constants.net.NET_NAME, constants.net.GENESIS)
 
 
 class RequestPayloadError(BridgeError):
@@ -128,18 +136,20 @@ class RequestState:
 class WalletCosigner:
     """The co-signing node of one wallet (its participant key), and its requests."""
 
-    def __init__(self, wallet, seckey: bytes, *, config=None,
+    def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
                  notify: Optional[Callable[[str, "RequestState"], None]] = None,
                  auto_broadcast: bool = True, approvals: Optional[dict] = None,
                  connector: object = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
         a restart such a request is rejoined without asking again (its nonces are fresh: the
-        session restarts round 1). Public data only; bounded."""
+        session restarts round 1). Public data only; bounded. ``chain``: by default the chain
+        of Electrum's network (a testnet wallet signs and looks for testnet signers only)."""
         kwargs = {} if config is None else {"config": config}
         if connector is not None:   # a SOCKS5 proxy: every outbound session goes through it
             kwargs["connector"] = connector
         self.wallet = wallet
-        self.node = Musig2Node(seckey, approve=self._approve, **kwargs)
+        self.node = Musig2Node(seckey, chain=chain or electrum_chain(), approve=self._approve,
+                               **kwargs)
         self.pubkey = self.node.pubkey
         self.requests: dict[bytes, RequestState] = {}
         self.notify = notify
@@ -181,7 +191,7 @@ class WalletCosigner:
         """Publish an ephemeral onion service for our listener (``control``: a
         musig2_plugin.tor.ControlSettings) and advertise its address from now on."""
         from ..tor import OnionService
-        self.onion = await OnionService.create(control, self.node.transport.listen_endpoint)
+        self.onion = await OnionService.create(control, self.node.endpoint)
         self.node.set_public_endpoint(self.onion.endpoint)
         return self.onion.endpoint
 
@@ -211,6 +221,8 @@ class WalletCosigner:
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
                 "reachability": "onion" if self.onion is not None else "direct",
+                "public_endpoint": list(self.node.public_endpoint)
+                if self.is_running() and self.node.public_endpoint else None,
                 "requests": len(self.requests)}
 
     def _emit(self, what: str, state: RequestState) -> None:

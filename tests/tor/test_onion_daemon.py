@@ -41,10 +41,11 @@ def test_the_node_is_reachable_as_an_onion_service(daemon, tor_network: PrivateT
         assert net["tor_control"] == f"127.0.0.1:{tor.control_port} (cookie)"
         node = _call(daemon, "node_start")
         try:
-            host, port = node["endpoint"]
+            host, port = node["public_endpoint"]
+            assert node["endpoint"][0] == "127.0.0.1"   # the listener stays on loopback
             assert host.endswith(".onion") and len(host) == 62 and port == 7327
             assert node["reachability"] == "onion" and node["dht"] is None
-            assert _call(daemon, "status")["node"]["endpoint"] == [host, port]
+            assert _call(daemon, "status")["node"]["public_endpoint"] == [host, port]
             waited = wait_onion_reachable(visitor.socks_port, host, port)
             print(f"onion service reachable {waited:.1f} s after node_start")
         finally:

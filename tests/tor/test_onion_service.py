@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from musig2_plugin.coordinator import Musig2Node
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.tor import (ControlSettings, OnionService, ProxySpec, TorAuthError, TorControl,
@@ -149,21 +150,22 @@ async def test_two_tor_only_nodes_sign_through_their_onion_services(tor_clients)
     try:
         for client, settings in zip(tor_clients, (_cookie(tor_clients[0]), _password(tor_clients[1]))):
             counting = CountingConnector(socks_connector(ProxySpec(LOOPBACK, client.socks_port)))
-            node = Musig2Node(os.urandom(32), config=CFG, connector=counting)
+            node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG, connector=counting)
             await node.start(LOOPBACK, 0, dht=False)
-            service = await OnionService.create(settings, node.transport._server.sockets[0].getsockname()[:2])
+            service = await OnionService.create(settings, node.endpoint)
             node.set_public_endpoint(service.endpoint)
-            assert node.endpoint == service.endpoint
+            assert node.public_endpoint == service.endpoint
+            assert node.reach_status()["reachable"] == "onion"
             nodes.append(node)
             services.append(service)
             counters.append(counting)
         alice, bob = nodes
-        alice.add_peer(bob.pubkey, bob.endpoint)
+        alice.add_peer(bob.pubkey, bob.public_endpoint)
         keys = [alice.pubkey, bob.pubkey]
         msg = os.urandom(32)
         # Onion descriptors reach the HSDirs shortly after ADD_ONION: wait until both answer.
         for client, node in ((tor_clients[0], bob), (tor_clients[1], alice)):
-            await asyncio.to_thread(wait_onion_reachable, client.socks_port, *node.endpoint)
+            await asyncio.to_thread(wait_onion_reachable, client.socks_port, *node.public_endpoint)
         record = await alice.announce_signing_request(keys, [msg])
         assert bob.requests, "bob never received the request through his onion service"
         ids = await asyncio.gather(alice.join_signing_request(record), bob.join_signing_request(record))
@@ -173,7 +175,7 @@ async def test_two_tor_only_nodes_sign_through_their_onion_services(tor_clients)
         # Every connection either node opened went to an onion address, through its own Tor.
         assert counters[0].destinations and counters[1].destinations
         for c, other in ((counters[0], bob), (counters[1], alice)):
-            assert set(c.destinations) == {other.endpoint}
+            assert set(c.destinations) == {other.public_endpoint}
     finally:
         for service in services:
             await service.close()

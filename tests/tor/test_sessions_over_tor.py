@@ -12,6 +12,7 @@ import pytest
 
 from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.tor import ProxySpec, socks_connector
 from musig2_plugin.transport import PeerUnreachable
@@ -38,8 +39,8 @@ class CountingConnector:
 async def test_a_proxied_node_signs_with_a_clearnet_node_through_tor(tor_network: PrivateTorNetwork) -> None:
     client = await asyncio.to_thread(tor_network.add_client, "sessions", control=None)
     counting = CountingConnector(socks_connector(ProxySpec(LOOPBACK, client.socks_port)))
-    alice = Musig2Node(os.urandom(32), config=CFG, connector=counting)
-    bob = Musig2Node(os.urandom(32), config=CFG)
+    alice = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG, connector=counting)
+    bob = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG)
     await alice.start(dht=False)
     await bob.start(dht=False)
     try:
@@ -66,7 +67,7 @@ async def test_a_dead_proxy_is_unreachable_and_nothing_goes_direct() -> None:
     listener.listen(4)
     listener.setblocking(False)
     dead_socks = free_port()   # nobody listens there
-    node = Musig2Node(os.urandom(32), config=CFG.with_(connect_timeout=2.0),
+    node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG.with_(connect_timeout=2.0),
                       connector=socks_connector(ProxySpec(LOOPBACK, dead_socks)))
     await node.start(dht=False)
     try:
@@ -81,7 +82,7 @@ async def test_a_dead_proxy_is_unreachable_and_nothing_goes_direct() -> None:
 
 async def test_a_proxy_that_refuses_the_destination_is_unreachable(tor_network: PrivateTorNetwork) -> None:
     client = await asyncio.to_thread(tor_network.add_client, "refusing", control=None)
-    node = Musig2Node(os.urandom(32), config=CFG,
+    node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG,
                       connector=socks_connector(ProxySpec(LOOPBACK, client.socks_port)))
     await node.start(dht=False)
     try:
