@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Sequence
 from . import procs
 
 LOOPBACK = "127.0.0.1"
-SETUP_SCRIPT = "scripts/bootstrap.d/40-tor.sh"
+SETUP_SCRIPT = "scripts/bootstrap.d/50-tor.sh"
 
 #: Shortest voting schedule tor 0.4.9 accepts with TestingTorNetwork (checked with
 #: ``tor --verify-config``): the initial interval 5 s ("4 is insanely low"), vote and dist delays 2 s

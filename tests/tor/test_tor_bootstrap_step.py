@@ -1,4 +1,4 @@
-"""scripts/bootstrap.d/40-tor.sh: a no-op once tor is installed; one clear line when it cannot act."""
+"""scripts/bootstrap.d/50-tor.sh: a no-op once tor is installed; one clear line when it cannot act."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-STEP = REPO / "scripts/bootstrap.d/40-tor.sh"
+STEP = REPO / "scripts/bootstrap.d/50-tor.sh"
 
 
 def test_second_run_is_a_silent_no_op() -> None:

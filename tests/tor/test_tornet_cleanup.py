@@ -110,5 +110,5 @@ def test_missing_tor_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(os, "access", lambda *_a, **_k: False)
     from tests.harness import tornet
-    with pytest.raises(tornet.TorNetError, match="40-tor.sh"):
+    with pytest.raises(tornet.TorNetError, match="50-tor.sh"):
         PrivateTorNetwork()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 40: Debian's `tor` package (tor and tor-gencert) for the private Tor network of the tests
+# Step 50: Debian's `tor` package (tor and tor-gencert) for the private Tor network of the tests
 # (tests/harness/tornet.py, docs/tor.md).
 #
 # Why a system package: tor is not on PyPI; Debian 12 ships 0.4.9.x with tor-gencert, which is
