@@ -1,6 +1,7 @@
 """Entry point Electrum loads for the desktop GUI (gui name ``qt``).
 
-* Settings: the co-signing node (on/off, listen port, bootstrap peers) and "advertise me"
+* Settings: the co-signing node (on/off, listen port, bootstrap peers, network: proxy policy and
+  Tor control port, docs/tor.md) and "advertise me"
   (accepted types, amount range, fee, nickname), saved in Electrum's config on OK only.
 * Send tab: a **Co-sign (MuSig2)** button next to Electrum's own buttons opens the signer picker
   (fed by DHT discovery); the new MuSig2 output's address is put in "Pay to", so funding it is an
@@ -15,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Optional
 
 from PyQt6.QtCore import QObject, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton,
                              QSpinBox, QVBoxLayout, QWidget)
 
 from electrum.i18n import _
@@ -82,12 +83,49 @@ class SettingsDialog(WindowModalDialog):
         self.nick_edit.setMaxLength(64)
         ad.addRow(_("Nickname"), self.nick_edit)
         vbox.addLayout(ad)
+        self._add_network_rows(vbox)
         self.state_label = QLabel()
         self.refresh_state()
         vbox.addWidget(self.state_label)
         self.error_label = QLabel("")
         vbox.addWidget(self.error_label)
         vbox.addLayout(Buttons(CloseButton(self), OkButton(self)))
+
+    def _add_network_rows(self, vbox: QVBoxLayout) -> None:
+        """Network: mode, the plugin's own proxy, Tor's control port, and how the node would
+        be reached (or why the settings are refused) -- docs/tor.md."""
+        from .network_settings import CONFIG_NETWORK_MODE, CONFIG_PROXY, CONFIG_TOR_CONTROL
+        cfg = self.plugin.config
+        net = QFormLayout()
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(["auto", "direct", "proxy"])
+        self.mode_combo.setCurrentText(str(cfg.get(CONFIG_NETWORK_MODE, "auto") or "auto"))
+        net.addRow(_("Network"), self.mode_combo)
+        self.proxy_edit = QLineEdit(str(cfg.get(CONFIG_PROXY, "") or ""))
+        self.proxy_edit.setPlaceholderText(_("Electrum's proxy, if any (or socks5:host:port)"))
+        net.addRow(_("Own proxy"), self.proxy_edit)
+        self.control_edit = QLineEdit(str(cfg.get(CONFIG_TOR_CONTROL, "") or ""))
+        self.control_edit.setPlaceholderText(_("127.0.0.1:9051 for an onion service"))
+        net.addRow(_("Tor control port"), self.control_edit)
+        vbox.addLayout(net)
+        status = self.plugin.network_status()
+        self.network_label = WWLabel(
+            _("Refused: ") + status["refused"] if "refused" in status else
+            _("Reached: {}; {}").format(status["reachability"], status["path"]))
+        vbox.addWidget(self.network_label)
+
+    def network_values(self) -> dict:
+        """The network settings, checked by the proxy policy (PolicyError, a ValueError, when
+        they would leak or cannot work: the dialog stays open and nothing is saved)."""
+        from .network_settings import (CONFIG_NETWORK_MODE, CONFIG_PROXY, CONFIG_TOR_CONTROL,
+                                       network_plan, parse_tor_control)
+        from .plugin import CONFIG_LISTEN_HOST
+        mode, proxy = self.mode_combo.currentText(), self.proxy_edit.text().strip()
+        network_plan(self.plugin.config, self.plugin.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
+                     mode=mode, proxy=proxy or "none")
+        parse_tor_control(self.control_edit.text())
+        return {CONFIG_NETWORK_MODE: mode, CONFIG_PROXY: proxy,
+                CONFIG_TOR_CONTROL: self.control_edit.text().strip()}
 
     def refresh_state(self) -> None:
         running = self.plugin.is_node_running()
@@ -110,7 +148,8 @@ class SettingsDialog(WindowModalDialog):
         lo, hi = amount(self.min_edit, 0), amount(self.max_edit, None)
         if hi is not None and hi < lo:
             raise ValueError(_("the largest amount is below the smallest"))
-        return {CONFIG_LISTEN_PORT: self.port_spin.value(),
+        network = self.network_values()
+        return {**network, CONFIG_LISTEN_PORT: self.port_spin.value(),
                 CONFIG_BOOTSTRAP: self.bootstrap_edit.text().strip(),
                 CONFIG_ADVERTISE: self.advertise_checkbox.isChecked(),
                 CONFIG_AD_TYPES: ",".join(types) or "spend", CONFIG_AD_MIN: lo, CONFIG_AD_MAX: hi,
