@@ -147,6 +147,7 @@ class TorNode:
     fingerprint: str = ""
     v3ident: str = ""
     control_password: str | None = None
+    listen_host: str = LOOPBACK
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -379,20 +380,23 @@ class PrivateTorNetwork:
         return self
 
     def add_client(self, name: str, *, control: str | None = "cookie", password: str | None = None,
-                   timeout: float = 120.0, extra: Sequence[str] = ()) -> TorNode:
+                   timeout: float = 120.0, extra: Sequence[str] = (),
+                   listen_host: str = LOOPBACK) -> TorNode:
         """Run a Tor client with a SOCKS port and (``control`` = "cookie" / "password" / None) a
-        control port; return once it has bootstrapped 100%."""
+        control port on ``listen_host`` (the host end of a test namespace's veth, for a process
+        shut in there); return once it has bootstrapped 100%."""
         if control not in ("cookie", "password", None):
             raise ValueError(f"control must be 'cookie', 'password' or None, not {control!r}")
         node = self._node(f"client-{name}", "client")
+        node.listen_host = listen_host
         node.socks_port = free_port()
         # Full descriptors: a microdescriptor's exit-policy summary covers public addresses only,
         # so with microdescriptors no exit would look usable for our loopback destinations.
-        lines = self._common(node) + [f"SocksPort {LOOPBACK}:{node.socks_port}", "ORPort 0",
+        lines = self._common(node) + [f"SocksPort {listen_host}:{node.socks_port}", "ORPort 0",
                                       "DirPort 0", "UseMicrodescriptors 0"]
         if control is not None:
             node.control_port = free_port()
-            lines.append(f"ControlPort {LOOPBACK}:{node.control_port}")
+            lines.append(f"ControlPort {listen_host}:{node.control_port}")
             if control == "cookie":
                 lines += ["CookieAuthentication 1", f"CookieAuthFile {node.cookie_file}"]
             else:
