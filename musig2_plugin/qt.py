@@ -111,7 +111,7 @@ class SettingsDialog(WindowModalDialog):
         status = self.plugin.network_status()
         self.network_label = WWLabel(
             _("Refused: ") + status["refused"] if "refused" in status else
-            _("Reached: {}; {}").format(status["reachability"], status["path"]))
+            _("Reachable: {}. Connections: {}").format(status["reachability"], status["path"]))
         vbox.addWidget(self.network_label)
 
     def network_values(self) -> dict:

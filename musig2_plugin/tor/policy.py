@@ -88,7 +88,7 @@ class NetworkPlan:
 
     def describe(self) -> str:
         if self.proxy is None:
-            return "direct (no proxy configured)"
+            return "direct UDP DHT and TCP (no proxy configured)"
         return f"through {self.proxy.describe()}; DHT over UDP off"
 
 

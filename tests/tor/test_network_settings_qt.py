@@ -74,5 +74,5 @@ def test_settings_dialog_shows_the_path_and_refuses_a_leak(tmp_path: Path) -> No
     assert out["saved_after_direct"] is None
     assert "must be on this machine" in out["error_control"]
     assert (out["saved_mode"], out["saved_control"]) == ("proxy", "127.0.0.1:9051")
-    assert out["label_onion"].startswith("Reached: onion")
+    assert out["label_onion"].startswith("Reachable: onion. Connections: through socks5")
     assert out["label_refused"].startswith("Refused: ") and "direct connections" in out["label_refused"]
