@@ -225,6 +225,7 @@ class Musig2Node:
         """Publish ``endpoint`` (our onion service) in advertisements, requests and JOINs from
         now on; the listener stays where it is. ``kind`` is what reach_status reports."""
         self._require_started()
+        check_publishable(str(endpoint[0]), self.chain)   # EndpointNotPublic, nothing changed
         self.public_endpoint = (str(endpoint[0]), int(endpoint[1]))
         self.transport.public_endpoint = self.public_endpoint
         self._reach_kind = kind
