@@ -129,3 +129,4 @@ TOR_CONTROL_MAX_LINE = 8192          # longest control-port reply line we read
 TOR_CONTROL_MAX_LINES = 256          # most lines of one control-port reply
 TOR_ONION_V3_LEN = 56                # base32 characters of a v3 onion address (without .onion)
 TOR_ONION_VIRTUAL_PORT = 7327        # port of our onion service (the node listens on loopback)
+TOR_ONION_PUBLISH_TIMEOUT_S = 120.0  # ADD_ONION -> descriptor uploaded to an HSDir, at most

@@ -69,6 +69,29 @@ def _kv(line: str) -> dict[str, str]:
     return out
 
 
+class _UploadTracker:
+    """Predicate over HS_DESC events of one service: true once every descriptor upload Tor
+    started so far has ended and at least one reached its HSDir (a client asking any of those
+    HSDirs then finds the descriptor)."""
+
+    def __init__(self, service_id: str) -> None:
+        self.service_id = service_id
+        self.pending: set[str] = set()
+        self.uploaded = 0
+
+    def __call__(self, event: Reply) -> bool:
+        parts = event.lines[0].split()
+        if len(parts) < 5 or parts[0] != "HS_DESC" or parts[2] != self.service_id:
+            return False
+        action, hsdir = parts[1], parts[4]
+        if action == "UPLOAD":
+            self.pending.add(hsdir)
+        elif action in ("UPLOADED", "FAILED"):
+            self.pending.discard(hsdir)
+            self.uploaded += action == "UPLOADED"
+        return self.uploaded > 0 and not self.pending
+
+
 class TorControl:
     """One authenticated control connection.  Ephemeral onion services created on it live as
     long as it is open (no ``Detach`` flag): if the node dies, Tor removes them."""
@@ -79,6 +102,7 @@ class TorControl:
         self._writer = writer
         self._timeout = timeout
         self._lock = asyncio.Lock()
+        self._events: list[Reply] = []
 
     @classmethod
     async def connect(cls, settings: ControlSettings,
@@ -100,6 +124,37 @@ class TorControl:
 
     # ------------------------------------------------------------------ protocol
     async def _read_reply(self) -> Reply:
+        """The reply to the command just sent; asynchronous events read on the way (status 650)
+        are kept, bounded, for wait_event()."""
+        while True:
+            message = await self._read_message()
+            if message.status != "650":
+                return message
+            self._events.append(message)
+            del self._events[:-C.TOR_CONTROL_MAX_LINES]
+
+    async def wait_event(self, predicate, timeout: float) -> Reply:
+        """The first asynchronous event (subscribed with SETEVENTS) for which ``predicate``
+        is true; TorControlError after ``timeout`` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with self._lock:
+            while True:
+                for i, event in enumerate(self._events):
+                    if predicate(event):
+                        del self._events[:i + 1]
+                        return event
+                self._events.clear()
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise TorControlError(f"no matching event from Tor within {timeout:.0f} s")
+                try:
+                    message = await asyncio.wait_for(self._read_message(), left)
+                except asyncio.TimeoutError:
+                    raise TorControlError(f"no matching event from Tor within {timeout:.0f} s") from None
+                if message.status == "650":
+                    self._events.append(message)
+
+    async def _read_message(self) -> Reply:
         lines: list[str] = []
         status = ""
         while True:
@@ -222,12 +277,19 @@ class TorControl:
         rest = first[len(key) + 1:]
         return "\n".join([rest, *reply.lines[1:-1]]) if rest == "" else rest
 
-    async def add_onion(self, virtual_port: int, target: tuple[str, int]) -> str:
+    async def add_onion(self, virtual_port: int, target: tuple[str, int], *,
+                        publish_timeout: float | None = None) -> str:
         """A new ephemeral v3 onion service forwarding ``virtual_port`` to ``target``; returns
-        its address (``xxx.onion``).  The private key is discarded by Tor (``DiscardPK``)."""
+        its address (``xxx.onion``).  The private key is discarded by Tor (``DiscardPK``).
+
+        With ``publish_timeout``, return only once Tor reports the descriptor UPLOADED to an
+        HSDir (HS_DESC event), so that an advertisement naming the address is reachable at once;
+        TorControlError when that takes longer."""
         host, port = target
         if not (0 < int(virtual_port) < 65536 and 0 < int(port) < 65536):
             raise TorControlError("onion service ports must be within 1..65535")
+        if publish_timeout is not None:
+            await self._expect_ok("SETEVENTS HS_DESC")
         reply = await self.command(f"ADD_ONION NEW:ED25519-V3 Flags=DiscardPK "
                                    f"Port={int(virtual_port)},{host}:{int(port)}")
         if not reply.ok:
@@ -235,7 +297,15 @@ class TorControl:
         ids = [line[len("ServiceID="):] for line in reply.lines if line.startswith("ServiceID=")]
         if len(ids) != 1 or not _ONION_RE.match(ids[0]):
             raise TorControlError("ADD_ONION answered without a valid v3 ServiceID")
+        if publish_timeout is not None:
+            await self.wait_event(_UploadTracker(ids[0]), publish_timeout)
+            await self._expect_ok("SETEVENTS")
         return ids[0] + ".onion"
+
+    async def _expect_ok(self, line: str) -> None:
+        reply = await self.command(line)
+        if not reply.ok:
+            raise TorControlError(f"{line.split()[0]} refused: {reply.status} {' '.join(reply.lines)}")
 
     async def del_onion(self, onion: str) -> None:
         service_id = onion[:-len(".onion")] if onion.endswith(".onion") else onion

@@ -33,10 +33,13 @@ class OnionService:
 
     @classmethod
     async def create(cls, settings: ControlSettings, target: tuple[str, int],
-                     virtual_port: int = C.TOR_ONION_VIRTUAL_PORT) -> "OnionService":
+                     virtual_port: int = C.TOR_ONION_VIRTUAL_PORT,
+                     publish_timeout: float | None = C.TOR_ONION_PUBLISH_TIMEOUT_S) -> "OnionService":
+        """Create the service; by default return once its descriptor is on an HSDir, so the
+        address is reachable when the node first advertises it (None: do not wait)."""
         control = await TorControl.connect(settings)
         try:
-            onion = await control.add_onion(virtual_port, target)
+            onion = await control.add_onion(virtual_port, target, publish_timeout=publish_timeout)
         except BaseException:
             await control.close()
             raise

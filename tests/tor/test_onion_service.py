@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.tor import (ControlSettings, OnionService, ProxySpec, TorAuthError, TorControl,
                                TorControlError, socks_connector)
-from tests.harness.tornet import LOOPBACK, PrivateTorNetwork, TorNode, free_port, wait_onion_reachable
+from tests.harness.tornet import LOOPBACK, PrivateTorNetwork, TorNode, free_port, socks5_connect
 
 pytestmark = [pytest.mark.slow]
 
@@ -117,16 +118,26 @@ async def test_a_silent_control_port_times_out() -> None:
 
 
 async def test_onion_service_lifecycle(tor_clients) -> None:
-    cookie, _ = tor_clients
-    service = await OnionService.create(_cookie(cookie), (LOOPBACK, free_port()), virtual_port=7327)
+    cookie, visitor = tor_clients
+    server = socket.socket()
+    server.bind((LOOPBACK, 0))
+    server.listen(4)
+    service = await OnionService.create(_cookie(cookie), server.getsockname(), virtual_port=7327)
     host, port = service.endpoint
     assert host.endswith(".onion") and len(host) == 62 and port == 7327
     assert await service.current_services() == [host[:-6]]
+    # create() waited for the descriptor uploads: the first attempt from another client works.
+    await asyncio.to_thread(lambda: socks5_connect(visitor.socks_port, host, port, timeout=60).close())
+    server.settimeout(10)
+    server.accept()[0].close()
+    server.close()
     await service.close()
     await service.close()   # idempotent
     control = await TorControl.connect(_cookie(cookie))
     try:
         assert await control.getinfo("onions/current") in ("", "\n")   # nothing left published
+        with pytest.raises(TorControlError, match="no matching event"):
+            await control.wait_event(lambda event: True, 1)   # nothing subscribed, nothing comes
         with pytest.raises(TorControlError, match="not a v3 onion"):
             await control.del_onion("example.onion")
         with pytest.raises(TorControlError, match="one line"):
@@ -163,9 +174,8 @@ async def test_two_tor_only_nodes_sign_through_their_onion_services(tor_clients)
         alice.add_peer(bob.pubkey, bob.public_endpoint)
         keys = [alice.pubkey, bob.pubkey]
         msg = os.urandom(32)
-        # Onion descriptors reach the HSDirs shortly after ADD_ONION: wait until both answer.
-        for client, node in ((tor_clients[0], bob), (tor_clients[1], alice)):
-            await asyncio.to_thread(wait_onion_reachable, client.socks_port, *node.public_endpoint)
+        # OnionService.create returned once the descriptors were on the HSDirs: the one push
+        # of the request (no retry) reaches bob through his onion at once.
         record = await alice.announce_signing_request(keys, [msg])
         assert bob.requests, "bob never received the request through his onion service"
         ids = await asyncio.gather(alice.join_signing_request(record), bob.join_signing_request(record))
@@ -180,3 +190,69 @@ async def test_two_tor_only_nodes_sign_through_their_onion_services(tor_clients)
         for service in services:
             await service.close()
         await asyncio.gather(*(n.stop() for n in nodes))
+
+
+SID = "a" * 56
+
+
+async def _scripted_port(answers: dict[str, bytes]):
+    """A control port answering each command (by its first word) with a fixed script: a fake,
+    to drive the event paths real Tor only takes on the real network (failed uploads)."""
+
+    async def handle(reader, writer):
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            writer.write(answers.get(line.split()[0].decode(), b"510 Unrecognized command\r\n"))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+BASE = {"PROTOCOLINFO": b"250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250 OK\r\n",
+        "AUTHENTICATE": b"250 OK\r\n", "SETEVENTS": b"250 OK\r\n"}
+
+
+async def test_events_interleaved_with_replies_are_kept_and_failed_uploads_time_out() -> None:
+    # Only FAILED uploads come (and arrive before ADD_ONION's own reply): no success, timeout.
+    answers = dict(BASE, ADD_ONION=(
+        f"650 HS_DESC UPLOAD {SID} UNKNOWN $AA x\r\n650 HS_DESC FAILED {SID} UNKNOWN $AA REASON=X\r\n"
+        f"250-ServiceID={SID}\r\n250 OK\r\n").encode())
+    server, port = await _scripted_port(answers)
+    try:
+        control = await TorControl.connect(ControlSettings(LOOPBACK, port), timeout=5)
+        try:
+            with pytest.raises(TorControlError, match="no matching event"):
+                await control.add_onion(7327, (LOOPBACK, 1), publish_timeout=1)
+        finally:
+            await control.close()
+    finally:
+        server.close()
+    # UPLOAD then UPLOADED, both before the reply: add_onion returns at once with the address.
+    answers["ADD_ONION"] = (
+        f"650 HS_DESC UPLOAD {SID} UNKNOWN $AA x\r\n650 HS_DESC UPLOADED {SID} UNKNOWN $AA\r\n"
+        f"250-ServiceID={SID}\r\n250 OK\r\n").encode()
+    server, port = await _scripted_port(answers)
+    try:
+        control = await TorControl.connect(ControlSettings(LOOPBACK, port), timeout=5)
+        try:
+            assert await control.add_onion(7327, (LOOPBACK, 1), publish_timeout=5) == SID + ".onion"
+        finally:
+            await control.close()
+    finally:
+        server.close()
+    # A ServiceID that is not a v3 address is refused.
+    answers["ADD_ONION"] = b"250-ServiceID=../../etc\r\n250 OK\r\n"
+    server, port = await _scripted_port(answers)
+    try:
+        control = await TorControl.connect(ControlSettings(LOOPBACK, port), timeout=5)
+        try:
+            with pytest.raises(TorControlError, match="valid v3 ServiceID"):
+                await control.add_onion(7327, (LOOPBACK, 1))
+        finally:
+            await control.close()
+    finally:
+        server.close()
