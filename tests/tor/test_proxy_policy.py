@@ -90,9 +90,12 @@ def test_parse_proxy_refuses_malformed_settings(text: str, match: str) -> None:
         parse_proxy(text)
 
 
-def test_the_connector_is_a_socks5_proxy_with_optional_auth() -> None:
+def test_the_connector_isolates_peers_unless_the_user_set_credentials() -> None:
     proxy = socks_connector(OWN)
-    assert str(proxy) == "SOCKS5 proxy at 127.0.0.1:9150, auth: none"
+    assert str(proxy) == "SOCKS5 proxy at 127.0.0.1:9150, isolated per destination"
+    a, b = proxy.username("x.onion", 7327), proxy.username("y.onion", 7327)
+    assert a != b and a == proxy.username("x.onion", 7327) and len(a) == 32
+    assert socks_connector(OWN).username("x.onion", 7327) != a       # per-run salt
     assert "auth: username" in str(socks_connector(ProxySpec("127.0.0.1", 9050, user="u", password="p")))
     with pytest.raises(ValueError, match="socks5"):
         socks_connector(ProxySpec("127.0.0.1", 9050, mode="socks4"))

@@ -14,7 +14,7 @@ from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node
 from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import schnorr_verify
-from musig2_plugin.tor import ProxySpec, socks_connector
+from musig2_plugin.tor import ControlSettings, ProxySpec, TorControl, socks_connector
 from musig2_plugin.transport import PeerUnreachable
 from tests.harness.tornet import LOOPBACK, PrivateTorNetwork, free_port
 
@@ -55,7 +55,7 @@ async def test_a_proxied_node_signs_with_a_clearnet_node_through_tor(tor_network
         assert schnorr_verify(Musig2Node.aggregate_key(keys).xonly(), msg, sigs[0])
         # Every connection alice opened went to bob's endpoint through the SOCKS port.
         assert counting.destinations and set(counting.destinations) == {bob.endpoint}
-        assert counting.inner.peername == (LOOPBACK, client.socks_port)
+        assert counting.inner.last.peername == (LOOPBACK, client.socks_port)
     finally:
         await asyncio.gather(alice.stop(), bob.stop())
         await asyncio.to_thread(tor_network.stop_node, client)
@@ -91,4 +91,41 @@ async def test_a_proxy_that_refuses_the_destination_is_unreachable(tor_network: 
             await node.transport.pool.request(("192.0.2.7", 7000), "m2.anything", [])
     finally:
         await node.stop()
+        await asyncio.to_thread(tor_network.stop_node, client)
+
+
+class _Plain(asyncio.Protocol):
+    """A protocol that does nothing (aiorpcx's SOCKS connector sets attributes on it)."""
+
+
+async def test_connections_to_different_peers_use_different_circuits(tor_network: PrivateTorNetwork) -> None:
+    """IsolatingConnector: one SOCKS username per destination, so Tor builds a circuit per peer."""
+    client = await asyncio.to_thread(tor_network.add_client, "isolation", control="cookie")
+    servers = [await asyncio.start_server(lambda r, w: None, LOOPBACK, 0) for _ in range(2)]
+    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    transports = []
+    control = None
+    try:
+        connector = socks_connector(ProxySpec(LOOPBACK, client.socks_port))
+        for port in ports + ports[:1]:          # peer A, peer B, peer A again
+            transport, _ = await connector.create_connection(_Plain, LOOPBACK, port)
+            transports.append(transport)
+        control = await TorControl.connect(ControlSettings(LOOPBACK, client.control_port))
+        streams = [line.split() for line in (await control.getinfo("stream-status")).splitlines()
+                   if line.strip()]
+        circuit_of: dict[int, set[str]] = {}
+        for _sid, status, circuit, target in streams:   # target: 127.0.0.1.<exit fp>.exit:port
+            assert status == "SUCCEEDED"
+            circuit_of.setdefault(int(target.rsplit(":", 1)[1]), set()).add(circuit)
+        assert sum(len(c) for c in circuit_of.values()) >= 2 and len(streams) == 3
+        a, b = ports
+        assert len(circuit_of[a]) == 1                        # the same peer: one circuit
+        assert circuit_of[a].isdisjoint(circuit_of[b])        # different peers: different ones
+    finally:
+        for t in transports:
+            t.close()
+        if control is not None:
+            await control.close()
+        for s in servers:
+            s.close()
         await asyncio.to_thread(tor_network.stop_node, client)
