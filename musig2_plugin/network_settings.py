@@ -45,20 +45,21 @@ def plugin_proxy(config: "SimpleConfig") -> Optional[ProxySpec]:
     return parse_proxy(config.get(CONFIG_PROXY, "") or "", source="plugin")
 
 
-def network_plan(config: "SimpleConfig", listen_host: str,
+def network_plan(config: "SimpleConfig", listen_host: str, public_host: Optional[str] = None,
                  *, mode: object = None, proxy: object = None) -> NetworkPlan:
     """The plan for the current settings (or for ``mode``/``proxy`` about to be saved)."""
     return plan_network(
         electrum_proxy=electrum_proxy(config),
         plugin_proxy=plugin_proxy(config) if proxy is None else parse_proxy(proxy, source="plugin"),
         mode=NetworkMode.parse(config.get(CONFIG_NETWORK_MODE, "auto") if mode is None else mode),
-        listen_host=listen_host)
+        listen_host=listen_host, public_host=public_host)
 
 
-def save_network_settings(config: "SimpleConfig", listen_host: str, *, mode: object = None,
+def save_network_settings(config: "SimpleConfig", listen_host: str,
+                          public_host: Optional[str] = None, *, mode: object = None,
                           proxy: object = None, control: object = None) -> NetworkPlan:
     """Check the new settings with the policy and save them; a refusal saves nothing."""
-    plan = network_plan(config, listen_host, mode=mode, proxy=proxy)
+    plan = network_plan(config, listen_host, public_host, mode=mode, proxy=proxy)
     if control is not None:
         parsed = parse_tor_control(control)
         config.set_key(CONFIG_TOR_CONTROL, "" if parsed is None else f"{parsed.host}:{parsed.port}")
@@ -95,10 +96,10 @@ def parse_tor_control(text: object, password: object = None,
                            cookie_file=str(cookie) if cookie else None)
 
 
-def describe(config: "SimpleConfig", listen_host: str) -> dict:
+def describe(config: "SimpleConfig", listen_host: str, public_host: Optional[str] = None) -> dict:
     """For the status command and the settings dialog: the plan, or why it is refused."""
     try:
-        plan = network_plan(config, listen_host)
+        plan = network_plan(config, listen_host, public_host)
         control = tor_control(config)
     except PolicyError as exc:
         return {"mode": str(config.get(CONFIG_NETWORK_MODE, "auto")), "refused": str(exc)}

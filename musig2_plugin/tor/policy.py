@@ -12,8 +12,8 @@ Rules (docs/tor.md):
 - ``mode`` "direct" (direct UDP DHT and direct TCP) while a proxy is in effect is refused: that
   is exactly the leak.  ``mode`` "proxy" with no proxy is refused too (nothing to send through).
 - Through a proxy: SOCKS5 only (host names and .onion addresses go to the proxy unresolved; SOCKS4
-  cannot carry them), no UDP at all (the DHT over UDP is off), and the node listens on loopback
-  only (inbound arrives through an onion service or a relay, never on a public address).
+  cannot carry them), no UDP at all (the DHT over UDP is off), the node listens on loopback
+  only and publishes no public host (inbound arrives through an onion service or a relay).
 
 Pure: no Electrum import; the edge reads Electrum's config and passes plain values in.
 """
@@ -145,7 +145,8 @@ def is_loopback(host: str) -> bool:
 
 
 def plan_network(*, electrum_proxy: ProxySpec | None, plugin_proxy: ProxySpec | None,
-                 mode: NetworkMode | str = NetworkMode.AUTO, listen_host: str = "127.0.0.1") -> NetworkPlan:
+                 mode: NetworkMode | str = NetworkMode.AUTO, listen_host: str = "127.0.0.1",
+                 public_host: str | None = None) -> NetworkPlan:
     """Decide the node's network path, or raise :class:`PolicyError` saying what to change.
 
     Called before the node opens any socket, so a refusal means nothing was sent.
@@ -170,4 +171,9 @@ def plan_network(*, electrum_proxy: ProxySpec | None, plugin_proxy: ProxySpec | 
             f"only, not on {listen_host!r}: a public listener would be reached (and advertised) "
             "outside the proxy. Set the listen host to 127.0.0.1; peers reach you through an "
             "onion service or a relay.")
+    if public_host:
+        raise LeakRefused(
+            f"refused: with a proxy ({proxy.describe()}) the co-signing node cannot publish the "
+            f"public host {public_host!r}: peers would be told your address next to your key. "
+            "Clear the public host; peers reach you through an onion service or a relay.")
     return NetworkPlan(proxy=proxy, udp_dht=False, listen_host=listen_host, mode=mode)

@@ -22,8 +22,8 @@ async def test_a_mainnet_node_advertises_and_requests_with_its_onion() -> None:
     try:
         assert node.public_endpoint is None            # loopback is never published on mainnet
         node.set_public_endpoint((ONION, 7327))
-        assert node.reach_status()["reachable"] == "onion"
-        assert node.reach_status()["endpoint"] == [ONION, 7327]
+        assert node.network_status()["reachable"] == "onion"
+        assert node.network_status()["endpoint"] == [ONION, 7327]
         ad = await node.advertise_signer()
         assert (ad.endpoint.host, ad.endpoint.port) == (ONION, 7327)
         again = decode_record(ad.encode(), chain=MAINNET)
@@ -43,6 +43,6 @@ async def test_an_endpoint_the_chain_forbids_is_refused_and_nothing_changes() ->
         for bad in ("127.0.0.1", "10.0.0.5", "0.0.0.0", "localhost"):
             with pytest.raises(EndpointNotPublic):
                 node.set_public_endpoint((bad, 7327))
-        assert node.public_endpoint is None and node.reach_status()["reachable"] == "none"
+        assert node.public_endpoint is None and node.network_status()["reachable"] == "none"
     finally:
         await node.stop()

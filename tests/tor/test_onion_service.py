@@ -166,7 +166,7 @@ async def test_two_tor_only_nodes_sign_through_their_onion_services(tor_clients)
             service = await OnionService.create(settings, node.endpoint)
             node.set_public_endpoint(service.endpoint)
             assert node.public_endpoint == service.endpoint
-            assert node.reach_status()["reachable"] == "onion"
+            assert node.network_status()["reachable"] == "onion"
             nodes.append(node)
             services.append(service)
             counters.append(counting)

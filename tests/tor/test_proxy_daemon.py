@@ -121,7 +121,8 @@ def test_direct_mode_under_electrums_proxy_is_refused_and_nothing_is_sent(daemon
         # The same setting written by hand: the node refuses to start and opens nothing.
         daemon.cli("setconfig", "plugins.musig2_plugin.network_mode", "direct")
         status = _call(daemon, "status")
-        assert "refused" in status["network"] and "direct connections" in status["network"]["refused"]
+        assert "refused" in status["proxy_policy"]
+        assert "direct connections" in status["proxy_policy"]["refused"]
         _refused(daemon, "node_start", "LeakRefused", dht=True)
         status = _call(daemon, "status")
         assert status["node_running"] is False and status["node"] is None

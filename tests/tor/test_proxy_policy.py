@@ -99,3 +99,10 @@ def test_the_connector_isolates_peers_unless_the_user_set_credentials() -> None:
     assert "auth: username" in str(socks_connector(ProxySpec("127.0.0.1", 9050, user="u", password="p")))
     with pytest.raises(ValueError, match="socks5"):
         socks_connector(ProxySpec("127.0.0.1", 9050, mode="socks4"))
+
+
+def test_a_public_host_behind_a_proxy_is_refused() -> None:
+    with pytest.raises(LeakRefused, match="cannot publish the public host '203.0.113.7'"):
+        plan_network(electrum_proxy=TOR, plugin_proxy=None, public_host="203.0.113.7")
+    plan = plan_network(electrum_proxy=None, plugin_proxy=None, public_host="203.0.113.7")
+    assert plan.proxy is None and plan.udp_dht
