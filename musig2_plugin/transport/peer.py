@@ -240,6 +240,10 @@ class ClientPool:
             return session
         if self._closed:
             raise PeerUnreachable("transport stopped")
+        if self.connector is None and str(endpoint[0]).lower().rstrip(".").endswith(".onion"):
+            # RFC 7686: never resolve .onion names (a DNS query would leak whom we look for).
+            raise PeerUnreachable(f"{endpoint[0]} is an onion service: reaching it needs a Tor "
+                                  "proxy (Electrum's or the plugin's proxy setting)")
         self._guard_check(endpoint, expect)
         loop = asyncio.get_running_loop()
         factory = partial(RSTransport, partial(ClientSession, self._config), None,

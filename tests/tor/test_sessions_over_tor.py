@@ -129,3 +129,24 @@ async def test_connections_to_different_peers_use_different_circuits(tor_network
         for s in servers:
             s.close()
         await asyncio.to_thread(tor_network.stop_node, client)
+
+
+async def test_a_node_without_proxy_never_resolves_an_onion_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 7686: a clearnet node handed an onion endpoint refuses it without any DNS query."""
+    lookups: list[object] = []
+    real = socket.getaddrinfo
+
+    def spy(host, *args, **kwargs):   # records, then does the real lookup
+        lookups.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG)
+    await node.start(LOOPBACK, 0, dht=False)
+    try:
+        for host in ("abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz234567.onion", "X.ONION."):
+            with pytest.raises(PeerUnreachable, match="needs a Tor proxy"):
+                await node.transport.pool.request((host, 7327), "m2.anything", [])
+        assert not [h for h in lookups if "onion" in str(h).lower()]
+    finally:
+        await node.stop()
