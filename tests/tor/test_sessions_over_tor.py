@@ -150,3 +150,31 @@ async def test_a_node_without_proxy_never_resolves_an_onion_name(monkeypatch: py
         assert not [h for h in lookups if "onion" in str(h).lower()]
     finally:
         await node.stop()
+
+
+@pytest.mark.parametrize("reply,silent", [(b"\x04\x5a" + b"\x00" * 6, False),   # a SOCKS4 answer
+                                          (b"HTTP/1.1 400 Bad Request\r\n\r\n", False),
+                                          (b"\x05\x00\x05\x01\x00", False),      # refused, cut short
+                                          (b"", True)])                          # never answers
+async def test_a_hostile_or_silent_proxy_is_unreachable(reply: bytes, silent: bool) -> None:
+    """Whatever the proxy answers (a fake: a squatter on the proxy port, not Tor), the send ends
+    with PeerUnreachable within the connect timeout and nothing else is tried."""
+
+    async def handle(reader, writer):
+        await reader.read(3)
+        if silent:
+            await asyncio.sleep(30)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    node = Musig2Node(os.urandom(32), chain=REGTEST, config=CFG.with_(connect_timeout=2.0),
+                      connector=socks_connector(ProxySpec(LOOPBACK, server.sockets[0].getsockname()[1])))
+    await node.start(LOOPBACK, 0, dht=False)
+    try:
+        with pytest.raises(PeerUnreachable, match="cannot connect"):
+            await asyncio.wait_for(node.transport.pool.request(("203.0.113.9", 7000), "m2.x", []), 10)
+    finally:
+        await node.stop()
+        server.close()
