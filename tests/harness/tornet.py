@@ -301,7 +301,14 @@ class PrivateTorNetwork:
         return path
 
     def _write_torrc(self, node: TorNode, lines: Sequence[str]) -> None:
-        node.torrc.write_text("\n".join(lines) + "\n")
+        """Write a torrc, refusing (before any tor starts with it) one that could reach a
+        directory outside our network: every process of every test is checked, not a sample."""
+        text = "\n".join(lines) + "\n"
+        bad = foreign_authority_lines(text, self.authority_lines)
+        if bad:
+            raise TorNetError(f"refusing to start tor {node.name}: its torrc could reach the real "
+                              f"Tor network ({'; '.join(bad)})")
+        node.torrc.write_text(text)
 
     # --------------------------------------------------------------------------------------
     # Running

@@ -176,3 +176,12 @@ def test_constructor_refuses_a_network_too_small_for_onion_services() -> None:
         PrivateTorNetwork(authorities=2)
     with pytest.raises(ValueError, match="6 relays"):
         PrivateTorNetwork(authorities=3, relays=1, exits=1)
+
+
+def test_a_client_torrc_naming_another_directory_is_refused_before_tor_starts(
+        tor_network: PrivateTorNetwork) -> None:
+    before = len(tor_network.nodes)
+    with pytest.raises(TorNetError, match="could reach the real Tor network"):
+        tor_network.add_client("sneaky", control=None,
+                               extra=["FallbackDir 192.0.2.10:80 orport=9001 id=" + "A" * 40])
+    assert len(tor_network.nodes) == before   # nothing was started
