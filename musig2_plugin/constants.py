@@ -28,6 +28,8 @@ RECORD_TAG_WITHDRAWAL = "musig2_plugin/record/withdrawal/v1"
 RECORD_TAG_SIGNING_REQUEST = "musig2_plugin/record/signing-request/v1"
 TOPIC_TAG_SIGNERS = "musig2_plugin/topic/signers/v1"
 TOPIC_TAG_REQUESTS = "musig2_plugin/topic/requests/v1"
+TOPIC_TAG_SIGNER_SHARD = "musig2_plugin/topic/signer-shard/v1"  # owner key -> shard number
+SIGNER_TOPIC_SHARDS = 16            # one type's ads are spread over this many topic keys (by owner key)
 TOPIC_LEN = 20                      # kademlia ids are 160 bits
 MAX_RECORD_BYTES = 7680             # whole encoded record; a store RPC must fit rpcudp's 8 KiB request cap
 MAX_CLOCK_SKEW_S = 120              # created_at may be this far in our future, no more
@@ -55,7 +57,10 @@ MAX_REQUEST_METADATA_BYTES = 512
 DHT_KSIZE = 20
 DHT_ALPHA = 3
 DHT_RPC_TIMEOUT_S = 2.0
-DHT_MAX_RECORDS_PER_TOPIC = 512     # one slot per owner key (per request for request topics)
+DHT_MAX_RECORDS_PER_TOPIC = 8192    # one slot per owner key (per request for request topics); with
+                                    # SIGNER_TOPIC_SHARDS shards one type holds up to 131,072 signers
+DHT_SOURCE_SHARE_DIVISOR = 8        # one source group (/24, /48) may hold 1/8 of a topic at a node
+DHT_MAX_RECORDS_PER_OWNER = 32      # slots of one owner key in one topic (requests to one key)
 DHT_MAX_TOPICS = 20_000
 DHT_MAX_TOTAL_RECORDS = 40_000
 DHT_MAX_STORE_BYTES = 24 * 1024 * 1024  # encoded bytes held; with per-slot overhead keeps a node < 80 MB
@@ -68,6 +73,12 @@ DHT_MAX_PAGES = 64                  # pages fetched from one peer per lookup
 DHT_REPUBLISH_INTERVAL_S = 600
 DHT_PRUNE_INTERVAL_S = 30
 DHT_UNRESPONSIVE_TTL_S = 30         # skip a contact that just timed out for this long
+DHT_COOKIE_ROTATE_S = 300           # address-validation cookie secret lifetime (previous one accepted)
+DHT_MAX_OUTSTANDING = 2048          # our RPCs awaiting an answer, in all
+DHT_MAX_OUTSTANDING_PER_PEER = 32   # ... and to one address
+DHT_MIN_SOFT_TIMEOUT_S = 0.03       # adaptive per-query wait of a walk: srtt + 4 rttvar, clamped
+DHT_MAX_SOFT_TIMEOUT_S = 0.25
+DHT_LEAVE_NOTIFY = 20               # closest contacts told when a node stops
 
 # --- transport --------------------------------------------------------------
 ENVELOPE_VERSION = 1

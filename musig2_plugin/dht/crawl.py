@@ -30,12 +30,14 @@ LINGER = 2  # soft timeouts an open query may delay the end of a walk with nothi
 
 class RecordCrawl:
     def __init__(self, protocol: RecordProtocol, node: Node, peers: list[Node], ksize: int,
-                 alpha: int, max_pages: int, soft_timeout: float | None = None) -> None:
+                 alpha: int, max_pages: int, soft_timeout: float | None = None,
+                 start: "int | bytes" = 0) -> None:
         self.protocol = protocol
         self.target = node
         self.ksize = ksize
         self.alpha = alpha
         self.max_pages = max_pages
+        self.start = start  # first cursor sent to every peer (0, or a slot to start from)
         self.soft_timeout = soft_timeout if soft_timeout is not None else \
             min(0.25, protocol._wait_timeout / 4)
         self._nodes: dict[bytes, Node] = {}
@@ -44,6 +46,8 @@ class RecordCrawl:
         self.by_peer: dict[bytes, tuple[Node, list[bytes]]] = {}
         self.responders = 0
         self._suspects: set[bytes] = set()
+        self._progress: dict[bytes, float] = {}  # peer -> when its last page arrived (paging)
+        self._task_peer: dict[asyncio.Task, bytes] = {}
         self._add(peers, seeds=True)
 
     def _add(self, peers: list[Node], seeds: bool = False) -> None:
@@ -66,7 +70,12 @@ class RecordCrawl:
     @property
     def nearest(self) -> list[Node]:
         """The k closest nodes that answered, closest first."""
-        return [n for n in self._ordered() if self._state[n.id] == OK][: self.ksize]
+        return self.answered[: self.ksize]
+
+    @property
+    def answered(self) -> list[Node]:
+        """Every node that answered, closest first (publishers retry past the k closest)."""
+        return [n for n in self._ordered() if self._state[n.id] == OK]
 
     def _finished(self) -> bool:
         alive = [n for n in self._ordered() if self._state[n.id] != FAILED]
@@ -84,6 +93,10 @@ class RecordCrawl:
         in_flight: dict[asyncio.Task, float] = {}
         while not self._finished():
             now = loop.time()
+            for task, started in list(in_flight.items()):  # a peer still sending pages is alive
+                progress = self._progress.get(self._task_peer.get(task))
+                if progress is not None and progress > started:
+                    in_flight[task] = progress
             fresh = sum(1 for started in in_flight.values() if now - started < self.soft_timeout)
             for peer in self._ordered():
                 if fresh >= self.alpha:
@@ -91,6 +104,7 @@ class RecordCrawl:
                 if self._state[peer.id] == NEW:
                     self._state[peer.id] = PENDING
                     task = asyncio.ensure_future(self._query(peer))
+                    self._task_peer[task] = peer.id
                     if peer.id in self._suspects:
                         in_flight[task] = now - LINGER * self.soft_timeout  # asked; holds no slot, blocks no end
                     else:
@@ -119,12 +133,13 @@ class RecordCrawl:
         return all(now - started >= LINGER * self.soft_timeout for started in in_flight.values())
 
     async def _query(self, peer: Node) -> None:
-        ok, value = await self.protocol.call_find_records(peer, self.target, 0)
+        ok, value = await self.protocol.call_find_records(peer, self.target, self.start)
         if not ok or not page_shape_ok(value):
             self._state[peer.id] = FAILED
             return
         self._add(parse_nodes(value["nodes"]))
         records = list(value["records"])
+        self._progress[peer.id] = asyncio.get_running_loop().time()
         cursor = value["next"]
         pages = 1
         while cursor is not None and pages < self.max_pages:
@@ -132,6 +147,7 @@ class RecordCrawl:
             if not ok or not page_shape_ok(more) or (more["next"] is not None and more["next"] <= cursor):
                 break
             records.extend(more["records"])
+            self._progress[peer.id] = asyncio.get_running_loop().time()
             cursor = more["next"]
             pages += 1
         self.found.extend(records)

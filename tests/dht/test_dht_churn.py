@@ -9,7 +9,7 @@ from kademlia.node import Node
 from dht_netutil import FAST, make_ad, network, wait_until
 from musig2_plugin.dht import DhtNode, Discovery, topic_for_type
 
-SPEND = topic_for_type("spend")
+SPEND = topic_for_type("spend", 0)
 
 N_NODES = 40
 N_SIGNERS = 40

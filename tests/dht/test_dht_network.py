@@ -17,7 +17,7 @@ from musig2_plugin.records import (Advertisement, SigningRequest, Withdrawal, to
                                    topic_for_type)
 
 N_NODES = 30
-SPEND = topic_for_type("spend")
+SPEND = topic_for_type("spend", 0)
 
 
 async def publish_signers(nodes, ads):
@@ -191,7 +191,7 @@ async def test_lookup_merges_newest_across_nodes_holding_different_versions():
         # one node closest to the topic holds only the newer version
         closest = await nodes[0].closest_nodes(SPEND)
         holder = next(n for n in nodes if n.node_id == closest[0].id)
-        holder.records._topics[SPEND].clear()
+        holder.records._topics.pop(SPEND)
         holder.records._total = 0
         assert holder.records.put(SPEND, new) == "stored"
         found = await Discovery(nodes[-1]).find_signers("spend")
@@ -208,7 +208,8 @@ async def test_records_beyond_one_datagram_are_paged():
         await publish_signers(nodes, ads)
         holder = max(nodes, key=lambda n: len(n.records.get(SPEND)))
         assert len(holder.records.get(SPEND)) == 20
-        page = holder.protocol.rpc_find_records(nodes[1].address, nodes[1].node_id, SPEND, 0)
+        cookie = holder.protocol.cookie(nodes[1].address)
+        page = holder.protocol.rpc_find_records(nodes[1].address, nodes[1].node_id, SPEND, 0, cookie)
         assert page["next"] is not None and 0 < len(page["records"]) < 20
         assert sum(len(r) + 5 for r in page["records"]) <= 1500
         found = await Discovery(nodes[-1]).find_signers("spend")

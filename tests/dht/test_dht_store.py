@@ -11,8 +11,8 @@ from musig2_plugin.dht import DUPLICATE, STORED, RecordStore
 from musig2_plugin.dht.ratelimit import RateLimiter
 from musig2_plugin.records import SigningRequest, Withdrawal, topic_for_requests, topic_for_type
 
-SPEND = topic_for_type("spend")
-SWAP = topic_for_type("swap")
+SPEND = topic_for_type("spend", 0)
+SWAP = topic_for_type("swap", 0)
 
 
 class Clock:
@@ -70,7 +70,7 @@ def test_bounds_per_topic_topics_and_total():
     assert store.put(SPEND, make_ad(0, seq=2**62)) == STORED
     assert store.put(SWAP, make_ad(10, tx_types=("swap",))) == STORED
     assert store.put(SWAP, make_ad(11, tx_types=("swap",))) == "refused:store_full"  # total 4
-    third = topic_for_type("custody")
+    third = topic_for_type("custody", 0)
     store.max_total = 100
     assert store.put(third, make_ad(12, tx_types=("custody",))) == "refused:store_full"  # topics 2
     assert store.stats["refused:topic_full"] == 1 and store.stats["refused:store_full"] == 2
