@@ -28,8 +28,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from musig2_plugin import constants as C  # noqa: E402
-from musig2_plugin.config import Musig2Config  # noqa: E402
+from musig2_plugin.foundation import constants as C  # noqa: E402
+from musig2_plugin.foundation.config import Musig2Config  # noqa: E402
 from musig2_plugin.coordinator import Musig2Node  # noqa: E402
 from musig2_plugin.crypto import schnorr_verify  # noqa: E402
 

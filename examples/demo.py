@@ -251,7 +251,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", default="[]", help=argparse.SUPPRESS)
     ap.add_argument("--epoch0", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from musig2_plugin import constants as C
+    from musig2_plugin.foundation import constants as C
     if args.signers < 2 or args.signers > C.MAX_REQUEST_KEYS:
         # A signing request names at most MAX_REQUEST_KEYS keys (records layer).
         ap.error(f"--signers must be within 2..{C.MAX_REQUEST_KEYS}")

@@ -67,7 +67,7 @@ class Interrupted(BaseException):
 
 def max_wallets() -> int:
     """The most participants one MuSig2 output and one signing request may have."""
-    from musig2_plugin import constants as C
+    from musig2_plugin.foundation import constants as C
     return min(C.MAX_OUTPUT_PARTICIPANTS, C.MAX_REQUEST_KEYS, len(NAMES))
 
 

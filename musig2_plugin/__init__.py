@@ -3,7 +3,11 @@
 Electrum executes this module when it loads the plugin and expects the plugin's
 ``@plugin_command`` definitions to be registered by it. The core layers
 (crypto, records, dht, transport, session, coordinator) must stay usable
-without Electrum, so the commands are only imported when Electrum is.
+without Electrum, and importing one of them must not drag in ``electrum.wallet``
+merely because Electrum happens to be installed: so the commands are imported
+only when Electrum itself loads this package as a plugin, which it does under
+``electrum_external_plugins.<name>`` (zip plugins) or ``electrum.plugins.<name>``
+(internal ones) -- never under the bare ``musig2_plugin`` name.
 """
 import sys as _sys
 import types as _types
@@ -20,10 +24,8 @@ if _parent and _parent not in _sys.modules:
     _ns.__path__ = []  # a package with no locations: its children come from their own finders
     _sys.modules[_parent] = _ns
 
-try:
-    import electrum.commands as _electrum_commands  # noqa: F401
-except ImportError:  # core used on its own (tests, benchmarks, the demo's nodes)
-    _electrum_commands = None
+# The package names Electrum 4.8 gives a plugin it loads (electrum.plugin.Plugins.base_module_name).
+_ELECTRUM_PLUGIN_PARENTS = ("electrum_external_plugins", "electrum.plugins")
 
-if _electrum_commands is not None:
+if _parent in _ELECTRUM_PLUGIN_PARENTS:
     from . import commands  # noqa: F401  (registers the plugin commands)

@@ -13,12 +13,12 @@ from electrum.logging import get_logger
 from electrum.plugin import BasePlugin, hook
 from electrum.version import ELECTRUM_VERSION
 
-from .vaults import VaultStore, VaultWatcher
+from .wallet_bridge.vaults import VaultStore, VaultWatcher
 from .wallet_bridge import (ParticipantKey, PsbtSigner, cached_participant_key, check_supported,
                             ensure_participant_key, participant_secret_checked)
 
 if TYPE_CHECKING:
-    from .cosign import WalletCosigner
+    from .app.cosign import WalletCosigner
     from electrum.simple_config import SimpleConfig
     from electrum.wallet import Abstract_Wallet
 
@@ -155,7 +155,7 @@ class Musig2Plugin(BasePlugin):
                          bootstrap: Optional[list[tuple[str, int]]] = None,
                          dht: bool = True) -> "WalletCosigner":
         """Start this wallet's node (idempotent); advertise if the settings say so."""
-        from .cosign import WalletCosigner
+        from .app.cosign import WalletCosigner
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing

@@ -22,7 +22,7 @@ from electrum.i18n import _
 from electrum.plugin import hook
 from electrum.gui.qt.util import Buttons, CloseButton, OkButton, WindowModalDialog, WWLabel
 
-from .constants import MAX_OPEN_APPROVAL_DIALOGS
+from .foundation.constants import MAX_OPEN_APPROVAL_DIALOGS
 from .plugin import (CONFIG_AD_FEE, CONFIG_AD_MAX, CONFIG_AD_MIN, CONFIG_AD_NICK, CONFIG_AD_TYPES,
                      CONFIG_ADVERTISE, CONFIG_BOOTSTRAP, CONFIG_LISTEN_PORT, Musig2Plugin,
                      parse_peers)

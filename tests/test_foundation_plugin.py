@@ -31,7 +31,10 @@ def test_zip_layout_and_reproducible(tmp_path):
     # Same source, same bytes: Electrum's authorization (a signature over sha256) survives rebuilds.
     assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
     names = zipfile.ZipFile(a).namelist()
-    for required in ("manifest.json", "__init__.py", "plugin.py", "cmdline.py", "qt.py", "commands.py"):
+    for required in ("manifest.json", "__init__.py", "plugin.py", "cmdline.py", "qt.py", "commands.py",
+                     "foundation/__init__.py", "foundation/constants.py", "foundation/config.py",
+                     "foundation/events.py", "app/__init__.py", "app/cosign.py",
+                     "wallet_bridge/vaults.py", "coordinator/payload_crypto.py"):
         assert f"musig2_plugin/{required}" in names
     assert all(n.startswith("musig2_plugin/") for n in names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
@@ -87,6 +90,7 @@ spec = imp.find_spec(root)
 module = importlib.util.module_from_spec(spec)
 sys.modules[root] = module
 spec.loader.exec_module(module)
+commands_at_init = root + ".commands" in sys.modules
 failed = {}
 names = sorted(n for n in imp._modules)
 for name in names:
@@ -94,7 +98,7 @@ for name in names:
         importlib.import_module(name)
     except Exception as e:
         failed[name] = repr(e)
-print(json.dumps({"names": names, "failed": failed,
+print(json.dumps({"names": names, "failed": failed, "commands_at_init": commands_at_init,
                   "absolute": sorted(m for m in sys.modules if m == "musig2_plugin" or m.startswith("musig2_plugin."))}))
 '''
 
@@ -117,6 +121,10 @@ def test_every_module_imports_under_electrums_zip_importer(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert "electrum_external_plugins.musig2_plugin.qt" in out["names"]
     assert "electrum_external_plugins.musig2_plugin.commands" in out["names"]
+    assert "electrum_external_plugins.musig2_plugin.foundation.constants" in out["names"]
+    assert "electrum_external_plugins.musig2_plugin.app.cosign" in out["names"]
+    # Loaded by Electrum as a plugin: __init__ registers the commands itself.
+    assert out["commands_at_init"] is True
     assert out["failed"] == {}
     assert out["absolute"] == [], "absolute imports of musig2_plugin break inside Electrum"
 
@@ -129,3 +137,26 @@ def test_setup_py_bdist_plugin_builds_the_same_zip(tmp_path):
     direct = build_plugin.build(tmp_path / "direct")
     assert via_setup.name == direct.name
     assert via_setup.read_bytes() == direct.read_bytes()
+
+
+CORE_IMPORT = r'''
+import json, sys
+import musig2_plugin.crypto
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("electrum", "musig2_plugin"))))
+'''
+
+
+def test_core_import_does_not_load_electrum_or_the_commands():
+    """``import musig2_plugin.crypto`` with Electrum installed: no Electrum wallet, no commands.
+
+    The commands (and with them ``electrum.wallet``) are imported only when Electrum loads the
+    package as a plugin; the core layers are used on their own by the nodes, tests and benchmarks.
+    """
+    require_electrum()  # the point is that Electrum is importable and still not imported
+    res = subprocess.run([sys.executable, "-c", CORE_IMPORT], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    loaded = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "musig2_plugin.crypto" in loaded
+    assert "musig2_plugin.commands" not in loaded
+    assert not any(m == "electrum" or m.startswith("electrum.") for m in loaded), loaded

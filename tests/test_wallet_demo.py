@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from musig2_plugin import constants as C
+from musig2_plugin.foundation import constants as C
 from tests.harness import procs
 
 ROOT = Path(__file__).resolve().parents[1]

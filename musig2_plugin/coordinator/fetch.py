@@ -17,7 +17,7 @@ import struct
 from collections import OrderedDict
 from typing import Collection
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..records import PayloadRef
 from ..transport import BadFetch, Envelope, MsgType, PeerRefused, PeerUnreachable, Transport
 from .errors import OversizedPayloadReply, PayloadFetchError, PayloadMismatch

@@ -18,11 +18,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
-from .. import constants as C
-from ..config import DEFAULT_CONFIG, Musig2Config
+from ..foundation import constants as C
+from ..foundation.config import DEFAULT_CONFIG, Musig2Config
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
-from ..events import EventEmitter, Subscription
-from ..payload_crypto import PayloadError, decrypt_payload, encrypt_payload
+from ..foundation.events import EventEmitter, Subscription
+from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
                        Withdrawal, decode_record)
 from ..session import SessionAborted, SessionManager, SessionSpec, SpecError

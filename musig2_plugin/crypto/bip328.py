@@ -16,7 +16,7 @@ import hashlib
 import hmac
 from typing import Sequence
 
-from ..constants import BIP328_CHAINCODE
+from ..foundation.constants import BIP328_CHAINCODE
 from .errors import CryptoError, InvalidTweak
 from .musig import KeyAggContext
 

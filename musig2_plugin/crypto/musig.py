@@ -23,7 +23,7 @@ import os
 import threading
 from typing import Sequence
 
-from ..constants import (AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN,
+from ..foundation.constants import (AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN,
                          PUBNONCE_LEN)
 from .bip340 import _keypair, _keypair_pub, schnorr_verify, tagged_hash
 from .errors import (CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig,

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from .. import constants as C
+from ..foundation import constants as C
 
 
 @dataclass(frozen=True)

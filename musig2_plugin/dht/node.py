@@ -19,7 +19,7 @@ from typing import Awaitable, Callable, Iterable, Union
 from kademlia.network import Server
 from kademlia.node import Node
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..records import Record, RecordError, decode_record, peek_slot, supersedes
 from .config import DhtConfig
 from .crawl import LINGER, RecordCrawl

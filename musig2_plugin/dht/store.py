@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from typing import Callable, Hashable, Iterator
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..records import Record, RecordError, decode_record
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .. import constants as C
+from ..foundation import constants as C
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField

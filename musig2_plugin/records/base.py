@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..crypto import plain_pubkey, schnorr_sign, schnorr_verify, tagged_hash
 from .codec import Reader, Writer
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,

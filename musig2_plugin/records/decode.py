@@ -6,7 +6,7 @@ raises a ``RecordError`` subclass; nothing else escapes.
 """
 from __future__ import annotations
 
-from .. import constants as C
+from ..foundation import constants as C
 from .advertisement import Advertisement, Withdrawal
 from .base import HEADER_LEN, SIG_LEN, Record, check_signature, check_time
 from .codec import Reader

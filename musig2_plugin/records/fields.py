@@ -145,7 +145,7 @@ class Endpoint:
     port: int
 
     def __post_init__(self) -> None:
-        from ..constants import MAX_HOST_BYTES
+        from ..foundation.constants import MAX_HOST_BYTES
 
         check_int(self.port, 1, 65535, "endpoint port")
         if not isinstance(self.host, str) or not self.host or len(self.host) > MAX_HOST_BYTES:

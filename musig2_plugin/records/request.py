@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import hashlib
 from typing import Sequence
 
-from .. import constants as C
+from ..foundation import constants as C
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField

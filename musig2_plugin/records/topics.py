@@ -14,7 +14,7 @@ an owner to its signer topics.
 """
 from __future__ import annotations
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..crypto import tagged_hash
 from .errors import InvalidField
 from .fields import TxType, tx_type

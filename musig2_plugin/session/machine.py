@@ -26,10 +26,10 @@ import logging
 import time
 from typing import Callable
 
-from ..config import Musig2Config
+from ..foundation.config import Musig2Config
 from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_gen,
                       parse_pubnonce, schnorr_verify)
-from ..events import EventEmitter
+from ..foundation.events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, EnvelopeError, MsgType, PeerRefused,
                          PeerUnreachable, Transport)
 from .messages import MAX_ATTEMPT, decode_body, encode_body

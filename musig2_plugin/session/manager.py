@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from ..config import Musig2Config
-from ..events import EventEmitter
+from ..foundation.config import Musig2Config
+from ..foundation.events import EventEmitter
 from ..transport import Envelope, Transport, UnknownSession
 from .machine import Session
 from .messages import decode_body

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..transport.envelope import AuthenticRefusal, MsgType
 
 MAX_ATTEMPT = 1 << 31

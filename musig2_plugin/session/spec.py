@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..crypto import KeyAggContext, key_sort, tagged_hash
 
 

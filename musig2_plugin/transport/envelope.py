@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 
 _HEADER = struct.Struct(">BB32s33sQQI")

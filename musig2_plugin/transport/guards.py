@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from ..config import Musig2Config
+from ..foundation.config import Musig2Config
 from .envelope import Envelope, PeerBlocked, ReplayedMessage, StaleMessage
 
 

@@ -18,8 +18,8 @@ from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
 
-from .. import constants as C
-from ..config import Musig2Config
+from ..foundation import constants as C
+from ..foundation.config import Musig2Config
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,

@@ -19,7 +19,7 @@ from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
 
-from ..config import Musig2Config
+from ..foundation.config import Musig2Config
 from .guards import TokenBucket
 
 log = logging.getLogger(__name__)

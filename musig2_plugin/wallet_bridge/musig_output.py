@@ -20,7 +20,7 @@ from electrum import segwit_addr
 from electrum.bitcoin import taproot_output_script
 
 from .. import crypto
-from ..constants import MAX_OUTPUT_PARTICIPANTS, MIN_OUTPUT_PARTICIPANTS
+from ..foundation.constants import MAX_OUTPUT_PARTICIPANTS, MIN_OUTPUT_PARTICIPANTS
 from .descriptor import musig_descriptor, parse_musig_descriptor
 from .errors import DescriptorError, InvalidParticipants, OutputKeyMismatch
 

@@ -30,7 +30,7 @@ from electrum.keystore import BIP32_KeyStore, Hardware_KeyStore, Old_KeyStore
 from electrum.util import InvalidPassword
 from electrum.wallet import Abstract_Wallet, Imported_Wallet, Multisig_Wallet, Standard_Wallet
 
-from ..constants import PARTICIPANT_KEY_PURPOSE, PARTICIPANT_KEY_VERSION
+from ..foundation.constants import PARTICIPANT_KEY_PURPOSE, PARTICIPANT_KEY_VERSION
 from .errors import PasswordRequired, StoredKeyMismatch, UnsupportedWallet, WrongPassword
 
 PARTICIPANT_PATH: tuple[int, ...] = (BIP32_PRIME | PARTICIPANT_KEY_PURPOSE,

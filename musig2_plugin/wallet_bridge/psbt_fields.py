@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import MutableMapping, Optional
 
-from ..constants import MAX_OUTPUT_PARTICIPANTS
+from ..foundation.constants import MAX_OUTPUT_PARTICIPANTS
 from .errors import PsbtFieldError
 from .musig_output import MusigOutput
 

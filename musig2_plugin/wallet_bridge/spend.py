@@ -31,7 +31,7 @@ from electrum.transaction import (PartialTransaction, PartialTxInput, PartialTxO
 from electrum_ecc.util import bip340_tagged_hash
 
 from .. import crypto
-from ..constants import (MAX_PSBT_BYTES, MAX_SPEND_INPUTS, MAX_SPEND_OUTPUTS,
+from ..foundation.constants import (MAX_PSBT_BYTES, MAX_SPEND_INPUTS, MAX_SPEND_OUTPUTS,
                          TAPROOT_KEYPATH_WITNESS_SIZE)
 from . import psbt_fields
 from .errors import (BridgeError, InvalidFinalSignature, MalformedPsbt, MissingInputInfo,

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from musig2_plugin.config import DEFAULT_CONFIG, Musig2Config
-from musig2_plugin.events import SEED_EVENTS, EventEmitter, UnknownEvent
+from musig2_plugin.foundation.config import DEFAULT_CONFIG, Musig2Config
+from musig2_plugin.foundation.events import SEED_EVENTS, EventEmitter, UnknownEvent
 
 
 def test_seed_events_are_the_fourteen():

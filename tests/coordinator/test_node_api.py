@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import (CoordinatorError, Musig2Node, NotStarted, RequestPayload,
                                        RequestRefused, request_key)
 from musig2_plugin.coordinator.payload import PayloadFormatError

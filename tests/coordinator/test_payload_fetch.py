@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from musig2_plugin import constants as C
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import (Musig2Node, OversizedPayloadReply, PayloadFetchError,
                                        PayloadMismatch, RequestRefused, request_key)
 from musig2_plugin.coordinator.fetch import FETCH_BODY, fetch_payload

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from coincurve import PublicKey
 
-from musig2_plugin.constants import BIP328_CHAINCODE
+from musig2_plugin.foundation.constants import BIP328_CHAINCODE
 from musig2_plugin.crypto import (CryptoError, InvalidTweak, KeyAggContext, SigningSession,
                                   bip328_derive, bip328_xpub, nonce_gen, plain_pubkey,
                                   schnorr_verify)

@@ -13,7 +13,7 @@ import socket
 import umsgpack
 
 from dht_netutil import FAST, make_ad, network, seckey, wait_until
-from musig2_plugin import constants as C
+from musig2_plugin.foundation import constants as C
 from musig2_plugin.crypto import plain_pubkey, schnorr_sign
 from musig2_plugin.dht import DhtConfig, DhtNode, Discovery
 from musig2_plugin.records import SigningRequest, topic_for_type

@@ -217,7 +217,7 @@ async def test_records_beyond_one_datagram_are_paged():
 
 
 async def test_events_forwarded_to_the_coordinator_event_hub():
-    from musig2_plugin.events import EventEmitter
+    from musig2_plugin.foundation.events import EventEmitter
     hub = EventEmitter()
     got = []
     hub.on("signer:advertised", lambda **kw: got.append(("advertised", kw["advertisement"].owner)))

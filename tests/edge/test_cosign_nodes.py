@@ -10,7 +10,7 @@ import hashlib
 import pytest
 
 from musig2_plugin import crypto
-from musig2_plugin.cosign import (APPROVED, PENDING, REFUSED, SIGNED, WalletCosigner,
+from musig2_plugin.app.cosign import (APPROVED, PENDING, REFUSED, SIGNED, WalletCosigner,
                                   encode_app_data)
 from musig2_plugin.wallet_bridge import (BridgeError, MusigCoin, MusigOutput, build_spend,
                                          derive_participant_key, keypath_sighash, parse_psbt,
@@ -146,7 +146,7 @@ async def test_request_for_other_keys_than_the_inputs_is_refused(cosigners, modu
 async def test_tracked_requests_are_bounded(cosigners, monkeypatch):
     """Anyone may address requests to our key: the wallet keeps a bounded number, evicting
     refused ones first."""
-    import musig2_plugin.cosign as cosign_mod
+    import musig2_plugin.app.cosign as cosign_mod
     monkeypatch.setattr(cosign_mod, "MAX_TRACKED_REQUESTS", 3)
     alice, bob, carol = cosigners
     out, tx = _spend(cosigners, values=(50_000,))

@@ -105,7 +105,7 @@ try:
     pkg = sys.modules[type(plugin).__module__.rsplit(".", 1)[0]]
     from importlib import import_module
     bridge = import_module(pkg.__name__ + ".wallet_bridge")
-    cosign = import_module(pkg.__name__ + ".cosign")
+    cosign = import_module(pkg.__name__ + ".app.cosign")
     coord = import_module(pkg.__name__ + ".coordinator")
 
     path = os.path.join(workdir, "wallets", "alice")

@@ -72,7 +72,7 @@ try:
     coord = import_module(pkg.__name__ + ".coordinator")
     records = import_module(pkg.__name__ + ".records")
     bridge = import_module(pkg.__name__ + ".wallet_bridge")
-    cosign = import_module(pkg.__name__ + ".cosign")
+    cosign = import_module(pkg.__name__ + ".app.cosign")
 
     path = os.path.join(workdir, "wallets", "alice")
     os.makedirs(os.path.dirname(path), exist_ok=True)

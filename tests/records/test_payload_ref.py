@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from musig2_plugin import constants as C
+from musig2_plugin.foundation import constants as C
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.records import (InvalidField, InvalidSignature, PayloadRef, RecordError,
                                    SigningRequest, decode_record)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from musig2_plugin import constants as C
+from musig2_plugin.foundation import constants as C
 from musig2_plugin.crypto import plain_pubkey, schnorr_sign, tagged_hash, xonly_pubkey
 from musig2_plugin.records import (Advertisement, ExpiredRecord, FutureRecord, InvalidField,
                                    InvalidSignature, MalformedRecord, OversizedRecord,

@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from musig2_plugin.config import Musig2Config  # noqa: E402
+from musig2_plugin.foundation.config import Musig2Config  # noqa: E402
 from musig2_plugin.coordinator import Musig2Node  # noqa: E402
 from musig2_plugin.records import decode_record  # noqa: E402
 

@@ -11,9 +11,9 @@ import asyncio
 import os
 from collections import defaultdict
 
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.coordinator import Musig2Node
-from musig2_plugin.events import SEED_EVENTS, EXTRA_EVENTS
+from musig2_plugin.foundation.events import SEED_EVENTS, EXTRA_EVENTS
 from musig2_plugin.transport import Envelope, MsgType
 
 FAST = Musig2Config().with_(round_timeout=1.5, coordinator_grace=1.0, heartbeat_interval=0.5,

@@ -255,7 +255,7 @@ def _record(creator_sk: bytes, keys, msgs, rid: bytes, tweak: str, endpoint):
     from musig2_plugin.coordinator.node import _encryption_context
     from musig2_plugin.coordinator.payload import RequestPayload
     from musig2_plugin.crypto import key_sort, plain_pubkey
-    from musig2_plugin.payload_crypto import encrypt_payload
+    from musig2_plugin.coordinator.payload_crypto import encrypt_payload
     from musig2_plugin.records import SigningRequest
     keys = key_sort(list(keys))
     blob = encrypt_payload(RequestPayload(tweak, None, {}, b"").encode(), keys,

@@ -8,7 +8,7 @@ import pytest
 
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
-from musig2_plugin.events import SEED_EVENTS
+from musig2_plugin.foundation.events import SEED_EVENTS
 
 from session_cluster import Recorder, WireLog, make_cluster, nonce_reuse_report, stop_all
 

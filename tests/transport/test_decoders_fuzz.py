@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from musig2_plugin.coordinator.payload import PayloadFormatError, RequestPayload
 from musig2_plugin.crypto import plain_pubkey
-from musig2_plugin.payload_crypto import PayloadError, decrypt_payload, encrypt_payload
+from musig2_plugin.coordinator.payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from musig2_plugin.session.messages import BadBody, decode_body, encode_body
 from musig2_plugin.transport import Envelope, MalformedEnvelope, MsgType
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from musig2_plugin.crypto import plain_pubkey
-from musig2_plugin.payload_crypto import PayloadError, decrypt_payload, encrypt_payload
+from musig2_plugin.coordinator.payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 
 
 def key(i: int) -> bytes:

@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
-from musig2_plugin import constants as C
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.transport import (AuthenticRefusal, Envelope, MalformedEnvelope, MsgType,
                                      PeerRefused, PeerUnreachable, ReplayGuard,

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from musig2_plugin.config import Musig2Config
+from musig2_plugin.foundation.config import Musig2Config
 from musig2_plugin.transport import PeerUnreachable, Transport
 
 CFG = Musig2Config().with_(request_timeout=1.5, connect_timeout=2.0)
@@ -135,7 +135,7 @@ async def test_messages_under_a_blocked_key_are_not_charged_to_it_but_to_the_con
     """Blocking is checked before the signature: a forgery naming a blocked key proves
     nothing about that key, so it must not extend its record; the connection that sends
     such messages is charged and closed like any junk."""
-    from musig2_plugin import constants as C
+    from musig2_plugin.foundation import constants as C
     from musig2_plugin.crypto import plain_pubkey
     from musig2_plugin.transport import Envelope, MsgType, PeerRefused
     cfg = CFG.with_(block_after_invalid=3)
@@ -232,7 +232,7 @@ async def test_replaying_someones_messages_cannot_get_them_blocked():
     and Mallory's connection is the one charged and closed."""
     from musig2_plugin.crypto import plain_pubkey
     from musig2_plugin.transport import Envelope, MsgType, PeerRefused
-    from musig2_plugin import constants as C
+    from musig2_plugin.foundation import constants as C
     cfg = CFG.with_(block_after_invalid=3)
     alice_sk = os.urandom(32)
     alice = plain_pubkey(alice_sk)

@@ -30,11 +30,11 @@ from typing import Any, Callable, Optional, Sequence
 
 from electrum.transaction import PartialTransaction
 
-from .constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
-from .coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
-from .records import TxType
-from .session.spec import TWEAK_TAPROOT
-from .wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
+from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
+from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
+from ..records import TxType
+from ..session.spec import TWEAK_TAPROOT
+from ..wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
                             broadcast, finalize, musig_inputs, parse_psbt, psbt_base64,
                             review_spend, sighashes)
 

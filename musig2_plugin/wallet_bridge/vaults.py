@@ -23,7 +23,9 @@ from typing import Any, MutableMapping, Optional
 from electrum.address_synchronizer import AddressSynchronizer
 from electrum.wallet_db import WalletDB
 
-from .wallet_bridge import BridgeError, MusigCoin, MusigOutput
+from .errors import BridgeError
+from .musig_output import MusigOutput
+from .spend import MusigCoin
 
 _STORAGE_KEY = "outputs"
 

@@ -20,8 +20,8 @@ from coincurve import PrivateKey, PublicKey
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from . import constants as C
-from .crypto import tagged_hash
+from ..foundation import constants as C
+from ..crypto import tagged_hash
 
 _ZERO_NONCE = bytes(12)
 _WRAPPED_LEN = 32 + 16
