@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
-from .. import constants as C
+from ..foundation import constants as C
 from ..records import (Advertisement, SigningRequest, TxType, Withdrawal, signer_topic,
                        topic_for_requests, topic_for_type)
 from ..records.fields import tx_type as _tx_type

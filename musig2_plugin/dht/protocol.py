@@ -47,7 +47,7 @@ from kademlia.node import Node
 from kademlia.protocol import KademliaProtocol
 from kademlia.storage import IStorage
 
-from .. import constants as C
+from ..foundation import constants as C
 from .config import DhtConfig
 from .ratelimit import RateLimiter
 from .store import RecordStore, refusal
