@@ -26,6 +26,7 @@ from .protocol import RecordProtocol, page_shape_ok, parse_nodes
 
 NEW, PENDING, OK, FAILED = "new", "pending", "ok", "failed"
 LINGER = 2  # soft timeouts an open query may delay the end of a walk with nothing left to ask
+FEW_LINGER = 8  # ... when fewer than k/2 nodes answered
 
 
 class RecordCrawl:
@@ -73,6 +74,11 @@ class RecordCrawl:
         return self.answered[: self.ksize]
 
     @property
+    def candidates(self) -> list[Node]:
+        """Every node met that has not failed, closest first (answered or never asked)."""
+        return [n for n in self._ordered() if self._state[n.id] != FAILED]
+
+    @property
     def answered(self) -> list[Node]:
         """Every node that answered, closest first (publishers retry past the k closest)."""
         return [n for n in self._ordered() if self._state[n.id] == OK]
@@ -97,7 +103,12 @@ class RecordCrawl:
                 progress = self._progress.get(self._task_peer.get(task))
                 if progress is not None and progress > started:
                     in_flight[task] = progress
-            fresh = sum(1 for started in in_flight.values() if now - started < self.soft_timeout)
+            fresh = 0
+            for task, started in in_flight.items():
+                if now - started < self.soft_timeout:
+                    fresh += 1
+                else:  # silent past the soft timeout: a suspect for every walk until it speaks
+                    self.protocol.suspect(self._nodes[self._task_peer[task]])
             for peer in self._ordered():
                 if fresh >= self.alpha:
                     break
@@ -128,9 +139,12 @@ class RecordCrawl:
         by k nodes, so waiting a full RPC timeout for them buys almost nothing."""
         if any(state == NEW for state in self._state.values()):
             return False
-        if self.responders < max(1, self.ksize // 2):
+        if self.responders < 1:
             return False
-        return all(now - started >= LINGER * self.soft_timeout for started in in_flight.values())
+        # with fewer than k/2 answers (a small or freshly churned network) wait longer,
+        # still in units of the measured soft timeout, never a full RPC timeout per contact
+        linger = LINGER if self.responders >= max(1, self.ksize // 2) else FEW_LINGER
+        return all(now - started >= linger * self.soft_timeout for started in in_flight.values())
 
     async def _query(self, peer: Node) -> None:
         ok, value = await self.protocol.call_find_records(peer, self.target, self.start)

@@ -157,8 +157,11 @@ class DhtNode:
         known = {n.id: n for n in seeds + protocol.neighbors(Node(me))}
         if not known:
             return []
+        # a join asks wide (alpha = k): contacts handed out by others may be long gone,
+        # and a newcomer has no history to tell which
         crawl = RecordCrawl(protocol, Node(me), list(known.values()), self.config.ksize,
-                            self.config.alpha, 1, soft_timeout=protocol.soft_timeout())
+                            max(self.config.alpha, self.config.ksize), 1,
+                            soft_timeout=protocol.soft_timeout())
         await crawl.find()
         return crawl.answered
 
@@ -325,7 +328,7 @@ class DhtNode:
                 stored += 1
         protocol = self.protocol
         refused: Counter = Counter()
-        spare = [] if crawl is None else [n for n in crawl.answered if n.id not in targets]
+        spare = [] if crawl is None else [n for n in crawl.candidates if n.id not in targets]
         batch, retried = list(targets.values()), 0
         while batch:
             results = await asyncio.gather(*(protocol.call_store_record(n, topic, data)
@@ -339,7 +342,7 @@ class DhtNode:
                 refused[status] += 1
                 self._counters["publish_" + status] += 1
                 again += status in RETRY_ELSEWHERE or status == "timeout"
-            # not here, maybe elsewhere: the next closest nodes that answered the walk
+            # not here, maybe elsewhere: the next closest nodes the walk met
             batch, spare = spare[:again], spare[again:]
             retried += len(batch)
         return PublishResult(stored, refused, retried)

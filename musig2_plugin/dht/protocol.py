@@ -133,6 +133,7 @@ class RecordProtocol(KademliaProtocol):
         # Forgotten after ``unresponsive_ttl`` or as soon as they send us anything.
         self.unresponsive: OrderedDict[tuple, float] = OrderedDict()
         self.rpc_limiter = RateLimiter(config.rpc_rate_per_second, 1.0, config.max_rate_sources)
+        self.slow: OrderedDict[tuple, float] = OrderedDict()  # silent past a soft timeout
         self._secrets = [os.urandom(32), os.urandom(32)]   # current, previous
         self._rotated_at = time.monotonic()
         self._cookies: OrderedDict[tuple, bytes] = OrderedDict()  # peers' cookies for us
@@ -152,6 +153,8 @@ class RecordProtocol(KademliaProtocol):
             return
         if self.unresponsive:
             self.unresponsive.pop((addr[0], addr[1]), None)
+        if self.slow:
+            self.slow.pop((addr[0], addr[1]), None)
         if data[:1] == b"\x00" and not self.rpc_limiter.allow(self.source_key(addr)):
             self.stats[refusal("rpc_rate_limited")] += 1
             return
@@ -307,7 +310,7 @@ class RecordProtocol(KademliaProtocol):
         k = k or self.router.ksize
         contacts = [n for bucket in self.router.buckets for n in bucket.get_nodes()
                     if n.id != target.id and (exclude is None or (n.ip, n.port) != tuple(exclude))
-                    and not self.is_unresponsive((n.ip, n.port))]  # dead ones are not handed out
+                    and not self.is_dead((n.ip, n.port))]  # dead ones are not handed out
         return heapq.nsmallest(k, contacts, key=lambda n: n.distance_to(target))
 
     # -- inherited RPCs, hardened -----------------------------------------------------
@@ -432,6 +435,15 @@ class RecordProtocol(KademliaProtocol):
         return out
 
     def is_unresponsive(self, addr: tuple) -> bool:
+        """Timed out, said leave, or silent past a walk's soft timeout (walks: suspects)."""
+        if addr in self.slow:
+            if time.monotonic() - self.slow[addr] <= self.config.unresponsive_ttl:
+                return True
+            del self.slow[addr]
+        return self.is_dead(addr)
+
+    def is_dead(self, addr: tuple) -> bool:
+        """Timed out or said leave (not handed out in replies)."""
         since = self.unresponsive.get(addr)
         if since is None:
             return False
@@ -439,6 +451,16 @@ class RecordProtocol(KademliaProtocol):
             del self.unresponsive[addr]
             return False
         return True
+
+    def suspect(self, node: Node) -> None:
+        """Mark a contact that let a query pass the soft timeout: walks stop giving it a
+        slot and replies stop handing it out until it sends us anything (a live but slow
+        node clears itself with its late answer, see ``datagram_received``)."""
+        addr = (node.ip, node.port)
+        if addr not in self.slow:
+            self.slow[addr] = time.monotonic()
+            while len(self.slow) > self.config.max_rate_sources:
+                self.slow.popitem(last=False)
 
     def handle_call_response(self, result, node):
         if result == (False, BUSY):

@@ -51,6 +51,7 @@ async def test_node_that_lost_every_contact_rejoins_through_its_bootstrap_nodes(
         await loner.start(bootstrap=[nodes[3].address])
         try:
             assert loner.stats["contacts"] > 1
+            await asyncio.sleep(0.5)  # replication pushes to the newcomer are over
             loner.protocol.router.flush()  # every contact gone (e.g. the host was offline)
             found = await Discovery(loner).find_signers("spend")
             assert {a.owner for a in found} == {a.owner for a in ads}
