@@ -45,7 +45,9 @@ SIGNER_STORE_REFUSED = "signer:store-refused"
 EVENTS = (SIGNER_ADVERTISED, SIGNER_DISCOVERED, SIGNER_WITHDRAWN, SIGNER_STORE_REFUSED)
 
 History = Callable[[bytes], "tuple[int, int] | None"]   # owner -> (completed, failed) or None
-SAMPLE_WAVE = 4           # shards read concurrently (more bursts past a UDP socket's buffer)
+SAMPLE_WAVE = 4           # shards sampled concurrently (more bursts past a UDP socket's buffer)
+SWEEP_WAVE = 8            # shards read concurrently by a full sweep
+SAMPLE_PER_NODE = 12      # records one node returns to a sampling search (k nodes: ~k x 12)
 MAX_TRACKED_KEYS = 20_000  # continuity memory of one Discovery (LRU)
 
 
@@ -183,10 +185,13 @@ class Discovery:
         shards = list(range(C.SIGNER_TOPIC_SHARDS))
         self.rng.shuffle(shards)
         found: dict[bytes, Advertisement] = {}
-        for i in range(0, len(shards), SAMPLE_WAVE):
+        # sampling starts with one shard (at scale one holds far more than max_results)
+        waves = [shards[:1]] + [shards[i:i + SAMPLE_WAVE] for i in range(1, len(shards), SAMPLE_WAVE)] \
+            if max_results is not None else \
+            [shards[i:i + SWEEP_WAVE] for i in range(0, len(shards), SWEEP_WAVE)]
+        for wave in waves:
             if max_results is not None and len(found) >= max_results:
                 break
-            wave = shards[i:i + SAMPLE_WAVE]
             for records in await self._read_shards(kind, wave, sample=max_results is not None):
                 found.update((r.slot, r) for r in records if wanted(r))
         ads = list(found.values())
@@ -197,7 +202,9 @@ class Discovery:
             topic = topic_for_type(kind, shard)
             if not sample:
                 return await self.node.lookup(topic)
-            return await self.node.lookup(topic, start=b"S" + self.rng.randbytes(32), max_pages=1)
+            # each node samples from its own random point: the k holders' pages overlap little
+            return await self.node.lookup(topic, start=lambda: b"S" + self.rng.randbytes(32),
+                                          max_pages=1, limit=SAMPLE_PER_NODE)
         return await asyncio.gather(*(one(s) for s in shards))
 
     def rank(self, ads: list[Advertisement]) -> list[Advertisement]:
@@ -214,7 +221,7 @@ class Discovery:
         kind = _tx_type(tx_type)
         xonly = bytes(owner[-32:])
         slot = b"S" + xonly
-        records = await self.node.lookup(signer_topic(kind, xonly), start=slot, max_pages=1)
+        records = await self.node.lookup(signer_topic(kind, xonly), start=slot, max_pages=1, limit=1)
         for r in records:
             if r.slot == slot:
                 return r if isinstance(r, Advertisement) and r.accepts(kind) else None
@@ -237,8 +244,8 @@ class Discovery:
         while True:
             try:
                 records = []
-                for i in range(0, C.SIGNER_TOPIC_SHARDS, SAMPLE_WAVE):
-                    wave = list(range(i, min(i + SAMPLE_WAVE, C.SIGNER_TOPIC_SHARDS)))
+                for i in range(0, C.SIGNER_TOPIC_SHARDS, SWEEP_WAVE):
+                    wave = list(range(i, min(i + SWEEP_WAVE, C.SIGNER_TOPIC_SHARDS)))
                     records += [r for rs in await self._read_shards(kind, wave, sample=False) for r in rs]
             except asyncio.CancelledError:
                 raise

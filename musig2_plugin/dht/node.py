@@ -116,6 +116,10 @@ class DhtNode:
     async def bootstrap(self, addrs: list[tuple[str, int]]) -> int:
         """Join through known nodes; returns how many nodes the join walk found."""
         addrs = [tuple(a) for a in addrs]
+        protocol = self.protocol
+        bad = [a for a in addrs if len(a) != 2 or not protocol.contact_ok(a[0], a[1])]
+        if bad:  # a bad address passed to sendto would close our socket
+            raise ValueError(f"bootstrap addresses must be (IP literal, port): {bad[:3]}")
         for addr in addrs:
             if addr not in self._bootstrap_addrs:
                 self._bootstrap_addrs.append(addr)
@@ -160,8 +164,7 @@ class DhtNode:
         # a join asks wide (alpha = k): contacts handed out by others may be long gone,
         # and a newcomer has no history to tell which
         crawl = RecordCrawl(protocol, Node(me), list(known.values()), self.config.ksize,
-                            max(self.config.alpha, self.config.ksize), 1,
-                            soft_timeout=protocol.soft_timeout())
+                            max(self.config.alpha, self.config.ksize), 1)
         await crawl.find()
         return crawl.answered
 
@@ -255,28 +258,31 @@ class DhtNode:
         crawl = await self._walk(topic)
         return [] if crawl is None else crawl.nearest
 
-    def _crawl(self, topic: bytes, start: "int | bytes" = 0,
-               max_pages: int | None = None) -> RecordCrawl | None:
+    def _crawl(self, topic: bytes, start=0, max_pages: int | None = None,
+               limit: int | None = None, thorough: bool = False) -> RecordCrawl | None:
         server = self._require_server()
         target = Node(topic)
         nearest = server.protocol.neighbors(target)
         if not nearest:
             return None
-        return RecordCrawl(server.protocol, target, nearest, self.config.ksize, self.config.alpha,
-                           max_pages or self.config.max_pages, start=start,
-                           soft_timeout=server.protocol.soft_timeout())
+        # a publishing walk asks wider (3 alpha): it must reach the k closest, and the
+        # contacts others hand out after churn may be long gone
+        alpha = 3 * self.config.alpha if thorough else self.config.alpha
+        return RecordCrawl(server.protocol, target, nearest, self.config.ksize, alpha,
+                           max_pages or self.config.max_pages, start=start, limit=limit,
+                           thorough=thorough)
 
-    async def _walk(self, topic: bytes, start: "int | bytes" = 0,
-                    max_pages: int | None = None) -> RecordCrawl | None:
+    async def _walk(self, topic: bytes, start=0, max_pages: int | None = None,
+                    limit: int | None = None, thorough: bool = False) -> RecordCrawl | None:
         """Walk towards ``topic``; if nobody answered at all, rejoin and walk once more."""
         seen = self._rejoins_done
-        crawl = self._crawl(topic, start, max_pages)
+        crawl = self._crawl(topic, start, max_pages, limit, thorough)
         if crawl is not None:
             await crawl.find()
             if crawl.responders:
                 return crawl
         await self._rejoin(seen)
-        crawl = self._crawl(topic, start, max_pages)
+        crawl = self._crawl(topic, start, max_pages, limit, thorough)
         if crawl is not None:
             await crawl.find()
         return crawl
@@ -307,7 +313,8 @@ class DhtNode:
         walk can see (not only the k closest of the publisher's current view)."""
         server = self._require_server()
         target = Node(topic)
-        crawl = await self._walk(topic)
+        # the walk reads only our slot at each node (is another version held there?)
+        crawl = await self._walk(topic, start=record.slot, max_pages=1, limit=1, thorough=True)
         targets: dict[bytes, Node] = {}
         if crawl is not None:
             targets = {n.id: n for n in crawl.nearest}
@@ -377,12 +384,13 @@ class DhtNode:
             await asyncio.sleep(interval)
 
     # -- lookup --------------------------------------------------------------------------------
-    async def lookup(self, topic: bytes, *, start: "int | bytes" = 0,
-                     max_pages: int | None = None) -> list[Record]:
+    async def lookup(self, topic: bytes, *, start=0, max_pages: int | None = None,
+                     limit: int | None = None) -> list[Record]:
         """Every live record stored under ``topic`` among the nodes closest to it.
 
-        ``start`` (a slot) and ``max_pages`` read only part of a large topic: from a
-        random point (sampling a shard) or one signer's slot (``start=slot, max_pages=1``).
+        ``start`` (a slot, or a callable giving one per peer), ``max_pages`` and ``limit``
+        (records per page) read only part of a large topic: samples from random points, or
+        one signer's slot (``start=slot, max_pages=1, limit=1``).
 
         Records from all replies are verified again here (a peer may lie) and
         merged newest-per-slot, so a withdrawal hides the advertisement it buries;
@@ -390,10 +398,12 @@ class DhtNode:
         """
         if not isinstance(topic, bytes) or len(topic) != C.TOPIC_LEN:
             raise ValueError("topic must be 20 bytes")
-        first = self.records.index_of(topic, start) if isinstance(start, bytes) else start
-        raw: list[bytes] = [d for _, d in zip(range(200 * (max_pages or 10**6)),
+        local_start = start() if callable(start) else start
+        first = self.records.index_of(topic, local_start) if isinstance(local_start, bytes) else local_start
+        per_page = limit or 200
+        raw: list[bytes] = [d for _, d in zip(range(per_page * (max_pages or 10**6)),
                                               self.records.get_encoded(topic, first))]
-        crawl = await self._walk(topic, start, max_pages)
+        crawl = await self._walk(topic, start, max_pages, limit)
         if crawl is not None:
             raw.extend(crawl.found)
         self._counters["lookups"] += 1

@@ -237,14 +237,15 @@ class RecordProtocol(KademliaProtocol):
         future.add_done_callback(settled)
         return future
 
-    async def _ask(self, address: tuple, name: str, *args):
+    async def _ask(self, address: tuple, name: str, *args, tail: tuple = ()):
         """A cookie-protected call: send our cached cookie for ``address``; if the peer
-        answers with a (new) cookie instead, cache it and ask once more."""
+        answers with a (new) cookie instead, cache it and ask once more. ``tail``:
+        optional arguments after the cookie."""
         addr = (address[0], address[1])
-        ok, value = await self._call(addr, name, *args, self._cookies.get(addr))
+        ok, value = await self._call(addr, name, *args, self._cookies.get(addr), *tail)
         if ok and cookie_reply(value):
             self._remember_cookie(addr, value["cookie"])
-            ok, value = await self._call(addr, name, *args, value["cookie"])
+            ok, value = await self._call(addr, name, *args, value["cookie"], *tail)
             if ok and cookie_reply(value):
                 self.stats[refusal("cookie_refused")] += 1
                 return (False, BUSY)
@@ -366,7 +367,7 @@ class RecordProtocol(KademliaProtocol):
             return refusal("MalformedRecord")
         return self.records.put_bytes(topic, data, source=sender)
 
-    def rpc_find_records(self, sender, nodeid, topic, cursor, cookie=None):
+    def rpc_find_records(self, sender, nodeid, topic, cursor, cookie=None, limit=None):
         """One page of ``topic``'s records from ``cursor``: an index into the slot order
         (0 = first page, which also carries the closest contacts) or a slot (bytes) to
         start from, so searchers can sample from a random point or read one slot."""
@@ -393,7 +394,7 @@ class RecordProtocol(KademliaProtocol):
                 lambda row: row[0] < start, self.records.iter_from(topic, 0)))
         page, index = [], None
         for pos, data in rows:
-            if page and len(data) + 5 > budget:
+            if page and (len(data) + 5 > budget or (limit is not None and len(page) >= limit)):
                 index = pos
                 break
             page.append(data)
@@ -493,9 +494,10 @@ class RecordProtocol(KademliaProtocol):
         result = await self._ask((node.ip, node.port), "store_record", self.source_node.id, topic, data)
         return self.handle_call_response(result, node)
 
-    async def call_find_records(self, node: Node, target: Node, cursor: "int | bytes" = 0):
+    async def call_find_records(self, node: Node, target: Node, cursor: "int | bytes" = 0,
+                                limit: int | None = None):
         ok, value = await self._ask((node.ip, node.port), "find_records", self.source_node.id,
-                                    target.id, cursor)
+                                    target.id, cursor, tail=() if limit is None else (limit,))
         if ok:
             if page_shape_ok(value):
                 value = dict(value, nodes=self.sanitize_nodes(value["nodes"], self.router.ksize))

@@ -76,7 +76,7 @@ DHT_UNRESPONSIVE_TTL_S = 30         # skip a contact that just timed out for thi
 DHT_COOKIE_ROTATE_S = 300           # address-validation cookie secret lifetime (previous one accepted)
 DHT_MAX_OUTSTANDING = 2048          # our RPCs awaiting an answer, in all
 DHT_MAX_OUTSTANDING_PER_PEER = 32   # ... and to one address
-DHT_MIN_SOFT_TIMEOUT_S = 0.05       # adaptive per-query wait of a walk: srtt + 4 rttvar, clamped
+DHT_MIN_SOFT_TIMEOUT_S = 0.1        # adaptive per-query wait of a walk: srtt + 4 rttvar, clamped
 DHT_MAX_SOFT_TIMEOUT_S = 0.25
 DHT_LEAVE_NOTIFY = 64               # contacts (closest first) told when a node stops
 

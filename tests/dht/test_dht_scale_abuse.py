@@ -199,11 +199,11 @@ async def test_node_started_after_a_hundred_left_joins_and_advertises_quickly():
     contacts that long-lived nodes kept handing out: 14 s at a 2 s timeout. Here half
     of the leavers vanish without a word (crash) and half say leave."""
     config = dataclasses.replace(FAST, rpc_timeout=2.0)
-    async with network(10, config) as core:
+    async with network(20, config) as core:
         transient = []
         for i in range(100):
             node = DhtNode(config)
-            await node.start(bootstrap=[core[i % 10].address])
+            await node.start(bootstrap=[core[i % 20].address])
             transient.append(node)
         for i, node in enumerate(transient):
             if i % 2:
@@ -222,5 +222,27 @@ async def test_node_started_after_a_hundred_left_joins_and_advertises_quickly():
             await Discovery(newcomer).advertise(make_ad(300 + i))
             times.append(time.perf_counter() - t0)
             await newcomer.stop()
-        # loose bound (the bench has the figure): far below one 2 s timeout per round
-        assert statistics.median(times) < 2.0, times
+        # loose bound for a loaded CI machine (docs have the figure); before: 14 s
+        assert statistics.median(times) < 3.0, times
+
+
+async def test_bad_bootstrap_address_is_refused_and_the_socket_survives():
+    """A (None, None) address reached sendto and asyncio closed the node's socket."""
+    node = DhtNode(FAST)
+    await node.start()
+    other = DhtNode(FAST)
+    await other.start()
+    try:
+        for bad in ([(None, None)], [("not-an-ip", 1)], [("127.0.0.1", 0)]):
+            try:
+                await node.bootstrap(bad)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"{bad} accepted")
+        assert await node.bootstrap([other.address]) >= 1
+        ok, _ = await node.protocol.ping(other.address, node.node_id)
+        assert ok
+    finally:
+        await node.stop()
+        await other.stop()
