@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.dht import DhtConfig, DhtNode, Discovery  # noqa: E402
 from musig2_plugin.records import Advertisement  # noqa: E402
 
@@ -33,12 +34,12 @@ async def run(args) -> dict:
     rng = random.Random(5)
     core: list[DhtNode] = []
     for i in range(args.core):
-        node = DhtNode(config)
+        node = DhtNode(config, chain=REGTEST)
         await node.start(bootstrap=[core[0].address, rng.choice(core).address] if core else [])
         core.append(node)
     transient = []
     for i in range(args.transient):
-        node = DhtNode(config)
+        node = DhtNode(config, chain=REGTEST)
         await node.start(bootstrap=[core[i % len(core)].address])
         transient.append(node)
     crashed = 0
@@ -53,13 +54,13 @@ async def run(args) -> dict:
             await node.stop()
     starts, totals = [], []
     for i in range(args.joins):
-        newcomer = DhtNode(config)
+        newcomer = DhtNode(config, chain=REGTEST)
         t0 = time.perf_counter()
         await newcomer.start(bootstrap=[core[i % len(core)].address])
         t1 = time.perf_counter()
         ad = Advertisement.create(rng.randbytes(32), tx_types=("spend",), min_amount_sat=0,
                                   max_amount_sat=10**8, host="127.0.0.1",
-                                  port=50000 + i, ttl=600)
+                                  port=50000 + i, ttl=600, chain=REGTEST)
         stored = await Discovery(newcomer).advertise(ad)
         totals.append(time.perf_counter() - t0)
         starts.append(t1 - t0)

@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from kademlia.node import Node  # noqa: E402
 
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.dht import DhtConfig, DhtNode, Discovery  # noqa: E402
 from musig2_plugin.records import Advertisement, type_topics  # noqa: E402
 
@@ -43,7 +44,7 @@ def _ad(rng: random.Random, i: int, ttl: float = 3600) -> Advertisement:
     return Advertisement.create(rng.randbytes(32), tx_types=("spend",), min_amount_sat=1000,
                                 max_amount_sat=10**8, host="10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255),
                                 port=40000 + i % 20000, nickname=f"s{i}", fee_per_signature_sat=i % 500,
-                                ttl=ttl)
+                                ttl=ttl, chain=REGTEST)
 
 
 async def run(args) -> dict:
@@ -51,18 +52,18 @@ async def run(args) -> dict:
     rng = random.Random(7)
     nodes: list[DhtNode] = []
     t0 = time.perf_counter()
-    first = DhtNode(config)
+    first = DhtNode(config, chain=REGTEST)
     await first.start()
     nodes.append(first)
     while len(nodes) < args.nodes:  # join in small waves
-        wave = [DhtNode(config) for _ in range(min(10, args.nodes - len(nodes)))]
+        wave = [DhtNode(config, chain=REGTEST) for _ in range(min(10, args.nodes - len(nodes)))]
         await asyncio.gather(*(n.start(bootstrap=[nodes[0].address, rng.choice(nodes).address])
                                for n in wave))
         nodes.extend(wave)
     join_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    topics = type_topics("spend")
+    topics = type_topics("spend", REGTEST)
     closest = {t: sorted(nodes, key=lambda n: n.contact.distance_to(Node(t)))[: config.ksize]
                for t in topics}
     refused = 0

@@ -131,32 +131,34 @@ async def participant_key(self: "Commands", password=None, wallet=None,
 
 
 @plugin_command('wp', PLUGIN_NAME)
-async def create_output(self: "Commands", keys=None, descriptor=None, label="", password=None,
-                        wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+async def create_output(self: "Commands", keys=None, descriptor=None, label="", recovery=None,
+                        password=None, wallet=None,
+                        plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Create a MuSig2 output (aggregate-key taproot address) with other participants' keys.
     Your own participant key is added if missing. The output is remembered in this wallet.
+    Back up the descriptor it prints: with your seed it is all you need to recover (recovery_backup).
     arg:str:keys:the other participants' public keys (hex), comma separated or a JSON list
     arg:str:descriptor:instead of keys, a tr(musig(...)) descriptor that includes your key
     arg:str:label:a label for this output
+    arg:str:recovery:with keys: the recovery policy, funder[:N] (you alone after N blocks) or k-of-n[:N]; with descriptor: the policy its creator announced (funder:<key>:N or k-of-n:N), refused if the tree differs
     """
-    from .wallet_bridge import InvalidParticipants, MusigOutput
+    from .wallet_bridge import create_recovery_output, import_output
     with _clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         if (keys is None) == (descriptor is None):
             raise UserFacingException("BadArgument: give either keys or descriptor")
         if descriptor is not None:
-            out = MusigOutput.from_descriptor(str(descriptor))
-            if out.index_of(me) is None:
-                raise InvalidParticipants("your participant key is not in this descriptor")
+            out = import_output(str(descriptor), me, recovery)
         else:
             given = [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))]
-            if me not in given:
-                given.append(me)
-            out = MusigOutput.from_pubkeys(given)
+            out = create_recovery_output(me, given, recovery)
         stored = plugin.vaults(wallet).add(out, label or "")
         wallet.save_db()
         plugin.watch_output(out)
-    return stored.to_json()
+    result = stored.to_json()
+    result["backup"] = ("back up this descriptor (with your seed it recovers the output and "
+                        "both spend paths): " + out.descriptor)
+    return result
 
 
 @plugin_command('w', PLUGIN_NAME)
@@ -350,18 +352,24 @@ async def broadcast(self: "Commands", tx, wallet=None, plugin: "Musig2Plugin" = 
 
 # --- the co-signing node (DHT discovery + peer sessions) ------------------------------------
 @plugin_command('wp', PLUGIN_NAME)
-async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, password=None,
+async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, listen_host=None,
+                     public_host=None, public_port=None, password=None,
                      wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Start this wallet's co-signing node (listens on 127.0.0.1 by default; joins the DHT).
-    arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else any free one
+    Its status says how it is reached (network: chain, listen, published endpoint).
+    arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else the chain's default port (any free one if taken)
     arg:str:bootstrap:DHT peers to join, host:port,host:port (default from settings)
     arg:bool:dht:run a DHT node (default true)
+    arg:str:listen_host:127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces); default from settings
+    arg:str:public_host:host name or IP strangers connect to (port forward, server); default from settings
+    arg:int:public_port:port strangers connect to (default: the listen port)
     """
     from .plugin import parse_peers
     with _clear_errors():
         peers = parse_peers(bootstrap) if bootstrap is not None else None
         c = await plugin.start_node(wallet, password, port=None if port is None else int(port),
-                                    bootstrap=peers, dht=bool(dht))
+                                    bootstrap=peers, dht=bool(dht), host=listen_host,
+                                    public_host=public_host, public_port=public_port)
     return c.status()
 
 

@@ -30,6 +30,11 @@ CONFIG_NODE_ENABLED = f"plugins.{PLUGIN_NAME}.node_enabled"
 CONFIG_LISTEN_HOST = f"plugins.{PLUGIN_NAME}.listen_host"
 CONFIG_LISTEN_PORT = f"plugins.{PLUGIN_NAME}.listen_port"
 CONFIG_BOOTSTRAP = f"plugins.{PLUGIN_NAME}.bootstrap"          # "host:port,host:port"
+# The endpoint strangers connect to (port forward, server address); see app/reach.py.
+CONFIG_PUBLIC_HOST = f"plugins.{PLUGIN_NAME}.public_host"
+CONFIG_PUBLIC_PORT = f"plugins.{PLUGIN_NAME}.public_port"
+REACH_KEYS = {"listen_host": CONFIG_LISTEN_HOST, "listen_port": CONFIG_LISTEN_PORT,
+              "public_host": CONFIG_PUBLIC_HOST, "public_port": CONFIG_PUBLIC_PORT}
 # "Advertise me": whether to publish, and what (types, amount range, fee, nickname).
 CONFIG_ADVERTISE = f"plugins.{PLUGIN_NAME}.advertise"
 CONFIG_AD_TYPES = f"plugins.{PLUGIN_NAME}.ad_types"            # "spend,custody"
@@ -84,6 +89,14 @@ class Musig2Plugin(BasePlugin):
         self.cosigners: dict[int, "WalletCosigner"] = {}
         # GUI listeners of request events: callables (wallet, what, RequestState).
         self.listeners: list = []
+        # Why MuSig2 cannot run here (a libsecp256k1 without the MuSig2 module), as the one line
+        # the user sees: logged once now, shown by the settings dialog and the status command,
+        # and the node refuses to start. Nothing else in Electrum is touched.
+        from .crypto import backend as crypto_backend
+        self.crypto_backend = crypto_backend.NAME
+        self.crypto_problem: Optional[str] = crypto_backend.PROBLEM
+        if self.crypto_problem is not None:
+            get_logger(__name__).error(self.crypto_problem)
 
     # --- wallets ----------------------------------------------------------------------------
     @hook
@@ -108,7 +121,8 @@ class Musig2Plugin(BasePlugin):
             for stored in self.vaults(wallet).all():
                 self.watcher.watch(stored.output)
 
-        if self.is_node_enabled() and network is not None and id(wallet) not in self.cosigners:
+        if (self.is_node_enabled() and network is not None and id(wallet) not in self.cosigners
+                and self.crypto_problem is None):   # already said once; no start to fail
             # Start without asking only when no password is needed (or the daemon holds it
             # unlocked); otherwise the GUI asks, or the user runs musig2_plugin_node_start.
             password = None
@@ -150,26 +164,73 @@ class Musig2Plugin(BasePlugin):
     def bootstrap_peers(self) -> list[tuple[str, int]]:
         return parse_peers(self.config.get(CONFIG_BOOTSTRAP, "") or "")
 
+    def chain(self):
+        """The chain of Electrum's network; NodeSettingsError on a network the plugin does not
+        support (simnet, mutinynet, ...), so a command says so in one line."""
+        from .app.cosign import electrum_chain
+        from .app.reach import NodeSettingsError
+        from .foundation.chain import UnknownChain
+        try:
+            return electrum_chain()
+        except UnknownChain as exc:
+            raise NodeSettingsError(f"the plugin does not run on this network: {exc}") from None
+
+    def reach_settings(self, **overrides):
+        """The checked listen/public settings of the chain Electrum runs on (app/reach.py)."""
+        from .app.reach import read_reach_settings
+        return read_reach_settings(self.config.get, REACH_KEYS, self.chain(), **overrides)
+
     async def start_node(self, wallet: "Abstract_Wallet", password: Optional[str], *,
                          host: Optional[str] = None, port: Optional[int] = None,
                          bootstrap: Optional[list[tuple[str, int]]] = None,
-                         dht: bool = True) -> "WalletCosigner":
-        """Start this wallet's node (idempotent); advertise if the settings say so."""
+                         dht: bool = True, public_host: Optional[str] = None,
+                         public_port: Optional[int] = None) -> "WalletCosigner":
+        """Start this wallet's node (idempotent); advertise if the settings say so.
+
+        Listens where the settings say (loopback by default) on the chain's default port (any
+        free one if that is taken and no port was set), publishes the public host/port if set,
+        joins through the bootstrap setting, the chain's shipped list and the peers this
+        wallet's node remembered last time (app/reach.py, docs/network.md).
+
+        Raises CryptoUnavailable (its message: the one line) before anything else when the
+        libsecp256k1 in use lacks the MuSig2 module.
+        """
+        from .crypto.backend import require_musig
+        require_musig()
         from .app.cosign import WalletCosigner
+        from .app.reach import NodeSettingsError, peers_path
+        from .transport import EndpointNotPublic
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing
+        chain = self.chain()
+        reach = self.reach_settings(listen_host=host, listen_port=port, public_host=public_host,
+                                    public_port=public_port)
+        boot = self.bootstrap_peers() if bootstrap is None else list(bootstrap)
+        boot += [a for a in chain.default_bootstrap if a not in boot]
         secret = self.participant_secret(wallet, password)
-        self.participant_key(wallet, password)
+        pubkey = self.participant_key(wallet, password).pubkey
         storage = self.get_storage(wallet)
         if "approved_requests" not in storage:
             storage["approved_requests"] = {}
-        cosigner = WalletCosigner(wallet, secret, notify=lambda what, st: self._notify(wallet, what, st),
-                                  approvals=storage["approved_requests"])
-        await cosigner.start(host or self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
-                             int(self.config.get(CONFIG_LISTEN_PORT, 0) if port is None else port),
-                             dht=dht,
-                             bootstrap=self.bootstrap_peers() if bootstrap is None else bootstrap)
+        ports = reach.ports_to_try(chain)
+        for i, listen_port in enumerate(ports):
+            cosigner = WalletCosigner(wallet, secret,
+                                      notify=lambda what, st: self._notify(wallet, what, st),
+                                      approvals=storage["approved_requests"], chain=chain,
+                                      peers_path=peers_path(self.config.path, pubkey))
+            try:
+                await cosigner.start(reach.listen_host, listen_port, dht=dht, bootstrap=boot,
+                                     public_host=reach.public_host, public_port=reach.public_port)
+                break
+            except EndpointNotPublic as exc:
+                raise NodeSettingsError(str(exc)) from None
+            except OSError as exc:
+                if i + 1 == len(ports):
+                    raise NodeSettingsError(f"cannot listen on {reach.listen_host}:{listen_port}: "
+                                            f"{exc.strerror or exc}") from None
+                get_logger(__name__).info(f"default port {listen_port} is taken ({exc}); "
+                                          "listening on any free port")
         self.cosigners[id(wallet)] = cosigner
         self.node = cosigner
         if self.config.get(CONFIG_ADVERTISE, False):
@@ -208,7 +269,12 @@ class Musig2Plugin(BasePlugin):
         max_amount = overrides.get("max_amount_sat", self.config.get(CONFIG_AD_MAX, None))
         if max_amount is not None:
             kwargs["max_amount_sat"] = int(max_amount)
-        return await c.node.advertise_signer(**kwargs)
+        from .app.reach import NodeSettingsError
+        from .coordinator import NoPublicEndpoint
+        try:
+            return await c.node.advertise_signer(**kwargs)
+        except NoPublicEndpoint as exc:       # a mainnet node on loopback: say what to set
+            raise NodeSettingsError(str(exc)) from None
 
     def observed_reputation(self, wallet: "Abstract_Wallet") -> dict[str, list[int]]:
         """What this wallet saw of each co-signer: [sessions completed, sessions they failed]."""
@@ -392,9 +458,27 @@ class Musig2Plugin(BasePlugin):
             "electrum_version": ELECTRUM_VERSION,
             "node_enabled": self.is_node_enabled(),
             "node_running": self.is_node_running(),
+            "crypto_backend": self.crypto_backend,
+            "crypto_problem": self.crypto_problem,
             "wallet": wallet.basename() if wallet is not None else None,
             "loaded_wallets": sorted(w.basename() for w in loaded),
+            "network": self.network_settings_status(),
         }
+
+    def network_settings_status(self) -> dict[str, Any]:
+        """How a node of this Electrum would listen and what it would publish (the settings;
+        a running node's ``reach`` says what it actually does)."""
+        try:
+            chain = self.chain()
+            reach = self.reach_settings()
+            boot = self.bootstrap_peers()
+        except Exception as exc:            # an unknown network or a bad setting: say which
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"chain": chain.name, "listen_host": reach.listen_host,
+                "listen_port": reach.port if reach.port is not None else chain.default_port,
+                "public_host": reach.public_host, "public_port": reach.public_port,
+                "bootstrap": [f"{h}:{p}" for h, p in boot],
+                "default_bootstrap": [f"{h}:{p}" for h, p in chain.default_bootstrap]}
 
     def requires_settings(self) -> bool:
         return True

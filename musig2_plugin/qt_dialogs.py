@@ -98,6 +98,9 @@ class SignerPickerDialog(WindowModalDialog):
         self.table = _table([_(c) for c in self.COLUMNS])
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         vbox.addWidget(self.table)
+        from .qt_recovery import PolicyBox
+        self.policy = PolicyBox(self)        # the way out: recovery leaf (docs/recovery.md)
+        vbox.addWidget(self.policy)
         self.status = QLabel("")
         vbox.addWidget(self.status)
         self.create_button = QPushButton(_("Create MuSig2 output"))
@@ -155,7 +158,8 @@ class SignerPickerDialog(WindowModalDialog):
         return [self.ads[r] for r in rows if r < len(self.ads)]
 
     def create_output(self) -> None:
-        from .wallet_bridge import MusigOutput
+        from .qt_recovery import BackupDialog
+        from .wallet_bridge import create_recovery_output
         picked = self.selected()
         if not picked:
             self.show_error(_("Select at least one co-signer."))
@@ -165,7 +169,8 @@ class SignerPickerDialog(WindowModalDialog):
             self.show_error(_("Start the co-signing node first (it derives your key)."))
             return
         try:
-            out = MusigOutput.from_pubkeys([me.pubkey] + [ad.owner for ad in picked])
+            out = create_recovery_output(me.pubkey, [ad.owner for ad in picked],
+                                         self.policy.spec(len(picked) + 1))
         except Exception as exc:
             self.show_error(str(exc))
             return
@@ -175,6 +180,8 @@ class SignerPickerDialog(WindowModalDialog):
         self.plugin.watch_output(out)
         if self.on_created is not None:
             self.on_created(self.created)
+        self.backup = BackupDialog(self.parent(), out)    # the user is asked to back it up
+        self.backup.show()
         self.accept()
 
 
@@ -221,9 +228,11 @@ class ApprovalDialog(WindowModalDialog):
             _fill(self.outputs_table, rows)
             vbox.addWidget(self.outputs_table)
             vbox.addWidget(QLabel(_("Inputs:")))
-            self.inputs_table = _table([_("coin"), _("amount"), _("to sign")])
+            self.inputs_table = _table([_("coin"), _("amount"), _("to sign"),
+                                        _("recovery path")])
             _fill(self.inputs_table, [[i["prevout"], sats(i["value_sats"]),
-                                       _("yes") if n in review.messages else ""]
+                                       _("yes") if n in review.messages else "",
+                                       i.get("recovery") or _("none")]
                                       for n, i in enumerate(review.inputs)])
             vbox.addWidget(self.inputs_table)
             self.fee_label = QLabel(_("Fee: {}").format(sats(review.fee_sats)))
@@ -384,7 +393,7 @@ class OverviewDialog(WindowModalDialog):
         vbox = QVBoxLayout(self)
         tabs = QTabWidget()
         self.outputs_table = _table([_("label"), _("address"), _("co-signers"), _("confirmed"),
-                                     _("unconfirmed"), _("coins")])
+                                     _("unconfirmed"), _("coins"), _("recovery")])
         self.sessions_table = _table([_("request"), _("role"), _("status"), _("txid"),
                                       _("fee"), _("error")])
         tabs.addTab(self.outputs_table, _("Outputs"))
@@ -394,7 +403,15 @@ class OverviewDialog(WindowModalDialog):
         self.spend_button.clicked.connect(self.spend_selected)
         self.fund_button = QPushButton(_("Pay to selected output"))
         self.fund_button.clicked.connect(self.fund_selected)
-        vbox.addLayout(Buttons(self.fund_button, self.spend_button, CloseButton(self)))
+        self.recover_button = QPushButton(_("Recover..."))
+        self.recover_button.clicked.connect(self.recover_selected)
+        self.import_button = QPushButton(_("Import descriptor..."))
+        self.import_button.clicked.connect(self.import_descriptor)
+        self.sign_recovery_button = QPushButton(_("Sign recovery..."))
+        self.sign_recovery_button.clicked.connect(self.sign_recovery)
+        vbox.addLayout(Buttons(self.import_button, self.fund_button, self.spend_button,
+                               self.recover_button, self.sign_recovery_button,
+                               CloseButton(self)))
         self.refresh()
         # Balances follow the server live (the output watcher); the view re-reads them.
         from PyQt6.QtCore import QTimer
@@ -417,6 +434,28 @@ class OverviewDialog(WindowModalDialog):
         d.show()
         return d
 
+    def import_descriptor(self):
+        from .qt_recovery import ImportDialog
+        d = ImportDialog(self.parent(), self.plugin, self.wallet)
+        d.show()
+        return d
+
+    def sign_recovery(self):
+        from .qt_recovery import SignRecoveryDialog
+        d = SignRecoveryDialog(self.parent(), self.plugin, self.wallet)
+        d.show()
+        return d
+
+    def recover_selected(self):
+        from .qt_recovery import RecoverDialog
+        stored = self._selected()
+        if stored is None or stored.output.recovery is None:
+            self.show_error(_("Select an output with a recovery path first."))
+            return None
+        d = RecoverDialog(self.parent(), self.plugin, self.wallet, stored)
+        d.show()
+        return d
+
     def fund_selected(self) -> None:
         stored = self._selected()
         window = self.parent()
@@ -426,15 +465,20 @@ class OverviewDialog(WindowModalDialog):
             self.accept()
 
     def refresh(self) -> None:
+        from .app.recovery import earliest_recovery
         watcher = self.plugin.watcher
         rows = []
         for s in self.plugin.vaults(self.wallet).all():
+            opens = earliest_recovery(self.plugin, self.wallet, s.output)
             bal = watcher.balance(s.output) if watcher is not None else None
             coins = len(watcher.coins(s.output)) if watcher is not None else None
             rows.append([s.label, s.output.address(), str(len(s.output.participants)),
                          sats(bal["confirmed"]) if bal else "—",
                          sats(bal["unconfirmed"]) if bal else "—",
-                         "—" if coins is None else str(coins)])
+                         "—" if coins is None else str(coins),
+                         (_("none") if s.output.recovery is None else
+                          _("from block {}").format(opens) if opens else
+                          _("{} blocks after funding").format(s.output.recovery.blocks))])
         if rows != getattr(self, "_last_rows", None):    # keep the user's selection otherwise
             self._last_rows = rows
             _fill(self.outputs_table, rows)

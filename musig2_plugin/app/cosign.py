@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from electrum.transaction import PartialTransaction
 
+from ..foundation.chain import Chain, chain_for_network
 from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
 from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
 from ..records import TxType
@@ -43,6 +44,13 @@ APP_DATA_VERSION = 1
 
 PENDING, REFUSED, APPROVED, SIGNED, BROADCAST, FAILED = (
     "pending", "refused", "approved", "signed", "broadcast", "failed")
+
+
+def electrum_chain() -> Chain:
+    """The chain of the network Electrum runs on (``electrum.constants.net``): the core
+    layers never import Electrum, so the edge hands them this."""
+    from electrum import constants
+    return chain_for_network(constants.net.NET_NAME, constants.net.GENESIS)
 
 
 class RequestPayloadError(BridgeError):
@@ -73,8 +81,8 @@ def decode_app_data(data: bytes) -> tuple[PartialTransaction, list[int]]:
 
 def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list[int], SpendReview]:
     """Everything a co-signer checks before a request may even be shown as approvable."""
-    if payload.tweak != TWEAK_TAPROOT or payload.merkle_root is not None:
-        raise RequestPayloadError("only taproot key-path (no script tree) requests are supported")
+    if payload.tweak != TWEAK_TAPROOT:
+        raise RequestPayloadError("only taproot key-path requests are supported")
     tx, inputs = decode_app_data(payload.app_data)
     messages = list(record.messages)
     if len(inputs) != len(messages):
@@ -85,6 +93,10 @@ def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list
     for i in inputs:
         if tuple(sorted(musig[i].participants)) != keys:
             raise ParticipantMismatch(i, "the request's participants are not this input's keys")
+        if musig[i].merkle_root != payload.merkle_root:
+            # The sessions sign under the payload's tweak: it must be the input's script tree.
+            raise ParticipantMismatch(i, "the request's taproot merkle root is not this "
+                                         "input's script tree")
     return tx, inputs, review
 
 
@@ -128,15 +140,18 @@ class RequestState:
 class WalletCosigner:
     """The co-signing node of one wallet (its participant key), and its requests."""
 
-    def __init__(self, wallet, seckey: bytes, *, config=None,
+    def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
+                 peers_path=None,
                  notify: Optional[Callable[[str, "RequestState"], None]] = None,
                  auto_broadcast: bool = True, approvals: Optional[dict] = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
         a restart such a request is rejoined without asking again (its nonces are fresh: the
-        session restarts round 1). Public data only; bounded."""
+        session restarts round 1). Public data only; bounded. ``chain``: by default the chain
+        of Electrum's network (a testnet wallet signs and looks for testnet signers only)."""
         kwargs = {} if config is None else {"config": config}
         self.wallet = wallet
-        self.node = Musig2Node(seckey, approve=self._approve, **kwargs)
+        self.node = Musig2Node(seckey, chain=chain or electrum_chain(), approve=self._approve,
+                               peers_path=peers_path, **kwargs)
         self.pubkey = self.node.pubkey
         self.requests: dict[bytes, RequestState] = {}
         self.notify = notify
@@ -148,8 +163,10 @@ class WalletCosigner:
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
                     bootstrap: Sequence[tuple[str, int]] = (),
+                    public_host: Optional[str] = None, public_port: Optional[int] = None,
                     poll_interval: float = REQUEST_POLL_INTERVAL_S) -> tuple[str, int]:
-        endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap)
+        endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap,
+                                         public_host=public_host, public_port=public_port)
         loop = asyncio.get_running_loop()
         self._subs = [self.node.on("signing-request:received", self._on_received, loop),
                       self.node.on("signature:finalized", self._on_finalized, loop),
@@ -194,7 +211,9 @@ class WalletCosigner:
                 "endpoint": list(self.node.endpoint) if self.is_running() else None,
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
-                "requests": len(self.requests)}
+                "requests": len(self.requests),
+                # how strangers reach this node: chain, listen address, published endpoint
+                "network": self.node.network_status() if self.is_running() else None}
 
     def _emit(self, what: str, state: RequestState) -> None:
         if self.notify is not None:
@@ -210,16 +229,16 @@ class WalletCosigner:
         mine = {i: o for i, o in musig.items() if o.index_of(self.pubkey) is not None}
         if not mine:
             raise ParticipantMismatch(0, "no input of this transaction is ours to co-sign")
-        key_sets = {o.participants for o in mine.values()}
+        key_sets = {(o.participants, o.merkle_root) for o in mine.values()}
         if len(key_sets) != 1:
             raise BridgeError("one request signs inputs of one participant set; "
                               "split the spend or use the PSBT commands")
         msgs = sighashes(tx)
         inputs = sorted(mine)
-        participants = next(iter(key_sets))
+        participants, merkle_root = next(iter(key_sets))
         record = await self.node.announce_signing_request(
             participants, [msgs[i] for i in inputs], app_data=encode_app_data(tx, inputs),
-            tx_type=TxType.SPEND, metadata=metadata[:200])
+            tx_type=TxType.SPEND, metadata=metadata[:200], merkle_root=merkle_root)
         key = request_key(record)
         state = RequestState(key=key, record=record, role="creator", status=APPROVED, tx=tx,
                              inputs=inputs, txid=tx.txid(), approved=True)

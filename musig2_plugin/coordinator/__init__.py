@@ -1,5 +1,6 @@
 """The coordinator API: advertise / find / announce / join / rounds / events."""
-from .node import (ApprovalDenied, CoordinatorError, KnownRequest, Musig2Node, NotStarted,
+from .node import (ApprovalDenied, CoordinatorError, KnownRequest, Musig2Node, NoPublicEndpoint,
+                   NotStarted,
                    OversizedPayloadReply, PayloadFetchError, PayloadMismatch, RequestRefused,
-                   request_key)
+                   WrongChainRequest, request_key)
 from .payload import PayloadFormatError, RequestPayload

@@ -37,6 +37,7 @@ class DhtConfig:
     unresponsive_ttl: float = C.DHT_UNRESPONSIVE_TTL_S
     max_outstanding: int = C.DHT_MAX_OUTSTANDING
     max_outstanding_per_peer: int = C.DHT_MAX_OUTSTANDING_PER_PEER
+    peers_save_interval: float = C.PEERS_SAVE_INTERVAL_S   # remembered peers written this often
     clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:

@@ -199,7 +199,7 @@ class Discovery:
 
     async def _read_shards(self, kind: TxType, shards: list[int], *, sample: bool) -> list[list]:
         async def one(shard: int) -> list:
-            topic = topic_for_type(kind, shard)
+            topic = topic_for_type(kind, self.node.chain_id, shard)
             if not sample:
                 return await self.node.lookup(topic)
             # each node samples from its own random point: the k holders' pages overlap little
@@ -221,7 +221,8 @@ class Discovery:
         kind = _tx_type(tx_type)
         xonly = bytes(owner[-32:])
         slot = b"S" + xonly
-        records = await self.node.lookup(signer_topic(kind, xonly), start=slot, max_pages=1, limit=1)
+        records = await self.node.lookup(signer_topic(kind, xonly, self.node.chain_id), start=slot,
+                                         max_pages=1, limit=1)
         for r in records:
             if r.slot == slot:
                 return r if isinstance(r, Advertisement) and r.accepts(kind) else None
@@ -270,7 +271,7 @@ class Discovery:
     # -- signing requests ---------------------------------------------------------------------
     async def find_requests_for(self, pubkey: bytes) -> list[SigningRequest]:
         """Live signing requests naming ``pubkey`` (33-byte or x-only), oldest first."""
-        records = await self.node.lookup(topic_for_requests(pubkey))
+        records = await self.node.lookup(topic_for_requests(pubkey, self.node.chain_id))
         found = [r for r in records if isinstance(r, SigningRequest) and r.addresses(pubkey)]
         found.sort(key=lambda r: (r.created_at_ms, r.request_id))
         return found

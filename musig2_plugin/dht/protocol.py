@@ -134,6 +134,7 @@ class RecordProtocol(KademliaProtocol):
         self.unresponsive: OrderedDict[tuple, float] = OrderedDict()
         self.rpc_limiter = RateLimiter(config.rpc_rate_per_second, 1.0, config.max_rate_sources)
         self.slow: OrderedDict[tuple, float] = OrderedDict()  # silent past a soft timeout
+        self.departed: OrderedDict[tuple, None] = OrderedDict()  # proven peers that said leave
         self._secrets = [os.urandom(32), os.urandom(32)]   # current, previous
         self._rotated_at = time.monotonic()
         self._cookies: OrderedDict[tuple, bytes] = OrderedDict()  # peers' cookies for us
@@ -330,6 +331,11 @@ class RecordProtocol(KademliaProtocol):
             return None  # a spoofed "leave" must not evict anyone; no reply is smallest
         self.router.remove_contact(Node(nodeid, sender[0], sender[1]))
         self.unresponsive[(sender[0], sender[1])] = time.monotonic()
+        # a proven peer that left cleanly is worth remembering for a restart (peers file)
+        self.departed[(sender[0], sender[1])] = None
+        self.departed.move_to_end((sender[0], sender[1]))
+        while len(self.departed) > C.DHT_LEAVE_NOTIFY:
+            self.departed.popitem(last=False)
         self.stats["neighbours_left"] += 1
         return True
 

@@ -21,8 +21,21 @@ SCHNORR_SIG_LEN = 64
 # BIP-328: chain code of the synthetic xpub built from an aggregate key
 BIP328_CHAINCODE = bytes.fromhex("868087ca02a6f974c4598924c36b57762d32cb45717167e300622c7167e38965")
 
+# --- chain binding ------------------------------------------------------------
+CHAIN_ID_TAG = "musig2_plugin/chain-id/v1"   # id = hash(genesis hash, network name)[:CHAIN_ID_LEN]
+CHAIN_ID_LEN = 4                    # inside every record, topic and envelope (like a network magic)
+#: Fixed default listen port per chain (TCP for peer sessions, UDP for the DHT; the same number),
+#: so a node can be bootstrapped from twice and firewalls can be opened once. Changeable.
+DEFAULT_PORTS = {"mainnet": 28327, "testnet": 38327, "testnet4": 48327, "signet": 58327,
+                 "regtest": 18327}
+#: Public bootstrap nodes per chain, "host:port" (the one place they are listed; see
+#: docs/network.md "The bootstrap list" for how to add one). Empty where no public node exists
+#: yet: a first start then needs a bootstrap setting; later starts use remembered peers.
+DEFAULT_BOOTSTRAP: dict[str, tuple[str, ...]] = {
+    "mainnet": (), "testnet": (), "testnet4": (), "signet": (), "regtest": ()}
+
 # --- records (tags for BIP-340 tagged hashes of canonical encodings) --------
-RECORD_VERSION = 1                  # first byte of every encoded record
+RECORD_VERSION = 2                  # first byte of every encoded record (2: chain id in the header)
 RECORD_TAG_ADVERTISEMENT = "musig2_plugin/record/advertisement/v1"
 RECORD_TAG_WITHDRAWAL = "musig2_plugin/record/withdrawal/v1"
 RECORD_TAG_SIGNING_REQUEST = "musig2_plugin/record/signing-request/v1"
@@ -79,13 +92,20 @@ DHT_MAX_OUTSTANDING_PER_PEER = 32   # ... and to one address
 DHT_MIN_SOFT_TIMEOUT_S = 0.1        # adaptive per-query wait of a walk: srtt + 4 rttvar, clamped
 DHT_MAX_SOFT_TIMEOUT_S = 0.25
 DHT_LEAVE_NOTIFY = 64               # contacts (closest first) told when a node stops
+PEERS_FILE_VERSION = 1              # remembered good peers (like Bitcoin Core's peers.dat)
+MAX_REMEMBERED_PEERS = 256          # kept across restarts (newest first)
+MAX_PEERS_FILE_BYTES = 64 * 1024    # a larger file is not read (corrupt or not ours)
+PEERS_SAVE_INTERVAL_S = 300         # the routing table is saved this often and at stop
 
 # --- transport --------------------------------------------------------------
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2                           # 2: the chain id is in the signed header
 ENVELOPE_TAG = "musig2_plugin/message/v1"      # BIP-340 tagged hash of a protocol message
 RPC_MESSAGE = "m2.msg"                         # one signed envelope (hex)
 RPC_SIGNING_REQUEST = "m2.request"             # one signed signing-request record (hex)
 RPC_PAYLOAD = "m2.payload"                     # signed FETCH envelope -> a chunk of a payload (hex)
+RPC_HELLO = "m2.hello"                         # nonce -> the listener's key and its signature
+HELLO_TAG = "musig2_plugin/hello/v1"           # hash(chain id, nonce, listener key) it signs
+HELLO_NONCE_LEN = 32
 PAYLOAD_CHUNK_BYTES = 96 * 1024                # largest payload chunk one answer carries
 PAYLOAD_FETCH_TIMEOUT_S = 30.0                 # whole fetch of one committed payload
 MAX_ENVELOPE_BODY_BYTES = 64 * 1024            # body of one protocol message
@@ -112,6 +132,11 @@ MAX_SPEND_INPUTS = 50                # inputs of one spend request we will look 
 MAX_SPEND_OUTPUTS = 100
 MAX_PSBT_BYTES = 400_000             # a PSBT from a peer larger than this is refused
 TAPROOT_KEYPATH_WITNESS_SIZE = 66    # item count + length byte + 64-byte signature
+# Recovery leaves (docs/recovery.md): N is a BIP-68 relative lock in blocks, 16 bits.
+TAPSCRIPT_LEAF_VERSION = 0xC0        # BIP-342 tapscript
+RECOVERY_MIN_BLOCKS = 1
+RECOVERY_MAX_BLOCKS = 65_535
+RECOVERY_DEFAULT_BLOCKS = 4_032      # ~4 weeks: outlasts a holiday, not a lost key
 REQUEST_POLL_INTERVAL_S = 20         # the background listener looks in the DHT this often
 MAX_TRACKED_REQUESTS = 256           # requests one wallet remembers (oldest inactive evicted)
 MAX_OPEN_APPROVAL_DIALOGS = 3        # more incoming requests only notify (no dialog flood)

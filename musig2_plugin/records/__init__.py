@@ -4,10 +4,10 @@ Never imports Electrum. See docs/records-and-dht.md for the byte layout.
 """
 from .advertisement import Advertisement, Withdrawal
 from .base import Record, supersedes
-from .decode import RECORD_KINDS, decode_record, peek_slot
+from .decode import RECORD_KINDS, decode_record, peek_chain, peek_slot
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,
                      MalformedRecord, OversizedRecord, RecordError, UnknownRecordKind,
-                     UnsupportedVersion)
+                     UnsupportedVersion, WrongChain)
 from .fields import Endpoint, TxType
 from .request import PayloadRef, SigningRequest
 from .topics import (shard_of, signer_topic, signer_topics, topic_for_requests, topic_for_type,
@@ -15,8 +15,8 @@ from .topics import (shard_of, signer_topic, signer_topics, topic_for_requests, 
 
 __all__ = [
     "Advertisement", "Withdrawal", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
-    "RECORD_KINDS", "peek_slot", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
+    "RECORD_KINDS", "peek_slot", "peek_chain", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
-    "FutureRecord", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
+    "FutureRecord", "WrongChain", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
     "shard_of", "signer_topic", "signer_topics", "type_topics",
 ]

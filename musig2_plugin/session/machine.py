@@ -164,7 +164,7 @@ class Session:
         try:
             if endpoint is None:
                 raise PeerUnreachable("no known endpoint for this participant")
-            await self.transport.send(endpoint, env)
+            await self.transport.send(endpoint, env, to=key)
         except PeerUnreachable as exc:
             log.info("session %s: %s unreachable: %s", self.sid.hex()[:8], key.hex()[:10], exc)
             if on_fail is not None:
@@ -209,7 +209,7 @@ class Session:
             self.status = JOINING
             self._joining_since = time.monotonic()
             self._broadcast(MsgType.JOIN, epoch=self.epoch, last_attempt=-1, fresh=True,
-                            endpoint=list(self.transport.endpoint))
+                            endpoint=self.transport.published_endpoint())
             self._start_heartbeat()
         else:
             self._begin_joining(fresh=True)
@@ -223,7 +223,7 @@ class Session:
     def _send_join(self, *, fresh: bool) -> None:
         epoch = self.epoch
         fields = dict(epoch=epoch, last_attempt=self.attempt, fresh=fresh,
-                      endpoint=list(self.transport.endpoint))
+                      endpoint=self.transport.published_endpoint())
         if self.coordinator == self.me:
             # The coordinator tells everyone where it is: a participant may not know its
             # endpoint yet (it was offline when the request was announced).

@@ -20,10 +20,12 @@ from functools import partial
 
 from ..foundation import constants as C
 from ..foundation.config import Musig2Config
+from ..foundation.chain import Chain, chain_id_of
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
+from .hello import answer_hello
 from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
 from .peer import ERR_RATE, ClientPool, Endpoint, ServerSession, make_refusal
 
@@ -59,12 +61,14 @@ class BadFetch(AuthenticRefusal):
 
 
 class Transport:
-    def __init__(self, seckey: bytes, config: Musig2Config, *, membership: Membership,
+    def __init__(self, seckey: bytes, config: Musig2Config, *, chain: "Chain | bytes",
+                 membership: Membership,
                  on_envelope: EnvelopeHandler, on_request: RequestHandler,
                  fetch_membership: FetchMembership | None = None,
                  on_fetch: FetchHandler | None = None) -> None:
         self._seckey = seckey
         self.pubkey = plain_pubkey(seckey)
+        self.chain_id = chain_id_of(chain)   # every envelope we sign or admit is of this chain
         self.config = config
         self._membership = membership
         self._on_envelope = on_envelope
@@ -74,16 +78,22 @@ class Transport:
         self._counter = CounterSource()
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
-        self.pool = ClientPool(config)
+        self.pool = ClientPool(config, self.chain_id)
         self._request_bucket = TokenBucket(config.request_push_rate_per_sec,
                                            config.request_push_burst)
+        self._hello_bucket = TokenBucket(config.hello_rate_per_sec, config.hello_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
+        #: Where strangers should connect (set by the owner from its settings and the chain's
+        #: rules, see addresses.py); None: we publish no endpoint (JOINs then carry none).
+        self.public_endpoint: Endpoint | None = None
         #: Called with every envelope that passed admission and was handled (tests record nonces).
         self.observers: list[Callable[[Envelope], None]] = []
         #: Called with every envelope we sign before it is sent.
         self.sent_observers: list[Callable[[Envelope], None]] = []
+        #: Handshakes (hello.py) we answered: what fake advertisements naming us cost us.
+        self.hellos_answered = 0
         #: Refusals seen, by exception class name (observability and tests).
         self.refusals: dict[str, int] = {}
 
@@ -99,6 +109,10 @@ class Transport:
         sock_host, sock_port = self._server.sockets[0].getsockname()[:2]
         self.endpoint = (sock_host, sock_port)
         return self.endpoint
+
+    def published_endpoint(self) -> list | None:
+        """Our endpoint as the JOIN message carries it."""
+        return None if self.public_endpoint is None else list(self.public_endpoint)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -117,21 +131,24 @@ class Transport:
 
     # -- sending ----------------------------------------------------------------------
     def seal(self, msg_type: MsgType, session_id: bytes, body: bytes) -> Envelope:
-        env = Envelope.sign(self._seckey, msg_type=msg_type, session_id=session_id,
-                            sender=self.pubkey, counter=self._counter.next(), body=body)
+        env = Envelope.sign(self._seckey, chain=self.chain_id, msg_type=msg_type,
+                            session_id=session_id, sender=self.pubkey,
+                            counter=self._counter.next(), body=body)
         for observer in list(self.sent_observers):
             observer(env)
         return env
 
-    async def send(self, endpoint: Endpoint, env: Envelope) -> None:
-        """Deliver one envelope; raises PeerUnreachable / PeerRefused."""
+    async def send(self, endpoint: Endpoint, env: Envelope, *, to: bytes | None = None) -> None:
+        """Deliver one envelope; raises PeerUnreachable / PeerRefused. ``to``: the participant
+        key we mean to reach there (the listener must prove it, see hello.py)."""
         if endpoint == self.endpoint:
             await self.accept(env.encode())
             return
-        await self.pool.request(endpoint, C.RPC_MESSAGE, [env.encode().hex()])
+        await self.pool.request(endpoint, C.RPC_MESSAGE, [env.encode().hex()], expect=to)
 
-    async def push_request(self, endpoint: Endpoint, record: bytes) -> None:
-        await self.pool.request(endpoint, C.RPC_SIGNING_REQUEST, [record.hex()])
+    async def push_request(self, endpoint: Endpoint, record: bytes, *,
+                           to: bytes | None = None) -> None:
+        await self.pool.request(endpoint, C.RPC_SIGNING_REQUEST, [record.hex()], expect=to)
 
     async def fetch_chunk(self, endpoint: Endpoint, env: Envelope) -> object:
         """Ask a request's creator for one chunk of its payload; the answer is unchecked."""
@@ -139,6 +156,15 @@ class Transport:
 
     # -- receiving --------------------------------------------------------------------
     async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
+        if method == C.RPC_HELLO and len(args) == 1:
+            if not self._hello_bucket.take():
+                raise RPCError(ERR_RATE, "handshake rate exceeded; try later")
+            try:
+                answer = answer_hello(self._seckey, self.chain_id, args[0])
+                self.hellos_answered += 1
+                return answer
+            except ValueError:
+                raise make_refusal("bad hello nonce", conn.charge_invalid()) from None
         if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST, C.RPC_PAYLOAD) or len(args) != 1 \
                 or not isinstance(args[0], str) \
                 or len(args[0]) > 2 * self.config.max_message_bytes:
@@ -182,7 +208,7 @@ class Transport:
         request, replay window), then hand it to the payload holder."""
         env = None
         try:
-            env = Envelope.decode(data)
+            env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type != MsgType.FETCH:
                 raise MalformedEnvelope("only FETCH messages ask for payloads")
             self.scores.check(env.sender)
@@ -209,7 +235,7 @@ class Transport:
     async def accept(self, data: bytes) -> Envelope:
         """The admission pipeline; raises an EnvelopeError subclass on refusal."""
         try:
-            env = Envelope.decode(data)
+            env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type == MsgType.FETCH:
                 raise MalformedEnvelope("FETCH messages travel only on the payload RPC")
             self.scores.check(env.sender)

@@ -35,7 +35,7 @@ from ..foundation.constants import (MAX_PSBT_BYTES, MAX_SPEND_INPUTS, MAX_SPEND_
                          TAPROOT_KEYPATH_WITNESS_SIZE)
 from . import psbt_fields
 from .errors import (BridgeError, InvalidFinalSignature, MalformedPsbt, MissingInputInfo,
-                     NotAMusigInput, ParticipantMismatch, PsbtFieldError, SighashMismatch,
+                     NotAMusigInput, ParticipantMismatch, SighashMismatch,
                      SpendBuildError)
 from .musig_output import MusigOutput
 
@@ -239,6 +239,7 @@ class ReviewedOutput:
     value_sats: int
     script_hex: str
     musig: Optional[MusigOutput] = None
+    musig_path: Optional[tuple[int, ...]] = None   # BIP-328 path from the aggregate, () if none
 
 
 @dataclass
@@ -256,7 +257,9 @@ class SpendReview:
                 "inputs": self.inputs,
                 "outputs": [{"address": o.address, "value_sats": o.value_sats,
                              "script": o.script_hex,
-                             "musig_descriptor": o.musig.descriptor if o.musig else None}
+                             "musig_descriptor": o.musig.descriptor if o.musig else None,
+                             "musig_derivation": (list(o.musig_path) if o.musig_path
+                                                  else None)}
                             for o in self.outputs],
                 "sign_inputs": {str(i): m.hex() for i, m in sorted(self.messages.items())}}
 
@@ -294,18 +297,19 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
         total_in += txin.value_sats()
         review.inputs.append({"prevout": txin.prevout.to_str(), "value_sats": txin.value_sats(),
                               "address": txin.address, "musig": i in musig,
-                              "ours": i in musig and musig[i].index_of(my_pubkey) is not None})
+                              "ours": i in musig and musig[i].index_of(my_pubkey) is not None,
+                              # Every co-signer sees the way out of each input it signs for.
+                              "descriptor": musig[i].descriptor if i in musig else None,
+                              "recovery": (musig[i].recovery.describe()
+                                           if i in musig and musig[i].recovery else None)})
     total_out = 0
     for i, o in enumerate(tx.outputs()):
         total_out += o.value
-        got = psbt_fields.read_output_participants(o, i)
-        mo = None
-        if got is not None:
-            mo = MusigOutput.from_pubkeys(got[1])
-            if mo.scriptpubkey != o.scriptpubkey:
-                raise PsbtFieldError(i, "output participant keys do not produce its script")
+        info = psbt_fields.output_musig_info(o, i)
         review.outputs.append(ReviewedOutput(address=o.address, value_sats=o.value,
-                                             script_hex=o.scriptpubkey.hex(), musig=mo))
+                                             script_hex=o.scriptpubkey.hex(),
+                                             musig=info.output if info else None,
+                                             musig_path=info.path if info else None))
     if total_out > total_in:
         raise SpendBuildError("outputs exceed inputs")
     review.total_in_sats = total_in

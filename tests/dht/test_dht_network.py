@@ -7,17 +7,19 @@ signing requests by addressed key and the signer:discovered watch.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from kademlia.node import Node
 
 from dht_netutil import FAST, make_ad, network, seckey, wait_until
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.dht import Discovery, OwnRecords, rank_key
 from musig2_plugin.records import (Advertisement, SigningRequest, Withdrawal, topic_for_requests,
                                    topic_for_type)
 
 N_NODES = 30
-SPEND = topic_for_type("spend", 0)
+SPEND = topic_for_type("spend", REGTEST, 0)
 
 
 async def publish_signers(nodes, ads):
@@ -100,12 +102,12 @@ async def test_withdrawal_disappears_everywhere():
 
 async def test_expired_records_disappear():
     async with network(N_NODES) as nodes:
-        short = [make_ad(i, ttl=1.0) for i in range(5)]
+        short = [make_ad(i, ttl=3.0) for i in range(5)]  # publish + a 16-shard sweep fit in 3 s
         long = [make_ad(10 + i, ttl=60) for i in range(5)]
         await publish_signers(nodes, short + long)
         d = Discovery(nodes[-1])
         assert len(await d.find_signers("spend")) == 10
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(max(0.0, max(a.expires_at for a in short) - time.time()) + 0.2)
         found = await d.find_signers("spend")
         assert {a.owner for a in found} == {a.owner for a in long}
         # the nodes' prune loops (0.2 s here) dropped the expired copies
@@ -140,9 +142,9 @@ async def test_signing_requests_found_by_each_addressed_key():
     async with network(N_NODES) as nodes:
         keys = [plain_pubkey(seckey(i)) for i in range(3)]
         req = SigningRequest.create(seckey(0), keys=keys, messages=[bytes(range(32))],
-                                    payload=b"\x00encrypted-psbt" * 40, host="127.0.0.1", port=5555)
+                                    payload=b"\x00encrypted-psbt" * 40, host="127.0.0.1", port=5555, chain=REGTEST)
         other = SigningRequest.create(seckey(9), keys=[plain_pubkey(seckey(9)), keys[2]],
-                                      messages=[bytes(32)])
+                                      messages=[bytes(32)], chain=REGTEST)
         assert await nodes[3].publish(req) >= FAST.ksize
         assert await nodes[4].publish(other) >= FAST.ksize // 2
         d = Discovery(nodes[-1])
@@ -152,7 +154,7 @@ async def test_signing_requests_found_by_each_addressed_key():
         assert await d.find_requests_for(plain_pubkey(seckey(7))) == []
         got = (await d.find_requests_for(keys[1]))[0]
         assert got.payload == req.payload and got.endpoint.port == 5555
-        assert len(await nodes[0].lookup(topic_for_requests(keys[1]))) == 1
+        assert len(await nodes[0].lookup(topic_for_requests(keys[1], chain=REGTEST))) == 1
 
 
 async def test_watch_emits_signer_discovered_for_new_ads_only_once():
@@ -264,7 +266,7 @@ async def test_update_that_drops_a_type_replaces_the_old_version_there():
         assert await d.find_signers("swap") == []
         assert [a.nickname for a in await d.find_signers("spend")] == ["spend only"]
         # a record may not be pushed under a topic it can never belong to
-        req = SigningRequest.create(seckey(1), keys=[plain_pubkey(seckey(2))], messages=[bytes(32)])
+        req = SigningRequest.create(seckey(1), keys=[plain_pubkey(seckey(2))], messages=[bytes(32)], chain=REGTEST)
         try:
             await nodes[1].publish(req, also_topics=[SPEND])
         except ValueError:

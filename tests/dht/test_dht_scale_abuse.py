@@ -20,9 +20,10 @@ import umsgpack
 from dht_netutil import FAST, make_ad, network, seckey, wait_until
 from musig2_plugin.dht import DhtNode, Discovery
 from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.records import shard_of, topic_for_type
 
-SPEND0 = topic_for_type("spend", 0)
+SPEND0 = topic_for_type("spend", REGTEST, 0)
 
 
 # -- item 1: topics that scale; refusals reported, retried elsewhere --------------------
@@ -175,7 +176,7 @@ async def test_fresh_node_ids_get_no_pushes_and_do_not_enter_the_routing_table()
 
 async def test_outstanding_rpcs_are_bounded_per_peer():
     bounded = dataclasses.replace(FAST, max_outstanding_per_peer=4, max_outstanding=6)
-    node = DhtNode(bounded)
+    node = DhtNode(bounded, chain=REGTEST)
     await node.start()
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # never answers
@@ -202,7 +203,7 @@ async def test_node_started_after_a_hundred_left_joins_and_advertises_quickly():
     async with network(20, config) as core:
         transient = []
         for i in range(100):
-            node = DhtNode(config)
+            node = DhtNode(config, chain=REGTEST)
             await node.start(bootstrap=[core[i % 20].address])
             transient.append(node)
         for i, node in enumerate(transient):
@@ -216,7 +217,7 @@ async def test_node_started_after_a_hundred_left_joins_and_advertises_quickly():
         assert sum(n.stats.get("neighbours_left", 0) for n in core) > 0
         times = []
         for i in range(5):
-            newcomer = DhtNode(config)
+            newcomer = DhtNode(config, chain=REGTEST)
             t0 = time.perf_counter()
             await newcomer.start(bootstrap=[core[i].address])
             await Discovery(newcomer).advertise(make_ad(300 + i))
@@ -228,9 +229,9 @@ async def test_node_started_after_a_hundred_left_joins_and_advertises_quickly():
 
 async def test_bad_bootstrap_address_is_refused_and_the_socket_survives():
     """A (None, None) address reached sendto and asyncio closed the node's socket."""
-    node = DhtNode(FAST)
+    node = DhtNode(FAST, chain=REGTEST)
     await node.start()
-    other = DhtNode(FAST)
+    other = DhtNode(FAST, chain=REGTEST)
     await other.start()
     try:
         for bad in ([(None, None)], [("not-an-ip", 1)], [("127.0.0.1", 0)]):
