@@ -69,7 +69,7 @@ class SignerPickerDialog(WindowModalDialog):
 
     # "claimed" columns are the signer's own words; "checked" ones come from this wallet
     COLUMNS = ["nickname", "key", "types", "range", "fee", "reputation (claimed by signer)",
-               "sessions with you (checked: done/failed)"]
+               "sessions with you (checked: signed/invalid/timeout)"]
 
     def __init__(self, parent, plugin, wallet, *, on_created: Callable[[Any], None] | None = None):
         super().__init__(parent, _("Co-sign (MuSig2): choose co-signers"))
@@ -123,7 +123,10 @@ class SignerPickerDialog(WindowModalDialog):
             return
         observed = self.plugin.observed_reputation(self.wallet)
         if getattr(node, "discovery", None) is not None:  # rank by what this wallet saw itself
-            node.discovery.history = lambda owner: tuple(observed.get(owner.hex(), (0, 0)))
+            def history(owner: bytes) -> tuple[int, int] | None:
+                counts = observed.get(owner.hex())     # [signed, invalid, timeout]
+                return None if not counts else (counts[0], sum(counts[1:]))
+            node.discovery.history = history
         self.status.setText(_("Searching…"))
         self.refresh_button.setEnabled(False)
         self._runner = AsyncRunner()
@@ -142,8 +145,8 @@ class SignerPickerDialog(WindowModalDialog):
         observed = self.plugin.observed_reputation(self.wallet)
 
         def seen(ad) -> str:
-            done, failed = observed.get(ad.owner.hex(), [0, 0])
-            return f"{done}/{failed}"
+            done, invalid, timeout = observed.get(ad.owner.hex(), [0, 0, 0])
+            return f"{done}/{invalid}/{timeout}"
         _fill(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
                             ", ".join(t.value for t in ad.tx_types),
                             f"{ad.min_amount_sat:,}–{ad.max_amount_sat:,}",
