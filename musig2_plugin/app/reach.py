@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..foundation.chain import Chain
-from ..transport.addresses import EndpointNotPublic, check_publishable
+from ..transport import EndpointNotPublic, check_publishable
 from ..wallet_bridge import BridgeError
 
 LISTEN_LOOPBACK = "127.0.0.1"
