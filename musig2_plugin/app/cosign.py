@@ -145,12 +145,15 @@ class WalletCosigner:
     def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
                  peers_path=None,
                  notify: Optional[Callable[[str, "RequestState"], None]] = None,
-                 auto_broadcast: bool = True, approvals: Optional[dict] = None):
+                 auto_broadcast: bool = True, approvals: Optional[dict] = None,
+                 connector: object = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
         a restart such a request is rejoined without asking again (its nonces are fresh: the
         session restarts round 1). Public data only; bounded. ``chain``: by default the chain
         of Electrum's network (a testnet wallet signs and looks for testnet signers only)."""
         kwargs = {} if config is None else {"config": config}
+        if connector is not None:   # a SOCKS5 proxy: every outbound session goes through it
+            kwargs["connector"] = connector
         self.wallet = wallet
         self.node = Musig2Node(seckey, chain=chain or electrum_chain(), approve=self._approve,
                                peers_path=peers_path, **kwargs)
@@ -195,7 +198,20 @@ class WalletCosigner:
             except Exception as exc:
                 log.info("polling the DHT for requests failed: %r", exc)
 
+    async def attach_onion(self, control) -> tuple[str, int]:
+        """Publish an ephemeral onion service for our listener (``control``: a
+        musig2_plugin.tor.ControlSettings) and advertise its address from now on."""
+        from ..tor import OnionService
+        self.onion = await OnionService.create(control, self.node.endpoint)
+        self.node.set_public_endpoint(self.onion.endpoint)
+        return self.onion.endpoint
+
+    onion = None   # the OnionService, when reachable as one
+
     async def stop(self) -> None:
+        if self.onion is not None:
+            await self.onion.close()
+            self.onion = None
         self._running = False
         if self._poller is not None:
             self._poller.cancel()
@@ -215,6 +231,9 @@ class WalletCosigner:
                 "endpoint": list(self.node.endpoint) if self.is_running() else None,
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
+                "reachability": "onion" if self.onion is not None else "direct",
+                "public_endpoint": list(self.node.public_endpoint)
+                if self.is_running() and self.node.public_endpoint else None,
                 "requests": len(self.requests),
                 # how strangers reach this node: chain, listen address, published endpoint
                 "network": self.node.network_status() if self.is_running() else None,

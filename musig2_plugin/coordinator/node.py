@@ -55,6 +55,17 @@ class ApprovalDenied(CoordinatorError):
     pass
 
 
+class AdvertiseNotStored(CoordinatorError):
+    """No DHT node accepted our advertisement (shard full, quotas, nobody answered).
+
+    ``result`` is the ``PublishResult`` (``.refused``: {status: count}); the
+    advertisement stays ours and the republish loop keeps trying."""
+
+    def __init__(self, result) -> None:
+        super().__init__(f"no node stored the advertisement: {dict(result.refused)}")
+        self.result = result
+
+
 class NotStarted(CoordinatorError):
     pass
 
@@ -130,11 +141,13 @@ class KnownRequest:
 class Musig2Node:
     def __init__(self, seckey: bytes, *, chain: Chain, config: Musig2Config = DEFAULT_CONFIG,
                  approve: Approval | None = None, dht_config: Any = None,
-                 peers_path: "str | os.PathLike | None" = None) -> None:
+                 peers_path: "str | os.PathLike | None" = None,
+                 connector: object | None = None) -> None:
         """``chain``: the one chain this node signs for; its records, topics and envelopes
         carry it, and those of any other chain are refused (see foundation/chain.py).
         ``peers_path``: file of remembered DHT peers (kept across restarts, so a later start
-        needs no bootstrap node; see dht/peers.py)."""
+        needs no bootstrap node; see dht/peers.py). ``connector``: opens our outbound TCP
+        connections (a SOCKS5 proxy, musig2_plugin.tor); None: direct."""
         if not isinstance(chain, Chain):
             raise TypeError("chain must be a musig2_plugin.foundation.chain.Chain")
         self.chain = chain
@@ -156,7 +169,7 @@ class Musig2Node:
                                    on_envelope=self.sessions.on_envelope,
                                    on_request=self._on_pushed_request,
                                    fetch_membership=self.payloads.members,
-                                   on_fetch=self.payloads.serve)
+                                   on_fetch=self.payloads.serve, connector=connector)
         self.sessions.attach(self.transport)
         self._dht_config = dht_config
         self._peers_path = peers_path
@@ -369,8 +382,7 @@ class Musig2Node:
         "none", the endpoint we publish, the public IP peers saw, the relays in use."""
         pub = self.public_endpoint
         r = self.reachability
-        return {"path": "none" if pub is None else
-                ("relay" if pub.kind is Reach.RELAY else "direct"),
+        return {"path": "none" if pub is None else pub.kind.name.lower(),   # direct/relay/onion
                 "advertised": None if pub is None else pub.to_json(),
                 "verified": r is not None and r.reachable,
                 "public_ip": None if r is None else r.public_ip,
@@ -436,7 +448,7 @@ class Musig2Node:
         listen = self.transport.endpoint
         return {"chain": self.chain.name,
                 "listen": None if listen is None else list(listen),
-                "endpoint": None if self.public_endpoint is None else self.public_endpoint.to_json(),
+                "endpoint": None if self.public_endpoint is None else list(self.public_endpoint),
                 "reachable": self.reach_summary()["path"],
                 "dht": None if self.dht is None else list(self.dht.address)}
 
@@ -444,6 +456,17 @@ class Musig2Node:
            loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
         """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
         return self.events.on(event, callback, loop)
+
+    def set_public_endpoint(self, endpoint: tuple[str, int], kind: str = "onion") -> None:
+        """Publish ``endpoint`` (our onion service) in advertisements, requests and JOINs from
+        now on; the listener stays where it is. ``kind`` is what network_status reports."""
+        self._require_started()
+        check_publishable(str(endpoint[0]), self.chain)   # EndpointNotPublic, nothing changed
+        self.public_endpoint = Endpoint(str(endpoint[0]), int(endpoint[1]),
+                                        Reach.ONION if kind == "onion" else Reach.DIRECT)
+        self._reach_kind = kind
+
+    _reach_kind = "direct"
 
     def add_peer(self, pubkey: bytes, endpoint: "Endpoint | tuple[str, int]") -> None:
         """Make a peer reachable without the DHT (tests, or endpoints learnt out of band).
@@ -499,8 +522,11 @@ class Musig2Node:
         self.advertisement = ad
         if self.discovery is not None:
             self._own_records.put(self._seckey, ad, ttl)
-            await self.discovery.advertise(ad)           # emits signer:advertised
+            # emits signer:advertised (stored=, refused=) and, on refusals, signer:store-refused
+            self.last_advertise = await self.discovery.advertise(ad)
             self._ensure_republishing()
+            if int(self.last_advertise) == 0:
+                raise AdvertiseNotStored(self.last_advertise)
         else:
             self.events.emit("signer:advertised", advertisement=ad, stored=0)
         return ad
@@ -535,8 +561,9 @@ class Musig2Node:
         self._require_started()
         if self.discovery is None:
             raise NotStarted("the DHT is off on this node")
-        ads = await self.discovery.find_signers(tx_type, amount=amount,
-                                                min_reputation=min_reputation)
+        ads = await self.discovery.find_signers(
+            tx_type, amount=amount, min_reputation=min_reputation,
+            max_results=None if max_results is None else max_results + 1)  # + ourselves
         out = []
         for ad in ads:
             if ad.owner == self.pubkey and not include_self:

@@ -212,17 +212,18 @@ class Endpoint:
         return iter((self.host, self.port))
 
     def __eq__(self, other: object) -> bool:
-        # A direct endpoint equals the (host, port) pair it replaces, so that code and tests
-        # written against pairs keep working; relay and onion endpoints equal only their kind.
+        # A direct or onion endpoint equals the (host, port) pair it replaces (that pair is
+        # the node's own address), so code and tests written against pairs keep working; a
+        # relay endpoint's pair is the relay's address, so it equals only relay endpoints.
         if isinstance(other, Endpoint):
             return (self.host, self.port, self.kind, self.relay_key) == \
                 (other.host, other.port, other.kind, other.relay_key)
-        if isinstance(other, tuple) and self.kind is Reach.DIRECT:
+        if isinstance(other, tuple) and self.kind is not Reach.RELAY:
             return other == (self.host, self.port)
         return NotImplemented
 
     def __hash__(self) -> int:
-        if self.kind is Reach.DIRECT:
+        if self.kind is not Reach.RELAY:
             return hash((self.host, self.port))
         return hash((self.host, self.port, self.kind, self.relay_key))
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 from musig2_plugin.dht import DhtNode
 from musig2_plugin.dht.protocol import CLIENT_ID_MARK, client_id
 from musig2_plugin.foundation.chain import REGTEST
-from musig2_plugin.records import topic_for_type
+from musig2_plugin.records import signer_topic
 
 from dht_netutil import FAST, make_ad
 
-SPEND = topic_for_type("spend", chain=REGTEST)
+
+
+def topic(ad):
+    """The (sharded) signer topic an advertisement is stored under."""
+    return signer_topic("spend", ad.owner, REGTEST)
 
 
 async def test_client_mode_node_stores_and_looks_up_but_is_not_a_contact() -> None:
@@ -26,9 +30,9 @@ async def test_client_mode_node_stores_and_looks_up_but_is_not_a_contact() -> No
         # the client stores a record and finds one stored by others
         assert await client.publish(make_ad(1)) >= 1
         assert await b.publish(make_ad(2)) >= 1
-        found = {r.owner for r in await client.lookup(SPEND)}
-        assert make_ad(2).owner in found and make_ad(1).owner in found
-        assert make_ad(1).owner in {r.owner for r in await normal.lookup(SPEND)}
+        for ad in (make_ad(1), make_ad(2)):
+            assert ad.owner in {r.owner for r in await client.lookup(topic(ad))}
+        assert make_ad(1).owner in {r.owner for r in await normal.lookup(topic(make_ad(1)))}
         # ... yet nobody holds its address; the normal node is everyone's contact
         for node in (a, b, normal):
             assert client.address not in node.contacts()

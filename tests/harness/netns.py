@@ -52,7 +52,7 @@ from . import procs
 PREFIX = "m2n"
 PUBLIC_NET = ipaddress.ip_network("203.0.113.0/24")
 NFT_TABLE = "m2nat"
-SETUP_HINT = "run scripts/bootstrap.sh as root (scripts/bootstrap.d/50-netns.sh installs nftables)"
+SETUP_HINT = "run scripts/bootstrap.sh as root (scripts/bootstrap.d/60-netns.sh installs nftables)"
 
 
 class NetnsUnavailable(RuntimeError):

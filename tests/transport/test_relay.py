@@ -324,6 +324,7 @@ def test_endpoint_type_forms() -> None:
     r = Endpoint("203.0.113.5", 7800, Reach.RELAY, rk)
     o = Endpoint("abcdefghijklmnop.onion", 7800, Reach.ONION)
     assert d == ("203.0.113.5", 7800) and hash(d) == hash(("203.0.113.5", 7800))
+    assert o == ("abcdefghijklmnop.onion", 7800) and o != Endpoint(*o)    # kind still counts
     assert r != d and r != ("203.0.113.5", 7800) and tuple(r) == ("203.0.113.5", 7800)
     for ep in (d, r, o):
         assert Endpoint.from_json(json.loads(json.dumps(ep.to_json()))) == ep

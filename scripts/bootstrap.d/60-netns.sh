@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 50: the tools of the test internet (tests/harness/netns.py): iproute2's `ip` and nftables'
+# Step 60: the tools of the test internet (tests/harness/netns.py): iproute2's `ip` and nftables'
 # `nft`, for network namespaces, veth pairs and NAT routers.
 #
 # Why a warning and not a failure when they cannot be installed: every other test runs without
