@@ -32,15 +32,15 @@ if TYPE_CHECKING:
 
 @contextmanager
 def _clear_errors():
-    """Our typed errors -> one-line user-facing messages (class name first)."""
-    from . import crypto
-    from .wallet_bridge import BridgeError
+    """Our typed errors (one root, Musig2Error) -> the user's sentence (app.user_message)."""
+    from .app import user_message
+    from .foundation.errors import Musig2Error
     try:
         yield
     except UserFacingException:
         raise
-    except (BridgeError, crypto.CryptoError) as exc:
-        raise UserFacingException(f"{type(exc).__name__}: {exc}") from None
+    except Musig2Error as exc:
+        raise UserFacingException(user_message(exc)) from None
 
 
 def _json_list(value: Any, what: str) -> list:

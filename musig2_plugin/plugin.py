@@ -13,12 +13,12 @@ from electrum.logging import get_logger
 from electrum.plugin import BasePlugin, hook
 from electrum.version import ELECTRUM_VERSION
 
-from .wallet_bridge.vaults import VaultStore, VaultWatcher
-from .wallet_bridge import (ParticipantKey, PsbtSigner, cached_participant_key, check_supported,
-                            ensure_participant_key, participant_secret_checked)
+from .wallet_bridge import (ParticipantKey, PsbtSigner, VaultStore, VaultWatcher,
+                            cached_participant_key, check_supported, ensure_participant_key,
+                            participant_secret_checked)
 
 if TYPE_CHECKING:
-    from .app.cosign import WalletCosigner
+    from .app import WalletCosigner
     from electrum.simple_config import SimpleConfig
     from electrum.wallet import Abstract_Wallet
 
@@ -155,7 +155,7 @@ class Musig2Plugin(BasePlugin):
                          bootstrap: Optional[list[tuple[str, int]]] = None,
                          dht: bool = True) -> "WalletCosigner":
         """Start this wallet's node (idempotent); advertise if the settings say so."""
-        from .app.cosign import WalletCosigner
+        from .app import WalletCosigner
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing
@@ -194,15 +194,20 @@ class Musig2Plugin(BasePlugin):
         return c
 
     async def advertise(self, wallet: "Abstract_Wallet", **overrides):
-        """Publish 'advertise me' with the settings' values (overridable per call)."""
-        from .records import TxType
+        """Publish 'advertise me' with the settings' values (overridable per call).
+
+        The nickname is checked first, against the records' own limit: a too-long one is
+        refused with the limit in words (BadArgument), never cut short silently.
+        """
+        from .app import TxType, check_nickname
+        nickname = check_nickname(str(overrides.get("nickname", self.config.get(CONFIG_AD_NICK, ""))))
         c = self.cosigner(wallet)
         types = overrides.get("tx_types") or [t.strip() for t in str(
             self.config.get(CONFIG_AD_TYPES, "spend")).split(",") if t.strip()]
         kwargs = dict(tx_types=tuple(TxType(t) for t in types),
                       min_amount_sat=int(overrides.get("min_amount_sat",
                                                        self.config.get(CONFIG_AD_MIN, 0))),
-                      nickname=str(overrides.get("nickname", self.config.get(CONFIG_AD_NICK, "")))[:64],
+                      nickname=nickname,
                       fee_per_signature_sat=int(overrides.get("fee_per_signature_sat",
                                                               self.config.get(CONFIG_AD_FEE, 0))))
         max_amount = overrides.get("max_amount_sat", self.config.get(CONFIG_AD_MAX, None))

@@ -22,7 +22,9 @@ from electrum.i18n import _
 from electrum.plugin import hook
 from electrum.gui.qt.util import Buttons, CloseButton, OkButton, WindowModalDialog, WWLabel
 
-from .foundation.constants import MAX_OPEN_APPROVAL_DIALOGS
+from .app import check_nickname, user_message
+from .foundation.constants import MAX_NICKNAME_BYTES, MAX_OPEN_APPROVAL_DIALOGS
+from .foundation.errors import Musig2Error
 from .plugin import (CONFIG_AD_FEE, CONFIG_AD_MAX, CONFIG_AD_MIN, CONFIG_AD_NICK, CONFIG_AD_TYPES,
                      CONFIG_ADVERTISE, CONFIG_BOOTSTRAP, CONFIG_LISTEN_PORT, Musig2Plugin,
                      parse_peers)
@@ -72,7 +74,8 @@ class SettingsDialog(WindowModalDialog):
         self.fee_edit = QLineEdit(str(cfg.get(CONFIG_AD_FEE, 0)))
         ad.addRow(_("Fee per signature (sat)"), self.fee_edit)
         self.nick_edit = QLineEdit(str(cfg.get(CONFIG_AD_NICK, "") or ""))
-        self.nick_edit.setMaxLength(64)
+        # Characters, not bytes: a non-ASCII name can still be too long; values() says so.
+        self.nick_edit.setMaxLength(MAX_NICKNAME_BYTES)
         ad.addRow(_("Nickname"), self.nick_edit)
         vbox.addLayout(ad)
         self.state_label = QLabel()
@@ -96,7 +99,7 @@ class SettingsDialog(WindowModalDialog):
             if not text.isdigit():
                 raise ValueError(_("amounts are whole satoshis"))
             return int(text)
-        from .records import TxType
+        from .app import TxType
         types = [t.strip() for t in self.types_edit.text().split(",") if t.strip()]
         for t in types:
             TxType(t)                                      # raises ValueError on unknown
@@ -107,14 +110,18 @@ class SettingsDialog(WindowModalDialog):
                 CONFIG_BOOTSTRAP: self.bootstrap_edit.text().strip(),
                 CONFIG_ADVERTISE: self.advertise_checkbox.isChecked(),
                 CONFIG_AD_TYPES: ",".join(types) or "spend", CONFIG_AD_MIN: lo, CONFIG_AD_MAX: hi,
-                CONFIG_AD_FEE: amount(self.fee_edit, 0), CONFIG_AD_NICK: self.nick_edit.text()}
+                CONFIG_AD_FEE: amount(self.fee_edit, 0),
+                CONFIG_AD_NICK: check_nickname(self.nick_edit.text())}
 
     def accept(self) -> None:
         try:
             values = self.values()
-        except Exception as exc:
-            self.error_label.setText(str(exc))
+        except Musig2Error as exc:
+            self.error_label.setText(user_message(exc))
             return                      # stay open; nothing saved
+        except ValueError as exc:
+            self.error_label.setText(str(exc))
+            return
         self.save(values)
         super().accept()
 

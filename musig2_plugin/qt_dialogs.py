@@ -20,7 +20,7 @@ from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabe
 from electrum.util import get_asyncio_loop
 
 if TYPE_CHECKING:
-    from .app.cosign import RequestState
+    from .app import RequestState
 
 
 def short_key(key_hex: str) -> str:

@@ -1,5 +1,10 @@
 """The application layer: the co-signing service a wallet runs (request lifecycle, review).
 
 It sits between the Electrum edge (``plugin``, ``commands``, ``qt``) and the core layers
-(coordinator, wallet bridge); the edge calls it and it calls the layers below.
+(coordinator, wallet bridge); the edge calls it and it calls the layers below. This module is
+its public face: the edge imports from here, never from the modules inside.
 """
+from ..coordinator import TxType
+from .cosign import (APPROVED, BROADCAST, FAILED, PENDING, REFUSED, SIGNED, RequestPayloadError,
+                     RequestState, WalletCosigner, decode_app_data, encode_app_data, review_request)
+from .errors import BadArgument, check_nickname, user_message

@@ -31,9 +31,7 @@ from typing import Any, Callable, Optional, Sequence
 from electrum.transaction import PartialTransaction
 
 from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
-from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
-from ..records import TxType
-from ..session.spec import TWEAK_TAPROOT
+from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, Tweak, TxType, request_key
 from ..wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
                             broadcast, finalize, musig_inputs, parse_psbt, psbt_base64,
                             review_spend, sighashes)
@@ -73,7 +71,7 @@ def decode_app_data(data: bytes) -> tuple[PartialTransaction, list[int]]:
 
 def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list[int], SpendReview]:
     """Everything a co-signer checks before a request may even be shown as approvable."""
-    if payload.tweak != TWEAK_TAPROOT or payload.merkle_root is not None:
+    if payload.tweak != Tweak.TAPROOT or payload.merkle_root is not None:
         raise RequestPayloadError("only taproot key-path (no script tree) requests are supported")
     tx, inputs = decode_app_data(payload.app_data)
     messages = list(record.messages)

@@ -3,3 +3,8 @@ from .node import (ApprovalDenied, CoordinatorError, KnownRequest, Musig2Node, N
                    OversizedPayloadReply, PayloadFetchError, PayloadMismatch, RequestRefused,
                    request_key)
 from .payload import PayloadFormatError, RequestPayload
+from .payload_crypto import PayloadError
+# Types of the coordinator API's arguments and results, re-exported so the layers above (the
+# application service) need no import of the records or session layers (docs/architecture.md).
+from ..records import TxType
+from ..session import Tweak

@@ -25,9 +25,8 @@ from ..foundation.events import EventEmitter, Subscription
 from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
                        Withdrawal, decode_record)
-from ..session import SessionAborted, SessionManager, SessionSpec, SpecError
-from ..session.endpoints import EndpointBook
-from ..session.spec import TWEAK_TAPROOT
+from ..session import (EndpointBook, SessionAborted, SessionManager,
+                       SessionSpec, SpecError, Tweak)
 from ..transport import PeerRefused, PeerUnreachable, Transport
 from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
                      PayloadMismatch, RequestRefused)
@@ -251,12 +250,12 @@ class Musig2Node:
         return out if max_results is None else out[:max_results]
 
     @staticmethod
-    def aggregate_key(participants: Sequence[bytes], *, tweak: str = TWEAK_TAPROOT,
+    def aggregate_key(participants: Sequence[bytes], *, tweak: "Tweak | str" = Tweak.TAPROOT,
                       merkle_root: bytes | None = None) -> KeyAggContext:
         """The key-aggregation context of a participant set (sorted), tweaked as a session
         would: ``.xonly()`` is the taproot output key, ``.internal_xonly()`` the inner key."""
         ctx = KeyAggContext.from_pubkeys(key_sort(list(participants)))
-        return ctx.with_taproot_tweak(merkle_root) if tweak == TWEAK_TAPROOT else ctx
+        return ctx.with_taproot_tweak(merkle_root) if Tweak.parse(tweak) is Tweak.TAPROOT else ctx
 
     # ------------------------------------------------------------------ requests
     def _specs(self, record: SigningRequest, payload: RequestPayload) -> tuple[SessionSpec, ...]:
@@ -270,7 +269,7 @@ class Musig2Node:
     async def announce_signing_request(self, participants: Sequence[bytes],
                                        messages: Sequence[bytes], *, app_data: bytes = b"",
                                        tx_type: "TxType | str" = TxType.SPEND, metadata: str = "",
-                                       tweak: str = TWEAK_TAPROOT,
+                                       tweak: "Tweak | str" = Tweak.TAPROOT,
                                        merkle_root: bytes | None = None,
                                        ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S,
                                        push: bool = True) -> SigningRequest:

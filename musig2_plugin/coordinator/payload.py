@@ -21,26 +21,25 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ..session.spec import TWEAK_NONE, TWEAK_TAPROOT
+from ..foundation.errors import Musig2Error
+from ..session import SpecError, Tweak
 
 PAYLOAD_PLAIN_VERSION = 1
-_TWEAKS = {TWEAK_NONE: 0, TWEAK_TAPROOT: 1}
-_TWEAK_NAMES = {v: k for k, v in _TWEAKS.items()}
 
 
-class PayloadFormatError(ValueError):
+class PayloadFormatError(Musig2Error, ValueError):
     pass
 
 
 @dataclass(frozen=True)
 class RequestPayload:
-    tweak: str = TWEAK_TAPROOT
+    tweak: Tweak = Tweak.TAPROOT
     merkle_root: bytes | None = None
     endpoints: dict = field(default_factory=dict)     # key33 -> (host, port)
     app_data: bytes = b""
 
     def encode(self) -> bytes:
-        out = bytearray([PAYLOAD_PLAIN_VERSION, _TWEAKS[self.tweak]])
+        out = bytearray([PAYLOAD_PLAIN_VERSION, Tweak.parse(self.tweak).wire])
         if self.merkle_root is None:
             out.append(0)
         else:
@@ -70,13 +69,14 @@ class RequestPayload:
     def _decode(cls, data: bytes, max_app: int) -> "RequestPayload":
         if data[0] != PAYLOAD_PLAIN_VERSION:
             raise PayloadFormatError(f"unknown payload version {data[0]}")
-        tweak = _TWEAK_NAMES.get(data[1])
-        if tweak is None:
-            raise PayloadFormatError("unknown tweak")
+        try:
+            tweak = Tweak.from_wire(data[1])
+        except SpecError:
+            raise PayloadFormatError("unknown tweak") from None
         pos = 3
         merkle = None
         if data[2] == 1:
-            if tweak != TWEAK_TAPROOT:
+            if tweak is not Tweak.TAPROOT:
                 raise PayloadFormatError("merkle root without taproot tweak")
             merkle = bytes(data[3:35])
             if len(merkle) != 32:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..records import (Advertisement, SigningRequest, TxType, Withdrawal, topic_for_requests,
                        topic_for_type)
-from ..records.fields import tx_type as _tx_type
+from ..records import tx_type as parse_tx_type
 from .node import DhtNode
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Discovery:
                            max_results: int | None = None) -> list[Advertisement]:
         """Live advertisements accepting ``tx_type`` (and ``amount`` within their range,
         reputation >= ``min_reputation``), best first, at most ``max_results``."""
-        kind = _tx_type(tx_type)
+        kind = parse_tx_type(tx_type)
         if max_results is not None and max_results < 0:
             raise ValueError("max_results must be >= 0")
         records = await self.node.lookup(topic_for_type(kind))
@@ -101,7 +101,7 @@ class Discovery:
         ``callback(ad)`` and emit ``signer:discovered``. An owner seen before whose slot
         now holds a withdrawal emits ``signer:withdrawn`` (and may be discovered again
         if it advertises later). Cancel the returned task to stop watching."""
-        kind = _tx_type(tx_type)
+        kind = parse_tx_type(tx_type)
         task = asyncio.ensure_future(self._watch(kind, callback, interval))
         self._watches.add(task)
         task.add_done_callback(self._watches.discard)

@@ -8,7 +8,7 @@ from .decode import RECORD_KINDS, decode_record, peek_slot
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,
                      MalformedRecord, OversizedRecord, RecordError, UnknownRecordKind,
                      UnsupportedVersion)
-from .fields import Endpoint, TxType
+from .fields import Endpoint, TxType, tx_type
 from .request import PayloadRef, SigningRequest
 from .topics import all_signer_topics, topic_for_requests, topic_for_type
 
@@ -17,5 +17,5 @@ __all__ = [
     "RECORD_KINDS", "peek_slot", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
     "FutureRecord", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
-    "all_signer_topics",
+    "all_signer_topics", "tx_type",
 ]

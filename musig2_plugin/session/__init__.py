@@ -3,5 +3,6 @@ from .machine import (ABORTED, FINALIZED, InvalidContribution, NotCoordinator, S
                       SessionAborted)
 from .manager import SessionLimit, SessionManager
 from .messages import BadBody, decode_body, encode_body
-from .spec import (TWEAK_NONE, TWEAK_TAPROOT, SessionSpec, SpecError, compute_session_id,
+from .endpoints import EndpointBook
+from .spec import (TWEAK_NONE, TWEAK_TAPROOT, SessionSpec, SpecError, Tweak, compute_session_id,
                    election_order)

@@ -29,6 +29,7 @@ from typing import Callable
 from ..foundation.config import Musig2Config
 from ..crypto import (BlameError, CryptoError, SigningSession, nonce_agg, nonce_gen,
                       parse_pubnonce, schnorr_verify)
+from ..foundation.errors import Musig2Error
 from ..foundation.events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, EnvelopeError, MsgType, PeerRefused,
                          PeerUnreachable, Transport)
@@ -51,7 +52,7 @@ class InvalidContribution(AuthenticRefusal):
     """A signed message whose content is cryptographically wrong (bad nonce, bad partial sig)."""
 
 
-class SessionAborted(Exception):
+class SessionAborted(Musig2Error):
     def __init__(self, reason: str, culprits: tuple[bytes, ...] = ()):
         super().__init__(reason)
         self.reason = reason

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..foundation import constants as C
-from ..transport.envelope import AuthenticRefusal, MsgType
+from ..transport import AuthenticRefusal, MsgType
 
 MAX_ATTEMPT = 1 << 31
 MAX_EPOCH = 1 << 16

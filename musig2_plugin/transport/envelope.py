@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 from ..foundation import constants as C
+from ..foundation.errors import Musig2Error
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 
 _HEADER = struct.Struct(">BB32s33sQQI")
@@ -42,7 +43,7 @@ class MsgType(enum.IntEnum):
                     # (session_id = the request's key; only on RPC_PAYLOAD, never RPC_MESSAGE)
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(Musig2Error, ValueError):
     """A message refused by the transport; ``authentic`` says whether its signature held."""
     authentic = False
 

@@ -20,6 +20,7 @@ from aiorpcx.session import SessionKind
 from functools import partial
 
 from ..foundation.config import Musig2Config
+from ..foundation.errors import Musig2Error
 from .guards import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ ERR_RATE = -32002
 ERR_BAD_ARGS = -32003
 
 
-class TransportError(Exception):
+class TransportError(Musig2Error):
     """Base of the errors a send can end with."""
 
 

@@ -1,0 +1,207 @@
+"""The layer rule, checked on the source: every module's imports read with ``ast``.
+
+docs/architecture.md states the rule; this test is what keeps it. Each package of
+``musig2_plugin`` may import only the packages listed for it in ``ALLOWED`` (lower layers,
+never a higher or a sibling one), only through their public face (the package itself, not one
+of its modules: ``from ..records import TxType``, not ``from ..records.fields import TxType``),
+and never an underscore name from another of our modules. The core layers never import
+Electrum; the package ``__init__`` imports the Electrum-facing modules only when Electrum loads
+it as a plugin. Every rule is shown failing on a planted violation below, so the checker cannot
+silently pass everything.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PKG_DIR = Path(__file__).resolve().parent.parent / "musig2_plugin"
+PKG = "musig2_plugin"
+
+# The layer of each package, bottom up; the edge is the Electrum-facing top-level modules.
+RANK = {"foundation": 0, "crypto": 1, "records": 2, "transport": 2, "wallet_bridge": 2,
+        "dht": 3, "session": 3, "coordinator": 4, "app": 5, "edge": 6}
+# What each package may import (besides itself). Same-rank packages never import each other.
+ALLOWED: dict[str, frozenset[str]] = {
+    "foundation": frozenset(),
+    "crypto": frozenset({"foundation"}),
+    "records": frozenset({"foundation", "crypto"}),
+    "transport": frozenset({"foundation", "crypto"}),
+    "wallet_bridge": frozenset({"foundation", "crypto"}),
+    "dht": frozenset({"foundation", "crypto", "records"}),
+    "session": frozenset({"foundation", "crypto", "transport"}),
+    "coordinator": frozenset({"foundation", "crypto", "records", "dht", "transport", "session"}),
+    "app": frozenset({"foundation", "coordinator", "wallet_bridge"}),
+    "edge": frozenset({"foundation", "app", "wallet_bridge"}),
+}
+# Packages whose modules are each public (no __init__ face): the foundations.
+MODULES_PUBLIC = frozenset({"foundation"})
+# Where Electrum may be imported: the wallet bridge, the application layer, the edge.
+ELECTRUM_OK = frozenset({"wallet_bridge", "app", "edge"})
+EDGE_MODULES = frozenset({"plugin", "cmdline", "qt", "qt_dialogs", "commands"})
+# The package names Electrum gives a plugin it loads (see musig2_plugin/__init__.py).
+ELECTRUM_GUARD = "_ELECTRUM_PLUGIN_PARENTS"
+
+
+@dataclass(frozen=True)
+class Violation:
+    module: str
+    line: int
+    why: str
+
+
+def package_of(parts: tuple[str, ...]) -> str:
+    """``("records", "fields")`` -> records; ``("plugin",)`` -> edge; ``("__init__",)`` -> root."""
+    if len(parts) == 1:
+        return "root" if parts[0] == "__init__" else "edge"
+    return parts[0]
+
+
+def module_parts(path: Path) -> tuple[str, ...]:
+    rel = path.relative_to(PKG_DIR).with_suffix("")
+    return tuple(rel.parts)
+
+
+def resolve(parts: tuple[str, ...], node: ast.ImportFrom) -> tuple[str, ...]:
+    """The target (inside musig2_plugin) of a relative import, as name parts; ``()`` is the
+    top-level package itself (``from .. import crypto`` then names the package imported)."""
+    base = list(parts[:-1])           # the package containing the module
+    up = node.level - 1
+    if up > len(base):
+        raise ValueError("relative import beyond the top-level package")
+    base = base[:len(base) - up]
+    return tuple(base) + (tuple(node.module.split(".")) if node.module else ())
+
+
+def target_package(tgt: tuple[str, ...]) -> str:
+    """The layer package of an import target: ``("records", "fields")`` -> records,
+    ``("plugin",)`` -> edge, ``("crypto",)`` -> crypto."""
+    if len(tgt) == 1 and tgt[0] not in EDGE_MODULES:
+        return tgt[0]
+    return package_of(tgt)
+
+
+def check_source(source: str, parts: tuple[str, ...]) -> list[Violation]:
+    """All layer-rule violations of one module, given its source and its place in the package."""
+    tree = ast.parse(source)
+    name = ".".join(parts)
+    src_pkg = package_of(parts)
+    out: list[Violation] = []
+    guarded = _guarded_lines(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top == PKG:
+                    out.append(Violation(name, node.lineno, f"absolute import {alias.name}: "
+                                         "breaks under Electrum's zip importer"))
+                elif top == "electrum" and src_pkg not in ELECTRUM_OK:
+                    out.append(Violation(name, node.lineno, f"{src_pkg} imports Electrum"))
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0:
+            top = (node.module or "").split(".")[0]
+            if top == PKG:
+                out.append(Violation(name, node.lineno, f"absolute import from {node.module}"))
+            elif top in ("electrum", "electrum_ecc") and src_pkg not in ELECTRUM_OK:
+                out.append(Violation(name, node.lineno, f"{src_pkg} imports {node.module}"))
+            continue
+        target = resolve(parts, node)
+        targets = [target] if target else [(a.name,) for a in node.names]
+        for tgt in targets:
+            out += _check_edge(name, node, src_pkg, target_package(tgt), tgt, guarded)
+        # underscore names imported from another of our modules
+        if target and target != parts:
+            for alias in node.names:
+                if alias.name.startswith("_"):
+                    out.append(Violation(name, node.lineno,
+                                         f"imports private {alias.name} from {'.'.join(target)}"))
+    return out
+
+
+def _check_edge(name, node, src_pkg, dst_pkg, tgt, guarded) -> list[Violation]:
+    if src_pkg == "root":
+        if dst_pkg == "edge" and node.lineno not in guarded:
+            return [Violation(name, node.lineno, f"__init__ imports {'.'.join(tgt)} without "
+                              "the Electrum-loaded guard: the core would load Electrum")]
+        return []
+    if dst_pkg == src_pkg:
+        return []
+    if dst_pkg not in ALLOWED.get(src_pkg, frozenset()):
+        src_rank, dst_rank = RANK.get(src_pkg, -1), RANK.get(dst_pkg, 99)
+        kind = ("upward" if dst_rank > src_rank else
+                "sideways" if dst_rank == src_rank else "past its layer")
+        return [Violation(name, node.lineno,
+                          f"{kind} import: {src_pkg} -> {dst_pkg} ({'.'.join(tgt)})")]
+    if len(tgt) > 1 and dst_pkg not in MODULES_PUBLIC:
+        return [Violation(name, node.lineno, f"reaches into {'.'.join(tgt)}: import from "
+                          f"the package {dst_pkg} (its public face) instead")]
+    return []
+
+
+def _guarded_lines(tree: ast.Module) -> set[int]:
+    """Line numbers inside an ``if`` whose test names the Electrum-loaded guard."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ELECTRUM_GUARD in ast.unparse(node.test):
+            for sub in node.body:
+                for inner in ast.walk(sub):
+                    if hasattr(inner, "lineno"):
+                        lines.add(inner.lineno)
+    return lines
+
+
+def all_modules() -> list[Path]:
+    return sorted(p for p in PKG_DIR.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_package_has_a_layer():
+    packages = {package_of(module_parts(p)) for p in all_modules()} - {"root"}
+    assert packages == set(ALLOWED), "a new package needs a layer in ALLOWED and RANK"
+    assert set(RANK) == set(ALLOWED)
+
+
+def test_the_tree_keeps_the_layering():
+    violations = [v for p in all_modules() for v in check_source(p.read_text(), module_parts(p))]
+    assert violations == [], "\n".join(f"{v.module}:{v.line}: {v.why}" for v in violations)
+
+
+# Planted violations: the checker must catch each one (else the test above proves nothing).
+@pytest.mark.parametrize("parts, source, expected", [
+    # a crypto module importing the coordinator: upward
+    (("crypto", "musig"), "from ..coordinator import Musig2Node\n", "upward import: crypto -> coordinator"),
+    # the session importing the coordinator's payload module: upward
+    (("session", "spec"), "from ..coordinator.payload import RequestPayload\n", "upward import"),
+    # dht importing transport: a sibling of its own layer's neighbour, not in its list
+    (("dht", "node"), "from ..transport import Transport\n", "past its layer"),
+    # the edge reaching past the application layer into records
+    (("qt",), "from .records import TxType\n", "past its layer import: edge -> records"),
+    # the coordinator reaching into a session module instead of the package
+    (("coordinator", "node"), "from ..session.spec import SessionSpec\n", "reaches into session.spec"),
+    # a private helper of another module
+    (("crypto", "musig"), "from .bip340 import _keypair\n", "imports private _keypair"),
+    # Electrum in a core layer (direct and as a dotted import)
+    (("records", "base"), "from electrum.bitcoin import b\n", "records imports electrum.bitcoin"),
+    (("dht", "node"), "import electrum.wallet\n", "dht imports Electrum"),
+    # an absolute import of our own package (breaks under Electrum's zip importer)
+    (("session", "spec"), "from musig2_plugin.crypto import key_sort\n", "absolute import"),
+    # __init__ importing the commands without the guard
+    (("__init__",), "from . import commands\n", "without the Electrum-loaded guard"),
+])
+def test_planted_violations_are_caught(parts, source, expected):
+    found = check_source(source, parts)
+    assert len(found) == 1 and expected in found[0].why, found
+
+
+@pytest.mark.parametrize("parts, source", [
+    (("crypto", "musig"), "from ..foundation.constants import MAX_SIGNERS\n"),
+    (("coordinator", "node"), "from ..session import SessionSpec\nfrom .payload import X\n"),
+    (("app", "cosign"), "from ..coordinator import Musig2Node\nimport electrum\n"),
+    (("qt",), "from .app import cosign\nfrom .plugin import Musig2Plugin\n"),
+    (("__init__",), "if _parent in _ELECTRUM_PLUGIN_PARENTS:\n    from . import commands\n"),
+])
+def test_allowed_imports_pass(parts, source):
+    assert check_source(source, parts) == []
