@@ -13,6 +13,7 @@ from electrum.logging import get_logger
 from electrum.plugin import BasePlugin, hook
 from electrum.version import ELECTRUM_VERSION
 
+from .foundation.constants import PLUGIN_NAME
 from .wallet_bridge import (ParticipantKey, PsbtSigner, VaultStore, VaultWatcher,
                             cached_participant_key, check_supported, ensure_participant_key,
                             participant_secret_checked)
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from electrum.simple_config import SimpleConfig
     from electrum.wallet import Abstract_Wallet
 
-PLUGIN_NAME = "musig2_plugin"
 # Config key (in Electrum's own config file, next to plugins.<name>.enabled) of the user's choice
 # to run the co-signing node; kept in Electrum's config so both GUIs and the daemon see one value.
 CONFIG_NODE_ENABLED = f"plugins.{PLUGIN_NAME}.node_enabled"
@@ -221,13 +221,14 @@ class Musig2Plugin(BasePlugin):
 
     def _observe(self, wallet, what: str, state) -> None:
         """Our own record of co-signers, from sessions we took part in (not what they claim)."""
-        if what not in ("signed", "failed"):
+        from .app import RequestEvent
+        if what not in (RequestEvent.SIGNED, RequestEvent.FAILED):
             return
         storage = self.get_storage(wallet)
         seen = dict(storage.get("observed", {}))
         cosigner = self.cosigners.get(id(wallet))
         mine = cosigner.pubkey if cosigner is not None else None
-        if what == "signed":
+        if what == RequestEvent.SIGNED:
             targets, slot = [k for k in state.record.keys if k != mine], 0
         else:
             targets, slot = [k for k in getattr(state, "culprits", ()) if k != mine], 1

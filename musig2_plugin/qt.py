@@ -22,7 +22,7 @@ from electrum.i18n import _
 from electrum.plugin import hook
 from electrum.gui.qt.util import Buttons, CloseButton, OkButton, WindowModalDialog, WWLabel
 
-from .app import check_nickname, user_message
+from .app import RequestEvent, RequestStatus, check_nickname, user_message
 from .foundation.constants import MAX_NICKNAME_BYTES, MAX_OPEN_APPROVAL_DIALOGS
 from .foundation.errors import Musig2Error
 from .plugin import (CONFIG_AD_FEE, CONFIG_AD_MAX, CONFIG_AD_MIN, CONFIG_AD_NICK, CONFIG_AD_TYPES,
@@ -283,7 +283,7 @@ class Plugin(Musig2Plugin):
                 return
             if result:               # accepted only after the approval joined the sessions
                 ProgressDialog(window, self, window.wallet, state).show()
-            elif state.status == "pending":
+            elif state.status == RequestStatus.PENDING:
                 cosigner.reject(state.key)
         d.finished.connect(on_finished)
         d.show()
@@ -293,16 +293,16 @@ class Plugin(Musig2Plugin):
         window = self._windows.get(id(wallet))
         if window is None:
             return
-        if what == "received":
+        if what == RequestEvent.RECEIVED:
             window.notify(_("MuSig2 signing request from {}").format(state.record.creator.hex()[:12]))
             # Only requests that passed the review get a dialog, and only a few at once:
             # anyone who knows our public key can send requests.
             open_now = [d for d in self._approval_dialogs if d.isVisible()]
             self._approval_dialogs = open_now
-            if (self.auto_open_approval and state.status == "pending"
+            if (self.auto_open_approval and state.status == RequestStatus.PENDING
                     and len(open_now) < MAX_OPEN_APPROVAL_DIALOGS):
                 self._approval_dialogs.append(self.open_approval(window, state))
-        elif what in ("broadcast", "failed"):
+        elif what in (RequestEvent.BROADCAST, RequestEvent.FAILED):
             window.notify(_("MuSig2 request {}: {}").format(state.key.hex()[:12], state.status))
 
 

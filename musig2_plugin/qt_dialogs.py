@@ -19,6 +19,8 @@ from electrum.i18n import _
 from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabel
 from electrum.util import get_asyncio_loop
 
+from .app import RequestEvent, RequestStatus
+
 if TYPE_CHECKING:
     from .app import RequestState
 
@@ -225,7 +227,8 @@ class ApprovalDialog(WindowModalDialog):
         self.error_label = WWLabel("")
         vbox.addWidget(self.error_label)
         self.approve_button = QPushButton(_("Approve and sign"))
-        self.approve_button.setEnabled(review is not None and state.status == "pending")
+        self.approve_button.setEnabled(review is not None
+                                       and state.status == RequestStatus.PENDING)
         self.approve_button.clicked.connect(self.accept)
         self.reject_button = QPushButton(_("Reject"))
         self.reject_button.clicked.connect(self.reject)
@@ -253,9 +256,11 @@ class ApprovalDialog(WindowModalDialog):
 class ProgressDialog(WindowModalDialog):
     """join -> round 1 -> round 2 -> signed -> broadcast, live from the request's events."""
 
-    STEPS = [("joined", _("Joined the signing sessions")), ("ready", _("All co-signers joined")),
-             ("round1", _("Round 1: public nonces")), ("round2", _("Round 2: partial signatures")),
-             ("signed", _("Transaction signed")), ("broadcast", _("Broadcast"))]
+    STEPS = [(RequestEvent.JOINED, _("Joined the signing sessions")),
+             (RequestEvent.READY, _("All co-signers joined")),
+             (RequestEvent.ROUND1, _("Round 1: public nonces")),
+             (RequestEvent.ROUND2, _("Round 2: partial signatures")),
+             (RequestEvent.SIGNED, _("Transaction signed")), (RequestEvent.BROADCAST, _("Broadcast"))]
     changed = pyqtSignal()
 
     def __init__(self, parent, plugin, wallet, state: "RequestState"):
@@ -264,7 +269,7 @@ class ProgressDialog(WindowModalDialog):
         vbox = QVBoxLayout(self)
         self.tx_label = WWLabel("")
         vbox.addWidget(self.tx_label)
-        self.labels: dict[str, QLabel] = {}
+        self.labels: dict[RequestEvent, QLabel] = {}
         for key, text in self.STEPS:
             label = QLabel()
             self.labels[key] = label
@@ -291,14 +296,15 @@ class ProgressDialog(WindowModalDialog):
                                                                _(self.state.status)))
         for key, text in self.STEPS:
             done = key in phases
-            if key == "ready" and "round1" in phases:
+            if key == RequestEvent.READY and RequestEvent.ROUND1 in phases:
                 done = True
             # seconds since the request was created: where a slow step shows
             when = f"  ({phases[key] - self.state.created:.2f} s)" if key in phases else ""
             self.labels[key].setText(("✔ " if done else "… ") + text + when)
         if self.state.error:
             self.error_label.setText(self.state.error)
-        self.cancel_button.setEnabled(self.state.status in ("pending", "approved"))
+        self.cancel_button.setEnabled(self.state.status in (RequestStatus.PENDING,
+                                                             RequestStatus.APPROVED))
 
     def cancel(self) -> None:
         try:

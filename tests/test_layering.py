@@ -205,3 +205,42 @@ def test_planted_violations_are_caught(parts, source, expected):
 ])
 def test_allowed_imports_pass(parts, source):
     assert check_source(source, parts) == []
+
+
+# --- state names: the enums, never string literals, in the edge and the application layer ----
+STATE_WORDS = frozenset({"pending", "refused", "approved", "signed", "broadcast", "failed",
+                         "creator", "cosigner", "received", "joined", "ready", "round1", "round2"})
+STATE_CHECKED = ("plugin", "qt", "qt_dialogs", "commands", "cmdline")
+
+
+def state_literals(source: str) -> list[int]:
+    """Lines comparing something with a request-state word written as a string literal."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for op in operands:
+                elts = op.elts if isinstance(op, (ast.Tuple, ast.List, ast.Set)) else [op]
+                if any(isinstance(e, ast.Constant) and e.value in STATE_WORDS for e in elts):
+                    lines.append(node.lineno)
+                    break
+    return lines
+
+
+def test_no_request_state_literal_in_the_edge():
+    found = {name: state_literals((PKG_DIR / f"{name}.py").read_text()) for name in STATE_CHECKED}
+    found["app.cosign"] = state_literals((PKG_DIR / "app" / "cosign.py").read_text())
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize("source", [
+    'if state.status == "pending":\n    pass\n',
+    'ok = what in ("broadcast", "failed")\n',
+    'x = "signed" != s.status\n',
+])
+def test_planted_state_literal_is_caught(source):
+    assert state_literals(source) == [1]
+
+
+def test_enum_comparisons_pass():
+    assert state_literals("if state.status == RequestStatus.PENDING:\n    pass\n") == []

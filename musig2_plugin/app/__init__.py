@@ -5,6 +5,7 @@ It sits between the Electrum edge (``plugin``, ``commands``, ``qt``) and the cor
 its public face: the edge imports from here, never from the modules inside.
 """
 from ..coordinator import TxType
-from .cosign import (APPROVED, BROADCAST, FAILED, PENDING, REFUSED, SIGNED, RequestPayloadError,
-                     RequestState, WalletCosigner, decode_app_data, encode_app_data, review_request)
+from .cosign import (APPROVED, BROADCAST, FAILED, PENDING, REFUSED, SIGNED, RequestEvent,
+                     RequestPayloadError, RequestRole, RequestState, RequestStatus, WalletCosigner,
+                     decode_app_data, encode_app_data, review_request)
 from .errors import BadArgument, check_nickname, user_message

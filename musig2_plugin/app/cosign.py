@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import json
 import logging
 import time
@@ -39,8 +40,47 @@ from ..wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, atta
 log = logging.getLogger(__name__)
 APP_DATA_VERSION = 1
 
+class RequestStatus(enum.StrEnum):
+    """Where a signing request stands for this wallet (``RequestState.status``).
+
+    A ``StrEnum``: the JSON the commands answer and the text the dialogs show stay the words
+    below, while code compares members, never string literals.
+    """
+    PENDING = "pending"          # received, reviewed, waiting for the user
+    REFUSED = "refused"          # failed the review, or rejected by the user
+    APPROVED = "approved"        # joined: the rounds run by themselves
+    SIGNED = "signed"            # every input of the request has its signature
+    BROADCAST = "broadcast"      # the final transaction was sent
+    FAILED = "failed"            # aborted, cancelled, or the send failed
+
+
+class RequestRole(enum.StrEnum):
+    """Whether this wallet created the request or was asked to co-sign it."""
+    CREATOR = "creator"
+    COSIGNER = "cosigner"
+
+
+class RequestEvent(enum.StrEnum):
+    """What the service tells its listeners (``notify(event, state)``): the GUI, the plugin's
+    observed-reputation record. The progress events double as ``RequestState.phases`` keys."""
+    CREATED = "created"
+    RECEIVED = "received"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REJOINED = "rejoined"
+    JOINED = "joined"            # a phase only: our sessions were joined
+    READY = "ready"
+    ROUND1 = "round1"
+    ROUND2 = "round2"
+    SIGNED = "signed"
+    BROADCASTING = "broadcasting"  # a phase only: the send started
+    BROADCAST = "broadcast"
+    FAILED = "failed"
+
+
 PENDING, REFUSED, APPROVED, SIGNED, BROADCAST, FAILED = (
-    "pending", "refused", "approved", "signed", "broadcast", "failed")
+    RequestStatus.PENDING, RequestStatus.REFUSED, RequestStatus.APPROVED, RequestStatus.SIGNED,
+    RequestStatus.BROADCAST, RequestStatus.FAILED)
 
 
 class RequestPayloadError(BridgeError):
@@ -90,8 +130,8 @@ def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list
 class RequestState:
     key: bytes
     record: Any
-    role: str                          # "creator" or "cosigner"
-    status: str
+    role: RequestRole
+    status: RequestStatus
     tx: Optional[PartialTransaction] = None
     inputs: list[int] = field(default_factory=list)
     review: Optional[SpendReview] = None
@@ -103,7 +143,7 @@ class RequestState:
     broadcast_txid: Optional[str] = None
     final_tx: Optional[str] = None
     created: float = field(default_factory=time.time)
-    phases: dict[str, float] = field(default_factory=dict)
+    phases: dict[RequestEvent, float] = field(default_factory=dict)
     musig: Optional[dict] = None
     culprits: tuple[bytes, ...] = ()
     # Network sends of the final transaction: one per request, however many callers ask
@@ -112,7 +152,7 @@ class RequestState:
     _broadcasting: Optional["asyncio.Future"] = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"request_id": self.key.hex(), "role": self.role, "status": self.status,
+        return {"request_id": self.key.hex(), "role": self.role.value, "status": self.status.value,
                 "creator": self.record.creator.hex(),
                 "participants": [k.hex() for k in self.record.keys],
                 "inputs": self.inputs, "txid": self.txid, "error": self.error,
@@ -120,14 +160,14 @@ class RequestState:
                 "session_ids": [s.hex() for s in self.session_ids],
                 "signed_inputs": sorted(self.signatures), "final_tx": self.final_tx,
                 "broadcast_txid": self.broadcast_txid, "broadcasts": self.broadcasts,
-                "phases": {k: round(v - self.created, 3) for k, v in self.phases.items()}}
+                "phases": {str(k): round(v - self.created, 3) for k, v in self.phases.items()}}
 
 
 class WalletCosigner:
     """The co-signing node of one wallet (its participant key), and its requests."""
 
     def __init__(self, wallet, seckey: bytes, *, config=None,
-                 notify: Optional[Callable[[str, "RequestState"], None]] = None,
+                 notify: Optional[Callable[[RequestEvent, "RequestState"], None]] = None,
                  auto_broadcast: bool = True, approvals: Optional[dict] = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
         a restart such a request is rejoined without asking again (its nonces are fresh: the
@@ -152,9 +192,9 @@ class WalletCosigner:
         self._subs = [self.node.on("signing-request:received", self._on_received, loop),
                       self.node.on("signature:finalized", self._on_finalized, loop),
                       self.node.on("session:aborted", self._on_aborted, loop),
-                      self.node.on("session:ready", self._on_phase("ready"), loop),
-                      self.node.on("round1:complete", self._on_phase("round1"), loop),
-                      self.node.on("round2:complete", self._on_phase("round2"), loop)]
+                      self.node.on("session:ready", self._on_phase(RequestEvent.READY), loop),
+                      self.node.on("round1:complete", self._on_phase(RequestEvent.ROUND1), loop),
+                      self.node.on("round2:complete", self._on_phase(RequestEvent.ROUND2), loop)]
         if dht:
             self._poller = asyncio.ensure_future(self._poll_loop(poll_interval))
         self._running = True
@@ -194,7 +234,7 @@ class WalletCosigner:
                 "advertising": self.node.advertisement is not None,
                 "requests": len(self.requests)}
 
-    def _emit(self, what: str, state: RequestState) -> None:
+    def _emit(self, what: RequestEvent, state: RequestState) -> None:
         if self.notify is not None:
             try:
                 self.notify(what, state)
@@ -219,19 +259,19 @@ class WalletCosigner:
             participants, [msgs[i] for i in inputs], app_data=encode_app_data(tx, inputs),
             tx_type=TxType.SPEND, metadata=metadata[:200])
         key = request_key(record)
-        state = RequestState(key=key, record=record, role="creator", status=APPROVED, tx=tx,
+        state = RequestState(key=key, record=record, role=RequestRole.CREATOR, status=APPROVED, tx=tx,
                              inputs=inputs, txid=tx.txid(), approved=True)
         state.review = review_spend(tx, self.pubkey, {i: msgs[i] for i in inputs})
         self.requests[key] = state
         state.session_ids = await self.node.join_signing_request(record, auto=True)
-        state.phases["joined"] = time.time()
-        self._emit("created", state)
+        state.phases[RequestEvent.JOINED] = time.time()
+        self._emit(RequestEvent.CREATED, state)
         return state
 
     def _on_received(self, request_id: bytes, request, **_kw) -> None:
         if request_id in self.requests:
             return
-        state = RequestState(key=request_id, record=request, role="cosigner", status=PENDING)
+        state = RequestState(key=request_id, record=request, role=RequestRole.COSIGNER, status=PENDING)
         try:
             known = self.node.known_request(request_id)
             state.tx, state.inputs, state.review = review_request(request, known.payload,
@@ -242,7 +282,7 @@ class WalletCosigner:
             state.error = f"{type(exc).__name__}: {exc}"
         self._evict()
         self.requests[request_id] = state
-        self._emit("received", state)
+        self._emit(RequestEvent.RECEIVED, state)
         if state.status == PENDING and request_id.hex() in self.approvals:
             asyncio.ensure_future(self._rejoin(state))
 
@@ -255,11 +295,11 @@ class WalletCosigner:
         except Exception as exc:
             state.status = FAILED
             state.error = f"rejoin failed: {type(exc).__name__}: {exc}"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
             return
         state.status = APPROVED
-        state.phases["joined"] = time.time()
-        self._emit("rejoined", state)
+        state.phases[RequestEvent.JOINED] = time.time()
+        self._emit(RequestEvent.REJOINED, state)
 
     def _evict(self) -> None:
         """Keep at most MAX_TRACKED_REQUESTS: anyone can address requests to our public key,
@@ -306,8 +346,8 @@ class WalletCosigner:
             state.error = f"{type(exc).__name__}: {exc}"
             raise BridgeError(state.error) from None
         state.status = APPROVED
-        state.phases["joined"] = time.time()
-        self._emit("approved", state)
+        state.phases[RequestEvent.JOINED] = time.time()
+        self._emit(RequestEvent.APPROVED, state)
         return state
 
     def _remember_approval(self, key: bytes) -> None:
@@ -323,7 +363,7 @@ class WalletCosigner:
         if state.status == PENDING:
             state.status = REFUSED
             state.error = "rejected by the user"
-            self._emit("rejected", state)
+            self._emit(RequestEvent.REJECTED, state)
         return state
 
     def cancel(self, request_id: "bytes | str") -> RequestState:
@@ -339,7 +379,7 @@ class WalletCosigner:
                     session.stop()
             state.status = FAILED
             state.error = "cancelled by the user"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
         return state
 
     def _approve(self, record, payload) -> bool:
@@ -355,7 +395,7 @@ class WalletCosigner:
         return True
 
     # ------------------------------------------------------------------ signatures
-    def _on_phase(self, name: str):
+    def _on_phase(self, name: RequestEvent):
         def handler(session_id: bytes, **_kw) -> None:
             for state in self.requests.values():
                 if session_id in state.session_ids and name not in state.phases:
@@ -376,7 +416,7 @@ class WalletCosigner:
         except BridgeError as exc:
             state.status = FAILED
             state.error = f"{type(exc).__name__}: {exc}"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
             return
         state.signatures[input_index] = signature
         if len(state.signatures) == len(state.inputs):
@@ -389,13 +429,13 @@ class WalletCosigner:
             # Inputs of other participant sets (not in this request) may still be unsigned.
             state.status = SIGNED
             state.error = f"{type(exc).__name__}: {exc}"
-            self._emit("signed", state)
+            self._emit(RequestEvent.SIGNED, state)
             return
         state.final_tx = final.serialize()
         state.status = SIGNED
-        state.phases["signed"] = time.time()
-        self._emit("signed", state)
-        if state.role == "creator" and self.auto_broadcast:
+        state.phases[RequestEvent.SIGNED] = time.time()
+        self._emit(RequestEvent.SIGNED, state)
+        if state.role is RequestRole.CREATOR and self.auto_broadcast:
             asyncio.ensure_future(self._auto_broadcast(state))
 
     async def broadcast(self, state: RequestState) -> str:
@@ -429,18 +469,18 @@ class WalletCosigner:
 
     async def _broadcast_once(self, state: RequestState) -> str:
         from electrum.transaction import Transaction
-        state.phases["broadcasting"] = time.time()
+        state.phases[RequestEvent.BROADCASTING] = time.time()
         state.broadcasts += 1
         try:
             txid = await broadcast(self.wallet, Transaction(state.final_tx))
         except BridgeError as exc:
             state.error = f"{type(exc).__name__}: {exc}"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
             raise
         state.broadcast_txid = txid
         state.status = BROADCAST
-        state.phases["broadcast"] = time.time()
-        self._emit("broadcast", state)
+        state.phases[RequestEvent.BROADCAST] = time.time()
+        self._emit(RequestEvent.BROADCAST, state)
         return txid
 
     def _on_aborted(self, session_id: bytes, request_id: bytes, reason: str,
@@ -452,4 +492,4 @@ class WalletCosigner:
         state.culprits = tuple(culprits)
         state.error = f"session aborted: {reason}" + (
             f" (culprits: {', '.join(c.hex() for c in culprits)})" if culprits else "")
-        self._emit("failed", state)
+        self._emit(RequestEvent.FAILED, state)

@@ -63,7 +63,7 @@ class Musig2Config:
     #: Open inbound connections accepted at once.
     max_inbound_connections: int = 256
     #: Accepted difference between a message's timestamp and our clock (seconds).
-    max_clock_skew: float = 120.0
+    max_clock_skew: float = float(C.MAX_CLOCK_SKEW_S)
     #: Invalid messages after which a peer is blocked (the anchor uses 10).
     block_after_invalid: int = 10
     #: How long a blocked participant key stays blocked (seconds).

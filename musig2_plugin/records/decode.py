@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..foundation import constants as C
 from .advertisement import Advertisement, Withdrawal
-from .base import HEADER_LEN, SIG_LEN, Record, check_signature, check_time
+from .base import HEADER_LEN, Record, check_signature, check_time
 from .codec import Reader
 from .errors import (InvalidField, MalformedRecord, OversizedRecord, RecordError,
                      UnknownRecordKind, UnsupportedVersion)
@@ -31,7 +31,7 @@ def decode_record(data: bytes, *, now: float | None = None, check_expiry: bool =
     data = bytes(data)
     if len(data) > C.MAX_RECORD_BYTES:
         raise OversizedRecord(f"record of {len(data)} bytes exceeds {C.MAX_RECORD_BYTES}")
-    if len(data) < HEADER_LEN + SIG_LEN:
+    if len(data) < HEADER_LEN + C.SCHNORR_SIG_LEN:
         if data and data[0] != C.RECORD_VERSION:
             raise UnsupportedVersion(f"record version {data[0]}")
         raise MalformedRecord("record shorter than header and signature")
@@ -40,7 +40,7 @@ def decode_record(data: bytes, *, now: float | None = None, check_expiry: bool =
     cls = RECORD_KINDS.get(data[1])
     if cls is None:
         raise UnknownRecordKind(f"record kind {data[1]}")
-    body, signature = data[:-SIG_LEN], data[-SIG_LEN:]
+    body, signature = data[:-C.SCHNORR_SIG_LEN], data[-C.SCHNORR_SIG_LEN:]
     r = Reader(body)
     r.take(2, "version and kind")
     owner = r.take(33, "owner")
@@ -70,11 +70,11 @@ def peek_slot(data: bytes) -> bytes | None:
     Only for routing decisions where a lie costs nothing (e.g. "this peer seems to
     hold another version: send it ours too"); never for accepting a record.
     """
-    if not isinstance(data, bytes) or len(data) < HEADER_LEN + SIG_LEN or data[0] != C.RECORD_VERSION:
+    if not isinstance(data, bytes) or len(data) < HEADER_LEN + C.SCHNORR_SIG_LEN or data[0] != C.RECORD_VERSION:
         return None
     kind, xonly = data[1], data[3:35]
     if kind in (Advertisement.KIND, Withdrawal.KIND):
         return b"S" + xonly
-    if kind == SigningRequest.KIND and len(data) >= HEADER_LEN + 32 + SIG_LEN:
+    if kind == SigningRequest.KIND and len(data) >= HEADER_LEN + 32 + C.SCHNORR_SIG_LEN:
         return b"R" + xonly + data[HEADER_LEN:HEADER_LEN + 32]
     return None

@@ -30,12 +30,12 @@ class SpecError(Musig2Error, ValueError):
     pass
 
 
-class Tweak(str, enum.Enum):
+class Tweak(enum.StrEnum):
     """What the aggregate key is tweaked with before signing: one type for the session spec and
     the request payload (which carries it as one byte, :attr:`wire`).
 
     ``TAPROOT`` signs for the taproot output key Q (BIP-341, optionally with a script-tree merkle
-    root); ``NONE`` signs for the plain aggregate key. A ``str`` enum, so the names a caller or a
+    root); ``NONE`` signs for the plain aggregate key. A ``StrEnum``, so the names a caller or a
     test writes (``"taproot"``) are the same values.
     """
     NONE = "none"

@@ -26,7 +26,7 @@ from ..foundation.errors import Musig2Error
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 
 _HEADER = struct.Struct(">BB32s33sQQI")
-SIG_LEN = 64
+SIG_LEN = C.SCHNORR_SIG_LEN
 MIN_ENVELOPE_LEN = _HEADER.size + SIG_LEN
 
 

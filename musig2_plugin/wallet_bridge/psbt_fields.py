@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import MutableMapping, Optional
 
-from ..foundation.constants import MAX_OUTPUT_PARTICIPANTS
+from ..foundation.constants import MAX_OUTPUT_PARTICIPANTS, PARTIAL_SIG_LEN, PUBNONCE_LEN
 from .errors import PsbtFieldError
 from .musig_output import MusigOutput
 
@@ -32,8 +32,6 @@ IN_MUSIG2_PARTIAL_SIG = 0x1C
 OUT_TAP_INTERNAL_KEY = 0x05
 OUT_MUSIG2_PARTICIPANT_PUBKEYS = 0x08
 
-PUBNONCE_LEN = 66
-PARTIAL_SIG_LEN = 32
 
 
 def _entries(unknown: MutableMapping[bytes, bytes], key_type: int) -> list[tuple[bytes, bytes]]:
