@@ -139,23 +139,15 @@ async def create_output(self: "Commands", keys=None, descriptor=None, label="", 
     arg:str:descriptor:instead of keys, a tr(musig(...)) descriptor that includes your key
     arg:str:label:a label for this output
     """
-    from .wallet_bridge import InvalidParticipants, MusigOutput
     with _clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         if (keys is None) == (descriptor is None):
             raise UserFacingException("BadArgument: give either keys or descriptor")
-        if descriptor is not None:
-            out = MusigOutput.from_descriptor(str(descriptor))
-            if out.index_of(me) is None:
-                raise InvalidParticipants("your participant key is not in this descriptor")
-        else:
-            given = [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))]
-            if me not in given:
-                given.append(me)
-            out = MusigOutput.from_pubkeys(given)
-        stored = plugin.vaults(wallet).add(out, label or "")
-        wallet.save_db()
-        plugin.watch_output(out)
+        given = (None if keys is None else
+                 [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))])
+        stored = plugin.create_output(wallet, me, keys=given,
+                                      descriptor=None if descriptor is None else str(descriptor),
+                                      label=label or "")
     return stored.to_json()
 
 
@@ -202,7 +194,8 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
     arg:str:change_address:where change goes (default: a receiving address of this wallet)
     arg:bool:announce:announce through the co-signing node (default: when it runs)
     """
-    from .wallet_bridge import psbt_base64, review_spend, sighashes
+    from .app import prepare_own_spend
+    from .wallet_bridge import psbt_base64
     with _clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         tx = await plugin.build_spend_request(
@@ -211,24 +204,17 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
             fee_sats=int(fee) if fee is not None else None,
             feerate_sat_vb=float(feerate) if feerate is not None else None,
             change_address=change_address)
-        msgs = sighashes(tx)
-        review = review_spend(tx, me, {i: m for i, m in msgs.items() if _input_has(tx, i, me)})
+        own = prepare_own_spend(tx, me)      # sighashes and review: computed once, here
         result = {"psbt": psbt_base64(tx), "txid": tx.txid(),
-                  "sighashes": {str(i): m.hex() for i, m in sorted(msgs.items())},
-                  "review": review.to_json(), "request_id": None}
+                  "sighashes": {str(i): m.hex() for i, m in sorted(own.sighashes.items())},
+                  "review": own.review.to_json(), "request_id": None}
         running = id(wallet) in plugin.cosigners and plugin.cosigners[id(wallet)].is_running()
         if announce is None:
             announce = running
         if announce:
-            state = await plugin.cosigner(wallet).request_spend(tx)
+            state = await plugin.cosigner(wallet).request_spend(tx, prepared=own)
             result["request_id"] = state.key.hex()
     return result
-
-
-def _input_has(tx, i, me) -> bool:
-    from .wallet_bridge import musig_inputs
-    out = musig_inputs(tx).get(i)
-    return out is not None and out.index_of(me) is not None
 
 
 def _claimed(sighashes_arg) -> Optional[dict[int, bytes]]:
@@ -255,15 +241,11 @@ async def psbt_review(self: "Commands", psbt, sighashes=None, password=None, wal
     arg:str:psbt:the PSBT (base64 or hex)
     arg:str:sighashes:optional JSON object input index -> sighash hex, as claimed by the requester
     """
-    from .wallet_bridge import keypath_sighash, musig_inputs, parse_psbt, review_spend
+    from .app import review_psbt
+    from .wallet_bridge import parse_psbt
     with _clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
-        tx = parse_psbt(psbt)
-        claimed = _claimed(sighashes)
-        if claimed is None:
-            claimed = {i: keypath_sighash(tx, i) for i, out in musig_inputs(tx).items()
-                       if out.index_of(me) is not None}
-        return review_spend(tx, me, claimed).to_json()
+        return review_psbt(parse_psbt(psbt), me, _claimed(sighashes)).to_json()
 
 
 @plugin_command('wp', PLUGIN_NAME)
@@ -301,22 +283,14 @@ async def psbt_combine(self: "Commands", psbts, wallet=None, plugin: "Musig2Plug
     """Merge PSBTs of the same transaction (each participant's nonces or partial signatures).
     arg:str:psbts:JSON list of PSBTs (base64 or hex)
     """
-    from .wallet_bridge import MalformedPsbt, parse_psbt, psbt_base64
+    from .app import combine_psbts
+    from .wallet_bridge import MAX_COMBINED_PSBTS, psbt_base64
     with _clear_errors():
         items = _json_list(psbts, "psbts")
-        if not items or len(items) > 100:
-            raise UserFacingException("BadArgument: give 1 to 100 PSBTs")
-        first = parse_psbt(items[0])
-        for other in items[1:]:
-            tx = parse_psbt(other)
-            if tx.txid() != first.txid():
-                raise MalformedPsbt("the PSBTs are not for the same transaction")
-            for a, b in zip(first.inputs(), tx.inputs()):
-                for k, v in b._unknown.items():
-                    if k in a._unknown and a._unknown[k] != v:
-                        raise MalformedPsbt("the PSBTs disagree on a MuSig2 field")
-            first.combine_with_other_psbt(tx)
-    return {"psbt": psbt_base64(first)}
+        if not items or len(items) > MAX_COMBINED_PSBTS:
+            raise UserFacingException(f"BadArgument: give 1 to {MAX_COMBINED_PSBTS} PSBTs")
+        combined = combine_psbts(items)
+    return {"psbt": psbt_base64(combined)}
 
 
 @plugin_command('', PLUGIN_NAME)
@@ -400,9 +374,10 @@ async def advertise(self: "Commands", tx_types=None, min_amount=None, max_amount
 @plugin_command('w', PLUGIN_NAME)
 async def withdraw(self: "Commands", wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Withdraw this wallet's advertisement (a signed tombstone replaces it in the DHT)."""
+    from .app import withdraw as app_withdraw
     with _clear_errors():
-        w = await plugin.cosigner(wallet).node.withdraw_advertisement()
-    return {"withdrawn": w is not None}
+        withdrawn = await app_withdraw(plugin.cosigner(wallet))
+    return {"withdrawn": withdrawn}
 
 
 def _ad_json(ad) -> dict[str, Any]:
@@ -421,12 +396,13 @@ async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=No
     arg:str:tx_type:transaction type they must accept (default spend)
     arg:int:amount:amount (satoshis) they must accept
     """
+    from .app import find_signers as app_find_signers
     with _clear_errors():
         try:
-            ads = await plugin.cosigner(wallet).node.find_available_signers(
-                tx_type, amount=None if amount is None else int(amount))
-        except ValueError as exc:
-            raise UserFacingException(f"BadArgument: {exc}") from None
+            wanted = None if amount is None else int(amount)
+        except (TypeError, ValueError):
+            raise UserFacingException("BadArgument: amount must be whole satoshis") from None
+        ads = await app_find_signers(plugin.cosigner(wallet), tx_type, amount=wanted)
     observed = plugin.observed_reputation(wallet)
     return [dict(_ad_json(ad), observed=observed.get(ad.owner.hex(), [0, 0])) for ad in ads]
 

@@ -199,21 +199,30 @@ class Musig2Plugin(BasePlugin):
         The nickname is checked first, against the records' own limit: a too-long one is
         refused with the limit in words (BadArgument), never cut short silently.
         """
-        from .app import TxType, check_nickname
-        nickname = check_nickname(str(overrides.get("nickname", self.config.get(CONFIG_AD_NICK, ""))))
+        from . import app
+        nickname = app.check_nickname(str(overrides.get("nickname",
+                                                        self.config.get(CONFIG_AD_NICK, ""))))
         c = self.cosigner(wallet)
         types = overrides.get("tx_types") or [t.strip() for t in str(
             self.config.get(CONFIG_AD_TYPES, "spend")).split(",") if t.strip()]
-        kwargs = dict(tx_types=tuple(TxType(t) for t in types),
-                      min_amount_sat=int(overrides.get("min_amount_sat",
-                                                       self.config.get(CONFIG_AD_MIN, 0))),
-                      nickname=nickname,
-                      fee_per_signature_sat=int(overrides.get("fee_per_signature_sat",
-                                                              self.config.get(CONFIG_AD_FEE, 0))))
         max_amount = overrides.get("max_amount_sat", self.config.get(CONFIG_AD_MAX, None))
-        if max_amount is not None:
-            kwargs["max_amount_sat"] = int(max_amount)
-        return await c.node.advertise_signer(**kwargs)
+        return await app.advertise(
+            c, tx_types=types, nickname=nickname,
+            min_amount_sat=int(overrides.get("min_amount_sat", self.config.get(CONFIG_AD_MIN, 0))),
+            max_amount_sat=None if max_amount is None else int(max_amount),
+            fee_per_signature_sat=int(overrides.get("fee_per_signature_sat",
+                                                    self.config.get(CONFIG_AD_FEE, 0))))
+
+    def create_output(self, wallet: "Abstract_Wallet", me: bytes, *, keys=None,
+                      descriptor: Optional[str] = None, label: str = ""):
+        """A new MuSig2 output remembered in the wallet (saved) and followed on its server: the
+        one path of the create_output command and the signer picker."""
+        from . import app
+        stored = app.create_output(self.vaults(wallet), me, keys=keys, descriptor=descriptor,
+                                   label=label)
+        wallet.save_db()
+        self.watch_output(stored.output)
+        return stored
 
     def observed_reputation(self, wallet: "Abstract_Wallet") -> dict[str, list[int]]:
         """What this wallet saw of each co-signer: [sessions completed, sessions they failed]."""

@@ -239,13 +239,16 @@ class Plugin(Musig2Plugin):
                 msg=_("Your MuSig2 participant key is derived from your seed."))
             if not password:
                 return False
-        from electrum.util import get_asyncio_loop
-        import asyncio
-        fut = asyncio.run_coroutine_threadsafe(self.start_node(wallet, password), get_asyncio_loop())
+        # Electrum's own non-blocking wait: a modal "please wait" dialog with a Cancel button
+        # keeps the GUI event loop running while the node starts on the asyncio thread.
+        from electrum.util import UserCancelled
         try:
-            fut.result(timeout=30)
+            window.run_coroutine_dialog(self.start_node(wallet, password),
+                                        _("Starting the co-signing node…"))
+        except UserCancelled:
+            return False
         except Exception as exc:
-            window.show_error(_("The co-signing node did not start: {}").format(exc))
+            window.show_error(_("The co-signing node did not start: {}").format(user_message(exc)))
             return False
         return True
 

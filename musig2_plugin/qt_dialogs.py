@@ -19,7 +19,8 @@ from electrum.i18n import _
 from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabel
 from electrum.util import get_asyncio_loop
 
-from .app import RequestEvent, RequestStatus
+from .app import RequestEvent, RequestStatus, find_signers, user_message
+from .foundation.errors import Musig2Error
 
 if TYPE_CHECKING:
     from .app import RequestState
@@ -115,20 +116,20 @@ class SignerPickerDialog(WindowModalDialog):
     def refresh(self) -> None:
         kind, amount, rep = self._filters()
         try:
-            node = self.plugin.cosigner(self.wallet).node
-        except Exception as exc:
-            self.status.setText(str(exc))
+            cosigner = self.plugin.cosigner(self.wallet)
+        except Musig2Error as exc:
+            self.status.setText(user_message(exc))
             return
         self.status.setText(_("Searching…"))
         self.refresh_button.setEnabled(False)
         self._runner = AsyncRunner()
-        self._runner.run(node.find_available_signers(kind, amount=amount, min_reputation=rep),
+        self._runner.run(find_signers(cosigner, kind, amount=amount, min_reputation=rep),
                          self._on_found)
 
     def _on_found(self, ads, exc) -> None:
         self.refresh_button.setEnabled(True)
         if exc is not None:
-            self.status.setText(_("Search failed: {}").format(exc))
+            self.status.setText(_("Search failed: {}").format(user_message(exc)))
             return
         self.set_signers(ads)
 
@@ -151,7 +152,6 @@ class SignerPickerDialog(WindowModalDialog):
         return [self.ads[r] for r in rows if r < len(self.ads)]
 
     def create_output(self) -> None:
-        from .wallet_bridge import MusigOutput
         picked = self.selected()
         if not picked:
             self.show_error(_("Select at least one co-signer."))
@@ -160,15 +160,14 @@ class SignerPickerDialog(WindowModalDialog):
         if me is None:
             self.show_error(_("Start the co-signing node first (it derives your key)."))
             return
-        try:
-            out = MusigOutput.from_pubkeys([me.pubkey] + [ad.owner for ad in picked])
-        except Exception as exc:
-            self.show_error(str(exc))
-            return
         nick = ", ".join(ad.nickname or short_key(ad.owner.hex()) for ad in picked)
-        self.created = self.plugin.vaults(self.wallet).add(out, _("with {}").format(nick))
-        self.wallet.save_db()
-        self.plugin.watch_output(out)
+        try:
+            self.created = self.plugin.create_output(self.wallet, me.pubkey,
+                                                     keys=[ad.owner for ad in picked],
+                                                     label=_("with {}").format(nick))
+        except Musig2Error as exc:
+            self.show_error(user_message(exc))
+            return
         if self.on_created is not None:
             self.on_created(self.created)
         self.accept()

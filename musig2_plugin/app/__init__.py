@@ -9,3 +9,6 @@ from .cosign import (APPROVED, BROADCAST, FAILED, PENDING, REFUSED, SIGNED, Requ
                      RequestPayloadError, RequestRole, RequestState, RequestStatus, WalletCosigner,
                      decode_app_data, encode_app_data, review_request)
 from .errors import BadArgument, check_nickname, user_message
+from .review import OwnSpend, prepare_own_spend, review_psbt
+from .service import (advertise, combine_psbts, create_output, find_signers, tx_type,
+                      withdraw)

@@ -35,7 +35,8 @@ from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
 from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, Tweak, TxType, request_key
 from ..wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
                             broadcast, finalize, musig_inputs, parse_psbt, psbt_base64,
-                            review_spend, sighashes)
+                            review_spend)
+from .review import OwnSpend, prepare_own_spend
 
 log = logging.getLogger(__name__)
 APP_DATA_VERSION = 1
@@ -145,6 +146,7 @@ class RequestState:
     created: float = field(default_factory=time.time)
     phases: dict[RequestEvent, float] = field(default_factory=dict)
     musig: Optional[dict] = None
+    payload: Any = None                # the decrypted payload the review was computed from
     culprits: tuple[bytes, ...] = ()
     # Network sends of the final transaction: one per request, however many callers ask
     # (the auto-broadcast and the broadcast_request command may overlap).
@@ -242,26 +244,29 @@ class WalletCosigner:
                 log.exception("request notification callback failed")
 
     # ------------------------------------------------------------------ requests
-    async def request_spend(self, tx: PartialTransaction, *, metadata: str = "") -> RequestState:
-        """Announce a spend of MuSig2 coins to their participants and join it ourselves."""
-        musig = musig_inputs(tx)
-        mine = {i: o for i, o in musig.items() if o.index_of(self.pubkey) is not None}
-        if not mine:
-            raise ParticipantMismatch(0, "no input of this transaction is ours to co-sign")
-        key_sets = {o.participants for o in mine.values()}
-        if len(key_sets) != 1:
+    async def request_spend(self, tx: PartialTransaction, *, metadata: str = "",
+                            prepared: Optional[OwnSpend] = None) -> RequestState:
+        """Announce a spend of MuSig2 coins to their participants and join it ourselves.
+
+        ``prepared``: the sighashes and review the caller already computed for this wallet's key
+        (``prepare_own_spend``), so a command that answers them does not compute them twice.
+        """
+        own = prepared if prepared is not None else prepare_own_spend(tx, self.pubkey)
+        if len(own.participants) != 1:
             raise BridgeError("one request signs inputs of one participant set; "
                               "split the spend or use the PSBT commands")
-        msgs = sighashes(tx)
-        inputs = sorted(mine)
-        participants = next(iter(key_sets))
+        msgs = own.sighashes
+        inputs = list(own.inputs)
+        participants = next(iter(own.participants))
         record = await self.node.announce_signing_request(
             participants, [msgs[i] for i in inputs], app_data=encode_app_data(tx, inputs),
             tx_type=TxType.SPEND, metadata=metadata[:200])
         key = request_key(record)
         state = RequestState(key=key, record=record, role=RequestRole.CREATOR, status=APPROVED, tx=tx,
                              inputs=inputs, txid=tx.txid(), approved=True)
-        state.review = review_spend(tx, self.pubkey, {i: msgs[i] for i in inputs})
+        state.review = own.review
+        # What our own join is approved against (_approve): the payload we just encrypted.
+        state.payload = self.node.known_request(key).payload
         self.requests[key] = state
         state.session_ids = await self.node.join_signing_request(record, auto=True)
         state.phases[RequestEvent.JOINED] = time.time()
@@ -274,6 +279,7 @@ class WalletCosigner:
         state = RequestState(key=request_id, record=request, role=RequestRole.COSIGNER, status=PENDING)
         try:
             known = self.node.known_request(request_id)
+            state.payload = known.payload
             state.tx, state.inputs, state.review = review_request(request, known.payload,
                                                                   self.pubkey)
             state.txid = state.tx.txid()
@@ -383,14 +389,18 @@ class WalletCosigner:
         return state
 
     def _approve(self, record, payload) -> bool:
-        """The node's approval callback: approved by the user *and* still checks out."""
+        """The node's approval callback: approved by the user, for exactly what was reviewed.
+
+        The review is a pure function of the record, the decrypted payload and our key, so
+        instead of parsing and reviewing the PSBT a second time we require the very record and
+        payload that passed the review at receipt (frozen dataclasses: field-wise equality,
+        signature and application data included). Anything else is refused.
+        """
         state = self.requests.get(request_key(record))
         if state is None or not state.approved:
             return False
-        try:
-            review_request(record, payload, self.pubkey)
-        except BridgeError as exc:
-            state.error = f"{type(exc).__name__}: {exc}"
+        if state.review is None or record != state.record or payload != state.payload:
+            state.error = "the request differs from the one reviewed and approved"
             return False
         return True
 

@@ -15,4 +15,5 @@ from .spend import (MusigCoin, SpendReview, attach_signature, broadcast, build_s
                     check_input_info, finalize, keypath_sighash, musig_inputs, parse_psbt,
                     psbt_base64, review_spend, sighashes)
 from .psbt_signer import PsbtSigner, aggregate_all, aggregate_input
+from .combine import MAX_COMBINED_PSBTS, combine_psbts
 from .vaults import StoredOutput, UnknownOutput, VaultStore, VaultWatcher

@@ -210,3 +210,30 @@ async def test_approved_request_is_rejoined_after_a_restart(cosigners, trio_keys
         assert state.error is None and sorted(state.signatures) == [0]
     finally:
         await bob2.stop()
+
+
+async def test_creator_review_computed_once_and_approval_bound_to_the_reviewed_payload(cosigners):
+    """The creator announces with the sighashes and review it already computed (the same
+    object, not a second computation); a co-signer's approval callback accepts only the exact
+    record and payload it reviewed, without parsing the PSBT again."""
+    import dataclasses
+
+    from musig2_plugin.app import prepare_own_spend
+    alice, bob, _carol = cosigners
+    _out, tx = _spend(cosigners)
+    own = prepare_own_spend(tx, alice.pubkey)
+    assert own.inputs == (0, 1) and own.sighashes == sighashes(tx)
+    state = await alice.request_spend(tx, prepared=own)
+    assert state.review is own.review
+    await _until(lambda: state.key in bob.requests)
+    st = bob.requests[state.key]
+    assert st.status == PENDING and st.payload is not None
+    record, payload = st.record, st.payload
+    assert bob._approve(record, payload) is False                # not approved by the user yet
+    st.approved = True
+    assert bob._approve(record, payload) is True
+    other = dataclasses.replace(payload, app_data=payload.app_data + b" ")
+    assert bob._approve(record, other) is False                  # not what was reviewed
+    assert "differs from the one reviewed" in st.error
+    assert bob._approve(dataclasses.replace(record, metadata="x"), payload) is False
+    st.approved = False

@@ -1,0 +1,78 @@
+"""The application API the edge calls: create an output, find signers, advertise, withdraw,
+combine PSBTs.
+
+The commands (``commands.py``) and the Qt dialogs (``qt_dialogs.py``) call these functions and
+the co-signing service (:class:`~.cosign.WalletCosigner`); none of them reaches into the
+coordinator node or into Electrum's private PSBT fields. Arguments come typed (keys as bytes,
+amounts as ints): parsing what a user typed stays in the front end that received it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+
+from ..coordinator import TxType
+from ..wallet_bridge import (InvalidParticipants, MusigOutput, StoredOutput, VaultStore,
+                             combine_psbts as bridge_combine_psbts)
+from .errors import BadArgument, check_nickname
+
+if TYPE_CHECKING:
+    from electrum.transaction import PartialTransaction
+
+    from .cosign import WalletCosigner
+
+
+def create_output(vaults: VaultStore, me: bytes, *, keys: Optional[Iterable[bytes]] = None,
+                  descriptor: Optional[str] = None, label: str = "") -> StoredOutput:
+    """A MuSig2 output of ``me`` and the others (``keys``, or a ``tr(musig(...))`` descriptor
+    that must include ``me``), remembered in ``vaults``; ``me`` is added to ``keys`` if absent."""
+    if (keys is None) == (descriptor is None):
+        raise BadArgument("give either keys or descriptor")
+    if descriptor is not None:
+        out = MusigOutput.from_descriptor(str(descriptor))
+        if out.index_of(me) is None:
+            raise InvalidParticipants("your participant key is not in this descriptor")
+    else:
+        given = [bytes(k) for k in keys]
+        if me not in given:
+            given.append(me)
+        out = MusigOutput.from_pubkeys(given)
+    return vaults.add(out, label or "")
+
+
+def tx_type(value: "TxType | str") -> TxType:
+    """A transaction type from its name (BadArgument naming the known ones otherwise)."""
+    try:
+        return TxType(value)
+    except ValueError:
+        known = ", ".join(t.value for t in TxType)
+        raise BadArgument(f"unknown transaction type {value!r} (known: {known})") from None
+
+
+async def find_signers(cosigner: "WalletCosigner", kind: "TxType | str" = TxType.SPEND, *,
+                       amount: Optional[int] = None, min_reputation: Optional[int] = None):
+    """Advertised co-signers from the DHT, best first, each checked against its signature."""
+    if amount is not None and (not isinstance(amount, int) or amount < 0):
+        raise BadArgument("the amount must be a whole number of satoshis, at least 0")
+    return await cosigner.node.find_available_signers(tx_type(kind), amount=amount,
+                                                      min_reputation=min_reputation)
+
+
+async def advertise(cosigner: "WalletCosigner", *, tx_types: Sequence["TxType | str"],
+                    min_amount_sat: int = 0, max_amount_sat: Optional[int] = None,
+                    nickname: str = "", fee_per_signature_sat: int = 0):
+    """Publish 'advertise me' (kept alive until withdrawn); BadArgument on a bad field."""
+    kwargs = dict(tx_types=tuple(tx_type(t) for t in tx_types), min_amount_sat=min_amount_sat,
+                  nickname=check_nickname(nickname), fee_per_signature_sat=fee_per_signature_sat)
+    if max_amount_sat is not None:
+        kwargs["max_amount_sat"] = max_amount_sat
+    return await cosigner.node.advertise_signer(**kwargs)
+
+
+async def withdraw(cosigner: "WalletCosigner") -> bool:
+    """Withdraw our advertisement (a signed tombstone replaces it); False if there was none."""
+    return await cosigner.node.withdraw_advertisement() is not None
+
+
+def combine_psbts(psbts: Sequence["str | bytes"]) -> "PartialTransaction":
+    """The participants' PSBTs of one transaction merged (MalformedPsbt on any disagreement)."""
+    return bridge_combine_psbts(psbts)
