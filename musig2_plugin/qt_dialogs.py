@@ -245,7 +245,7 @@ class ApprovalDialog(WindowModalDialog):
 
     def _on_approved(self, _state, exc) -> None:
         if exc is not None:
-            self.error_label.setText(_("Not approved: {}").format(exc))
+            self.error_label.setText(_("Not approved: {}").format(user_message(exc)))
             return                            # stays open; Approve stays disabled
         self.error_label.setText("")
         super().accept()
@@ -309,7 +309,7 @@ class ProgressDialog(WindowModalDialog):
         try:
             self.plugin.cosigner(self.wallet).cancel(self.state.key)
         except Exception as exc:
-            self.error_label.setText(str(exc))
+            self.error_label.setText(user_message(exc))
         self.refresh()
 
 
@@ -365,7 +365,7 @@ class SpendDialog(WindowModalDialog):
     def _on_done(self, state, exc) -> None:
         self.request_button.setEnabled(True)
         if exc is not None:
-            self.error_label.setText(f"{type(exc).__name__}: {exc}")
+            self.error_label.setText(user_message(exc))
             return
         self.state = state
         ProgressDialog(self.parent(), self.plugin, self.wallet, state).show()

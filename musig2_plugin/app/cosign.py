@@ -325,19 +325,22 @@ class WalletCosigner:
         await self.node.find_signing_requests_for_me()
         return list(self.requests.values())
 
-    def get(self, request_id: "bytes | str") -> RequestState:
+    def get(self, request_key: "bytes | str") -> RequestState:
+        """The request under its *request key* (``coordinator.request_key(record)``, shown as
+        ``request_id`` in the commands' JSON), not the creator's own ``record.request_id``."""
         try:
-            key = bytes.fromhex(request_id) if isinstance(request_id, str) else bytes(request_id)
+            key = (bytes.fromhex(request_key) if isinstance(request_key, str)
+                   else bytes(request_key))
         except ValueError:
-            raise BridgeError("request id must be hex") from None
+            raise BridgeError("the request id (request key) must be hex") from None
         state = self.requests.get(key)
         if state is None:
             raise BridgeError("unknown signing request")
         return state
 
-    async def approve(self, request_id: "bytes | str") -> RequestState:
+    async def approve(self, request_key: "bytes | str") -> RequestState:
         """The user's approval: join every session of the request (both rounds run on their own)."""
-        state = self.get(request_id)
+        state = self.get(request_key)
         if state.status == REFUSED:
             raise BridgeError(f"this request was refused: {state.error}")
         if state.status != PENDING:
@@ -364,20 +367,20 @@ class WalletCosigner:
         self.approvals.clear()
         self.approvals.update(approvals)
 
-    def reject(self, request_id: "bytes | str") -> RequestState:
-        state = self.get(request_id)
+    def reject(self, request_key: "bytes | str") -> RequestState:
+        state = self.get(request_key)
         if state.status == PENDING:
             state.status = REFUSED
             state.error = "rejected by the user"
             self._emit(RequestEvent.REJECTED, state)
         return state
 
-    def cancel(self, request_id: "bytes | str") -> RequestState:
+    def cancel(self, request_key: "bytes | str") -> RequestState:
         """The user's cancel: a pending request is rejected; a joined one is left (our sessions
         are dropped, with their secret nonces; the others' sessions time out)."""
-        state = self.get(request_id)
+        state = self.get(request_key)
         if state.status == PENDING:
-            return self.reject(request_id)
+            return self.reject(request_key)
         if state.status == APPROVED:
             for sid in state.session_ids:
                 session = self.node.sessions.get(sid)
