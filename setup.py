@@ -36,6 +36,12 @@ setup(
     packages=find_packages(include=["musig2_plugin", "musig2_plugin.*"]),
     package_data={"musig2_plugin": ["*.json"]},
     python_requires=">=3.11,<3.12",
-    install_requires=["coincurve==21.0.0", "kademlia==2.2.3", "aiorpcx>=0.25,<0.26"],
+    # For `pip install -e .` (development). The plugin zip needs none of these inside Electrum:
+    # it vendors kademlia/rpcudp/u-msgpack-python and falls back from coincurve to electrum_ecc's
+    # libsecp256k1 (docs/bundle.md).
+    install_requires=["coincurve==21.0.0", "kademlia==2.2.3", "rpcudp==5.0.1",
+                      "u-msgpack-python==2.8.0", "aiorpcx>=0.25,<0.26"],
     cmdclass={"bdist_plugin": BdistPlugin},
+    # the standalone DHT bootstrap node (docs/network.md); also `python -m musig2_plugin.node`
+    entry_points={"console_scripts": ["musig2-node = musig2_plugin.node.cli:main"]},
 )

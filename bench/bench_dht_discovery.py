@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.dht import DhtConfig, DhtNode, Discovery  # noqa: E402
 from musig2_plugin.records import Advertisement  # noqa: E402
 
@@ -55,7 +56,7 @@ async def run(n_nodes: int, n_lookups: int, n_signers: int, churn: float) -> dic
     nodes: list[DhtNode] = []
     t0 = time.perf_counter()
     for i in range(n_nodes):
-        node = DhtNode(config)
+        node = DhtNode(config, chain=REGTEST)
         boot = [] if not nodes else [nodes[0].address, rng.choice(nodes).address]
         await node.start(bootstrap=boot)
         nodes.append(node)
@@ -63,7 +64,7 @@ async def run(n_nodes: int, n_lookups: int, n_signers: int, churn: float) -> dic
     try:
         ads = [Advertisement.create(os.urandom(32), tx_types="spend", min_amount_sat=0,
                                     max_amount_sat=10**8, host="127.0.0.1", port=20_000 + i,
-                                    reputation=i % 100) for i in range(n_signers)]
+                                    reputation=i % 100, chain=REGTEST) for i in range(n_signers)]
         stored = []
         for i, ad in enumerate(ads):
             stored.append(await nodes[rng.randrange(n_nodes)].publish(ad))

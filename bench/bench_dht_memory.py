@@ -38,6 +38,7 @@ def rss_mb() -> float:
 
 
 def generate(path: str, total: int) -> None:
+    from musig2_plugin.foundation.chain import REGTEST
     from musig2_plugin.crypto import plain_pubkey
     from musig2_plugin.records import Advertisement, SigningRequest, TxType
 
@@ -49,24 +50,25 @@ def generate(path: str, total: int) -> None:
             if i < n_ads:
                 rec = Advertisement.create(sk, tx_types=types[i % 4], min_amount_sat=0,
                                            max_amount_sat=10**8, host="127.0.0.1", port=1 + i % 65000,
-                                           nickname=f"signer{i}", description="bench " * 10)
+                                           nickname=f"signer{i}", description="bench " * 10, chain=REGTEST)
             else:
                 other = plain_pubkey(os.urandom(32))
                 rec = SigningRequest.create(sk, keys=[plain_pubkey(sk), other],
                                             messages=[os.urandom(32)], payload=os.urandom(600),
-                                            metadata="bench request", host="127.0.0.1", port=9)
+                                            metadata="bench request", host="127.0.0.1", port=9, chain=REGTEST)
             data = rec.encode()
             for topic in rec.topics()[:1]:
                 f.write(struct.pack(">H", len(data)) + topic + data)
 
 
 async def child(path: str) -> dict:
+    from musig2_plugin.foundation.chain import REGTEST
     from musig2_plugin.dht import DhtConfig, DhtNode
 
     electrum_loaded = sys.modules.get("electrum") is not None
 
     # production caps except slots per topic (the bench packs 1/5 of its records into 4 topics)
-    node = DhtNode(DhtConfig(max_records_per_topic=10_000))
+    node = DhtNode(DhtConfig(max_records_per_topic=10_000), chain=REGTEST)
     await node.start()
     gc.collect()
     base = rss_mb()

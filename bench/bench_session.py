@@ -30,12 +30,13 @@ sys.path.insert(0, ROOT)
 
 from musig2_plugin.foundation import constants as C  # noqa: E402
 from musig2_plugin.foundation.config import Musig2Config  # noqa: E402
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.coordinator import Musig2Node  # noqa: E402
 from musig2_plugin.crypto import schnorr_verify  # noqa: E402
 
 
 async def one_run(n: int, config: Musig2Config) -> float:
-    nodes = [Musig2Node(os.urandom(32), config=config) for _ in range(n)]
+    nodes = [Musig2Node(os.urandom(32), config=config, chain=REGTEST) for _ in range(n)]
     for node in nodes:
         await node.start("127.0.0.1", 0, dht=False)
     for a in nodes:

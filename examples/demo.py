@@ -35,6 +35,7 @@ RESULT = "RESULT "
 # --------------------------------------------------------------------------- worker
 async def worker(index: int, n: int, bootstrap: list | None, push: bool, timeout: float,
                  epoch0: float) -> int:
+    from musig2_plugin.foundation.chain import REGTEST
     from musig2_plugin.coordinator import Musig2Node
     from musig2_plugin.crypto import schnorr_verify
     from musig2_plugin.dht import DhtConfig
@@ -48,7 +49,8 @@ async def worker(index: int, n: int, bootstrap: list | None, push: bool, timeout
     def say(text: str) -> None:
         print(f"[node {index}] {text}", flush=True)
 
-    node = Musig2Node(os.urandom(32), dht_config=DhtConfig(rate_limit_by="address"))
+    node = Musig2Node(os.urandom(32), chain=REGTEST,
+                      dht_config=DhtConfig(rate_limit_by="address"))
     node.on("round1:complete", lambda **kw: mark("round1"))
     node.on("round2:complete", lambda **kw: mark("round2"))
     node.on("session:failover", lambda **kw: say(

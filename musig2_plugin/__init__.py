@@ -24,6 +24,12 @@ if _parent and _parent not in _sys.modules:
     _ns.__path__ = []  # a package with no locations: its children come from their own finders
     _sys.modules[_parent] = _ns
 
+# The zip carries kademlia/rpcudp/umsgpack for Electrum's binary bundles, which lack them; make
+# them importable (only if not installed anyway) before any module of ours imports them.
+from . import vendor_import as _vendor_import  # noqa: E402
+
+_vendor_import.install(_sys.modules[__name__])
+
 # The package names Electrum 4.8 gives a plugin it loads (electrum.plugin.Plugins.base_module_name).
 _ELECTRUM_PLUGIN_PARENTS = ("electrum_external_plugins", "electrum.plugins")
 

@@ -84,6 +84,14 @@ class Musig2Plugin(BasePlugin):
         self.cosigners: dict[int, "WalletCosigner"] = {}
         # GUI listeners of request events: callables (wallet, what, RequestState).
         self.listeners: list = []
+        # Why MuSig2 cannot run here (a libsecp256k1 without the MuSig2 module), as the one line
+        # the user sees: logged once now, shown by the settings dialog and the status command,
+        # and the node refuses to start. Nothing else in Electrum is touched.
+        from .app import crypto_backend
+        self.crypto_backend = crypto_backend.NAME
+        self.crypto_problem: Optional[str] = crypto_backend.PROBLEM
+        if self.crypto_problem is not None:
+            get_logger(__name__).error(self.crypto_problem)
 
     # --- wallets ----------------------------------------------------------------------------
     @hook
@@ -108,7 +116,8 @@ class Musig2Plugin(BasePlugin):
             for stored in self.vaults(wallet).all():
                 self.watcher.watch(stored.output)
 
-        if self.is_node_enabled() and network is not None and id(wallet) not in self.cosigners:
+        if (self.is_node_enabled() and network is not None and id(wallet) not in self.cosigners
+                and self.crypto_problem is None):   # already said once; no start to fail
             # Start without asking only when no password is needed (or the daemon holds it
             # unlocked); otherwise the GUI asks, or the user runs musig2_plugin_node_start.
             password = None
@@ -154,7 +163,13 @@ class Musig2Plugin(BasePlugin):
                          host: Optional[str] = None, port: Optional[int] = None,
                          bootstrap: Optional[list[tuple[str, int]]] = None,
                          dht: bool = True) -> "WalletCosigner":
-        """Start this wallet's node (idempotent); advertise if the settings say so."""
+        """Start this wallet's node (idempotent); advertise if the settings say so.
+
+        Raises CryptoUnavailable (its message: the one line) before anything else when the
+        libsecp256k1 in use lacks the MuSig2 module.
+        """
+        from .app import require_musig
+        require_musig()
         from .app import WalletCosigner
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
@@ -407,6 +422,8 @@ class Musig2Plugin(BasePlugin):
             "electrum_version": ELECTRUM_VERSION,
             "node_enabled": self.is_node_enabled(),
             "node_running": self.is_node_running(),
+            "crypto_backend": self.crypto_backend,
+            "crypto_problem": self.crypto_problem,
             "wallet": wallet.basename() if wallet is not None else None,
             "loaded_wallets": sorted(w.basename() for w in loaded),
         }

@@ -50,6 +50,13 @@ class SettingsDialog(WindowModalDialog):
         self.node_checkbox = QCheckBox(_("Run the co-signing node"))
         self.node_checkbox.setChecked(plugin.is_node_enabled())
         vbox.addWidget(self.node_checkbox)
+        # A libsecp256k1 without MuSig2: say so in one line; the node cannot be switched on.
+        self.problem_label = WWLabel(plugin.crypto_problem or "")
+        self.problem_label.setVisible(plugin.crypto_problem is not None)
+        vbox.addWidget(self.problem_label)
+        if plugin.crypto_problem is not None:
+            self.node_checkbox.setChecked(False)
+            self.node_checkbox.setEnabled(False)
         form = QFormLayout()
         self.port_spin = QSpinBox()
         self.port_spin.setRange(0, 65535)
@@ -150,6 +157,22 @@ class Plugin(Musig2Plugin):
         self._windows: dict[int, object] = {}
         self._approval_dialogs: list = []
         self.auto_open_approval = True
+        if self.crypto_problem is not None:
+            self._show_problem_in_plugins_dialog()
+
+    def _show_problem_in_plugins_dialog(self) -> None:
+        """Put the one line first in our entry's description, which Tools > Plugins shows.
+
+        Electrum's PluginMetadata is frozen, so our own entry is replaced by a copy (path and
+        zip hash unchanged, so authorization is unaffected); no other plugin's entry is touched.
+        """
+        import dataclasses
+        registry = getattr(self.parent, "external_plugin_metadata", None)
+        meta = registry.get(self.name) if isinstance(registry, dict) else None
+        if meta is None or meta.description.startswith(self.crypto_problem):
+            return
+        registry[self.name] = dataclasses.replace(
+            meta, description=f"{self.crypto_problem}\n\n{meta.description}")
 
     # --- settings ---------------------------------------------------------------------------
     def settings_widget(self, window):

@@ -54,6 +54,7 @@ def test_user_message_names_our_error_and_flags_a_defect():
 def test_nickname_limit_is_the_records_constant(nickname, ok):
     from musig2_plugin.app import BadArgument, check_nickname
     from musig2_plugin.foundation.constants import MAX_NICKNAME_BYTES
+    from musig2_plugin.foundation.chain import REGTEST
     from musig2_plugin.records import Advertisement, InvalidField, TxType
     size = len(nickname.encode())
     if ok:
@@ -65,7 +66,8 @@ def test_nickname_limit_is_the_records_constant(nickname, ok):
     seckey = bytes(31) + b"\x01"
     try:
         Advertisement.create(seckey, tx_types=(TxType.SPEND,), min_amount_sat=0,
-                             max_amount_sat=1000, host="127.0.0.1", port=1, nickname=nickname)
+                             max_amount_sat=1000, host="127.0.0.1", port=1, nickname=nickname,
+                             chain=REGTEST)
         record_ok = True
     except InvalidField:
         record_ok = False

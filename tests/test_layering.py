@@ -22,7 +22,7 @@ PKG = "musig2_plugin"
 
 # The layer of each package, bottom up; the edge is the Electrum-facing top-level modules.
 RANK = {"foundation": 0, "crypto": 1, "records": 2, "transport": 2, "wallet_bridge": 2,
-        "dht": 3, "session": 3, "coordinator": 4, "app": 5, "edge": 6}
+        "dht": 3, "session": 3, "coordinator": 4, "app": 5, "node": 5, "edge": 6}
 # What each package may import (besides itself). Same-rank packages never import each other.
 ALLOWED: dict[str, frozenset[str]] = {
     "foundation": frozenset(),
@@ -33,13 +33,19 @@ ALLOWED: dict[str, frozenset[str]] = {
     "dht": frozenset({"foundation", "crypto", "records"}),
     "session": frozenset({"foundation", "crypto", "transport"}),
     "coordinator": frozenset({"foundation", "crypto", "records", "dht", "transport", "session"}),
-    "app": frozenset({"foundation", "coordinator", "wallet_bridge"}),
+    "app": frozenset({"foundation", "crypto", "coordinator", "wallet_bridge"}),
+    # the standalone DHT node (python -m musig2_plugin.node): the core without Electrum
+    "node": frozenset({"foundation", "crypto", "records", "dht", "transport", "session",
+                       "coordinator"}),
     "edge": frozenset({"foundation", "app", "wallet_bridge"}),
 }
 # Packages whose modules are each public (no __init__ face): the foundations.
 MODULES_PUBLIC = frozenset({"foundation"})
 # Where Electrum may be imported: the wallet bridge, the application layer, the edge.
 ELECTRUM_OK = frozenset({"wallet_bridge", "app", "edge"})
+# electrum_ecc (Electrum's libsecp256k1 wrapper) is also allowed to the crypto layer, which may
+# bind the libsecp256k1 it ships (docs/bundle.md); ``electrum`` itself never.
+ELECTRUM_ECC_OK = ELECTRUM_OK | {"crypto"}
 EDGE_MODULES = frozenset({"plugin", "cmdline", "qt", "qt_dialogs", "commands"})
 # The package names Electrum gives a plugin it loads (see musig2_plugin/__init__.py).
 ELECTRUM_GUARD = "_ELECTRUM_PLUGIN_PARENTS"
@@ -99,6 +105,8 @@ def check_source(source: str, parts: tuple[str, ...]) -> list[Violation]:
                                          "breaks under Electrum's zip importer"))
                 elif top == "electrum" and src_pkg not in ELECTRUM_OK:
                     out.append(Violation(name, node.lineno, f"{src_pkg} imports Electrum"))
+                elif top == "electrum_ecc" and src_pkg not in ELECTRUM_ECC_OK:
+                    out.append(Violation(name, node.lineno, f"{src_pkg} imports electrum_ecc"))
             continue
         if not isinstance(node, ast.ImportFrom):
             continue
@@ -106,15 +114,18 @@ def check_source(source: str, parts: tuple[str, ...]) -> list[Violation]:
             top = (node.module or "").split(".")[0]
             if top == PKG:
                 out.append(Violation(name, node.lineno, f"absolute import from {node.module}"))
-            elif top in ("electrum", "electrum_ecc") and src_pkg not in ELECTRUM_OK:
+            elif top == "electrum" and src_pkg not in ELECTRUM_OK:
+                out.append(Violation(name, node.lineno, f"{src_pkg} imports {node.module}"))
+            elif top == "electrum_ecc" and src_pkg not in ELECTRUM_ECC_OK:
                 out.append(Violation(name, node.lineno, f"{src_pkg} imports {node.module}"))
             continue
         target = resolve(parts, node)
         targets = [target] if target else [(a.name,) for a in node.names]
         for tgt in targets:
             out += _check_edge(name, node, src_pkg, target_package(tgt), tgt, guarded)
-        # underscore names imported from another of our modules
-        if target and target != parts:
+        # underscore names imported from another of our modules (a package's own private
+        # submodules, ``from . import _cffi_lib`` inside crypto/, are its business)
+        if target and target != parts and target != parts[:-1]:
             for alias in node.names:
                 if alias.name.startswith("_"):
                     out.append(Violation(name, node.lineno,
@@ -185,6 +196,10 @@ def test_the_tree_keeps_the_layering():
     (("crypto", "musig"), "from .bip340 import _keypair\n", "imports private _keypair"),
     # Electrum in a core layer (direct and as a dotted import)
     (("records", "base"), "from electrum.bitcoin import b\n", "records imports electrum.bitcoin"),
+    (("session", "spec"), "from electrum_ecc import ecc_fast\n", "session imports electrum_ecc"),
+    (("crypto", "secp"), "from electrum.util import x\n", "crypto imports electrum.util"),
+    # the standalone node is the core without Electrum: never the application layer
+    (("node", "service"), "from ..app import WalletCosigner\n", "sideways import: node -> app"),
     (("dht", "node"), "import electrum.wallet\n", "dht imports Electrum"),
     # an absolute import of our own package (breaks under Electrum's zip importer)
     (("session", "spec"), "from musig2_plugin.crypto import key_sort\n", "absolute import"),

@@ -5,6 +5,10 @@ It sits between the Electrum edge (``plugin``, ``commands``, ``qt``) and the cor
 its public face: the edge imports from here, never from the modules inside.
 """
 from ..coordinator import TxType
+# The crypto backend in use (which libsecp256k1 binding, and why MuSig2 may be missing), for the
+# edge to report: it has no business importing the crypto layer itself.
+from ..crypto import backend as crypto_backend
+from ..crypto import require_musig
 from .cosign import (APPROVED, BROADCAST, FAILED, PENDING, REFUSED, SIGNED, RequestEvent,
                      RequestPayloadError, RequestRole, RequestState, RequestStatus, WalletCosigner,
                      decode_app_data, encode_app_data, review_request)

@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from electrum.transaction import PartialTransaction
 
+from ..foundation.chain import Chain, chain_for_network
 from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
 from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, Tweak, TxType, request_key
 from ..wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
@@ -82,6 +83,13 @@ class RequestEvent(enum.StrEnum):
 PENDING, REFUSED, APPROVED, SIGNED, BROADCAST, FAILED = (
     RequestStatus.PENDING, RequestStatus.REFUSED, RequestStatus.APPROVED, RequestStatus.SIGNED,
     RequestStatus.BROADCAST, RequestStatus.FAILED)
+
+
+def electrum_chain() -> Chain:
+    """The chain of the network Electrum runs on (``electrum.constants.net``): the core
+    layers never import Electrum, so the edge hands them this."""
+    from electrum import constants
+    return chain_for_network(constants.net.NET_NAME, constants.net.GENESIS)
 
 
 class RequestPayloadError(BridgeError):
@@ -168,15 +176,17 @@ class RequestState:
 class WalletCosigner:
     """The co-signing node of one wallet (its participant key), and its requests."""
 
-    def __init__(self, wallet, seckey: bytes, *, config=None,
+    def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
                  notify: Optional[Callable[[RequestEvent, "RequestState"], None]] = None,
                  auto_broadcast: bool = True, approvals: Optional[dict] = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
         a restart such a request is rejoined without asking again (its nonces are fresh: the
-        session restarts round 1). Public data only; bounded."""
+        session restarts round 1). Public data only; bounded. ``chain``: by default the chain
+        of Electrum's network (a testnet wallet signs and looks for testnet signers only)."""
         kwargs = {} if config is None else {"config": config}
         self.wallet = wallet
-        self.node = Musig2Node(seckey, approve=self._approve, **kwargs)
+        self.node = Musig2Node(seckey, chain=chain or electrum_chain(), approve=self._approve,
+                               **kwargs)
         self.pubkey = self.node.pubkey
         self.requests: dict[bytes, RequestState] = {}
         self.notify = notify

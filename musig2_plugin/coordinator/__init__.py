@@ -1,7 +1,8 @@
 """The coordinator API: advertise / find / announce / join / rounds / events."""
-from .node import (ApprovalDenied, CoordinatorError, KnownRequest, Musig2Node, NotStarted,
+from .node import (ApprovalDenied, CoordinatorError, KnownRequest, Musig2Node, NoPublicEndpoint,
+                   NotStarted,
                    OversizedPayloadReply, PayloadFetchError, PayloadMismatch, RequestRefused,
-                   request_key)
+                   WrongChainRequest, request_key)
 from .payload import PayloadFormatError, RequestPayload
 from .payload_crypto import PayloadError
 # Types of the coordinator API's arguments and results, re-exported so the layers above (the

@@ -8,8 +8,17 @@ class CoordinatorError(Musig2Error):
     """Base of the coordinator API's errors."""
 
 
+class NoPublicEndpoint(CoordinatorError):
+    """Advertising needs an endpoint strangers can reach, and this node has none on its chain
+    (it listens on loopback/a private address and no public host is set)."""
+
+
 class RequestRefused(CoordinatorError, ValueError):
     """A signing request we cannot act on (not for us, tampered, unknown)."""
+
+
+class WrongChainRequest(RequestRefused):
+    """A signing request of another chain: never registered, never signed."""
 
 
 class PayloadFetchError(RequestRefused):

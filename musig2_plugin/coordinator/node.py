@@ -20,16 +20,18 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from ..foundation import constants as C
 from ..foundation.config import DEFAULT_CONFIG, Musig2Config
+from ..foundation.chain import Chain, chain_label
 from ..crypto import KeyAggContext, key_sort, plain_pubkey, tagged_hash
 from ..foundation.events import EventEmitter, Subscription
 from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
-                       Withdrawal, decode_record)
+                       Withdrawal, WrongChain, decode_record)
 from ..session import (EndpointBook, SessionAborted, SessionManager,
                        SessionSpec, SpecError, Tweak)
-from ..transport import PeerRefused, PeerUnreachable, Transport
-from .errors import (CoordinatorError, OversizedPayloadReply, PayloadFetchError,
-                     PayloadMismatch, RequestRefused)
+from ..transport import (EndpointNotPublic, PeerRefused, PeerUnreachable, Transport,
+                         check_publishable, publishable_endpoint)
+from .errors import (CoordinatorError, NoPublicEndpoint, OversizedPayloadReply, PayloadFetchError,
+                     PayloadMismatch, RequestRefused, WrongChainRequest)
 from .fetch import PayloadStore, fetch_payload
 from .payload import PayloadFormatError, RequestPayload
 
@@ -40,7 +42,7 @@ Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
 
 __all__ = ["Musig2Node", "KnownRequest", "CoordinatorError", "RequestRefused", "ApprovalDenied",
            "NotStarted", "PayloadFetchError", "PayloadMismatch", "OversizedPayloadReply",
-           "request_key"]
+           "WrongChainRequest", "NoPublicEndpoint", "request_key"]
 
 
 class ApprovalDenied(CoordinatorError):
@@ -55,13 +57,15 @@ def request_key(request: SigningRequest) -> bytes:
     """The id our sessions use for a request: binds its creator, its id and its messages.
 
     The record's own 32-byte id is chosen by its creator; hashing the creator and
-    the messages in means two different requests can never share a session id.
+    the messages in means two different requests can never share a session id, and
+    hashing the chain in gives every chain its own session ids.
     """
-    return _request_key(request.creator, request.request_id, request.messages)
+    return _request_key(request.chain_id, request.creator, request.request_id, request.messages)
 
 
-def _request_key(creator: bytes, record_id: bytes, messages: Sequence[bytes]) -> bytes:
-    return tagged_hash(C.REQUEST_ID_TAG, creator + record_id + b"".join(messages))
+def _request_key(chain_id: bytes, creator: bytes, record_id: bytes,
+                 messages: Sequence[bytes]) -> bytes:
+    return tagged_hash(C.REQUEST_ID_TAG, chain_id + creator + record_id + b"".join(messages))
 
 
 def _encryption_context(request_id: bytes, creator: bytes, messages: Sequence[bytes]) -> bytes:
@@ -81,8 +85,16 @@ class KnownRequest:
 
 
 class Musig2Node:
-    def __init__(self, seckey: bytes, *, config: Musig2Config = DEFAULT_CONFIG,
-                 approve: Approval | None = None, dht_config: Any = None) -> None:
+    def __init__(self, seckey: bytes, *, chain: Chain, config: Musig2Config = DEFAULT_CONFIG,
+                 approve: Approval | None = None, dht_config: Any = None,
+                 peers_path: "str | os.PathLike | None" = None) -> None:
+        """``chain``: the one chain this node signs for; its records, topics and envelopes
+        carry it, and those of any other chain are refused (see foundation/chain.py).
+        ``peers_path``: file of remembered DHT peers (kept across restarts, so a later start
+        needs no bootstrap node; see dht/peers.py)."""
+        if not isinstance(chain, Chain):
+            raise TypeError("chain must be a musig2_plugin.foundation.chain.Chain")
+        self.chain = chain
         self._seckey = bytes(seckey)
         self.pubkey = plain_pubkey(self._seckey)
         self.config = config
@@ -92,13 +104,15 @@ class Musig2Node:
         self.sessions = SessionManager(self._seckey, config, self.events, self.endpoints)
         #: Encrypted payloads of our own requests too large for a DHT record (served on fetch).
         self.payloads = PayloadStore(config.max_known_requests)
-        self.transport = Transport(self._seckey, config, membership=self.sessions.membership,
+        self.transport = Transport(self._seckey, config, chain=chain,
+                                   membership=self.sessions.membership,
                                    on_envelope=self.sessions.on_envelope,
                                    on_request=self._on_pushed_request,
                                    fetch_membership=self.payloads.members,
                                    on_fetch=self.payloads.serve)
         self.sessions.attach(self.transport)
         self._dht_config = dht_config
+        self._peers_path = peers_path
         self.dht = None
         self.discovery = None
         self._own_records = None
@@ -110,6 +124,8 @@ class Musig2Node:
         self._discovered: OrderedDict[bytes, None] = OrderedDict()
         self._watchers: set[asyncio.Task] = set()
         self._started = False
+        #: The endpoint we publish in advertisements, requests and JOINs (None: none yet).
+        self.public_endpoint: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -128,18 +144,39 @@ class Musig2Node:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
                     dht_port: int | None = None,
-                    bootstrap: Sequence[tuple[str, int]] = ()) -> tuple[str, int]:
+                    bootstrap: Sequence[tuple[str, int]] = (),
+                    public_host: str | None = None,
+                    public_port: int | None = None) -> tuple[str, int]:
         """Listen for peers on ``host:port`` (TCP); with ``dht``, also run a DHT node
-        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``."""
+        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``.
+
+        ``public_host``/``public_port``: the endpoint to publish (a port forward, a server's
+        public address); without them the listen address is published when the chain allows
+        it (see transport/addresses.py), else none (``public_endpoint`` is None). A public
+        host the chain forbids raises ``EndpointNotPublic`` before anything listens."""
+        if public_host:
+            check_publishable(public_host, self.chain)
         endpoint = await self.transport.start(host, port)
         self.endpoints[self.pubkey] = endpoint
+        try:
+            self.public_endpoint = publishable_endpoint(self.chain, endpoint, public_host,
+                                                        public_port)
+        except EndpointNotPublic:
+            await self.transport.stop()
+            raise
+        self.transport.public_endpoint = self.public_endpoint
         if dht:
-            from ..dht import DhtNode, Discovery, OwnRecords
-            self.dht = DhtNode(self._dht_config)
+            from ..dht import DhtNode, Discovery, OwnRecords, PeersFile
+
+            def new_dht() -> DhtNode:
+                peers = None if self._peers_path is None \
+                    else PeersFile(self._peers_path, self.chain.name)
+                return DhtNode(self._dht_config, chain=self.chain, peers_file=peers)
+            self.dht = new_dht()
             try:
                 await self.dht.start(host, endpoint[1] if dht_port is None else dht_port)
             except OSError:
-                self.dht = DhtNode(self._dht_config)
+                self.dht = new_dht()
                 await self.dht.start(host, 0)
             self.discovery = Discovery(self.dht, emitter=self.events)
             self._own_records = OwnRecords(margin=2 * C.DHT_REPUBLISH_INTERVAL_S)
@@ -167,6 +204,15 @@ class Musig2Node:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
+    def reach_status(self) -> dict:
+        """How peers reach this node: its chain, where it listens, what it publishes."""
+        listen = self.transport.endpoint
+        return {"chain": self.chain.name,
+                "listen": None if listen is None else list(listen),
+                "endpoint": None if self.public_endpoint is None else list(self.public_endpoint),
+                "reachable": "direct" if self.public_endpoint is not None else "none",
+                "dht": None if self.dht is None else list(self.dht.address)}
+
     def on(self, event: str, callback: Callable[..., Any],
            loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
         """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
@@ -189,8 +235,13 @@ class Musig2Node:
                                ttl: float = C.ADVERTISEMENT_DEFAULT_TTL_S) -> Advertisement:
         """Publish a signed advertisement with our endpoint (kept alive until withdrawn)."""
         self._require_started()
-        host, port = self.endpoint
-        ad = Advertisement.create(self._seckey, tx_types=tx_types, min_amount_sat=min_amount_sat,
+        if self.public_endpoint is None:
+            raise NoPublicEndpoint(
+                f"no endpoint to advertise on {self.chain.name}: this node listens on "
+                f"{self.endpoint[0]}, which strangers cannot reach; set a public host (and port)")
+        host, port = self.public_endpoint
+        ad = Advertisement.create(self._seckey, chain=self.chain, tx_types=tx_types,
+                                  min_amount_sat=min_amount_sat,
                                   max_amount_sat=max_amount_sat, host=host, port=port,
                                   nickname=nickname, description=description,
                                   fee_per_signature_sat=fee_per_signature_sat,
@@ -216,7 +267,8 @@ class Musig2Node:
         if self.advertisement is None:
             return None
         # Its seq must beat the advertisement's even within the same millisecond.
-        withdrawal = Withdrawal.create(self._seckey, seq=self.advertisement.seq + 1,
+        withdrawal = Withdrawal.create(self._seckey, chain=self.chain,
+                                       seq=self.advertisement.seq + 1,
                                        ttl=C.WITHDRAWAL_DEFAULT_TTL_S)
         self.advertisement = None
         if self.discovery is not None:
@@ -282,7 +334,8 @@ class Musig2Node:
             raise CoordinatorError("application data larger than max_payload_bytes")
         # Endpoint hints for the first coordinators of each session (see payload.py).
         rid = os.urandom(32)
-        session_rid = _request_key(self.pubkey, rid, [bytes(m) for m in messages])
+        session_rid = _request_key(self.chain.id, self.pubkey, rid,
+                                   [bytes(m) for m in messages])
         hints: dict[bytes, tuple[str, int]] = {}
         for i in range(len(messages)):
             probe = SessionSpec.build(session_rid, keys, bytes(messages[i]), index=i, tweak=tweak,
@@ -293,14 +346,15 @@ class Musig2Node:
         plain = RequestPayload(tweak, merkle_root, hints, bytes(app_data)).encode()
         blob = encrypt_payload(plain, keys, _encryption_context(rid, self.pubkey,
                                                                  [bytes(m) for m in messages]))
-        host, port = self.endpoint
+        host, port = self.public_endpoint or (None, None)
         ref = None
         if len(blob) > C.MAX_REQUEST_PAYLOAD_BYTES:
             # Too large for a DHT record: the record commits to it and we serve it on request.
             if len(blob) > C.MAX_FETCHED_PAYLOAD_BYTES:
                 raise CoordinatorError("encrypted payload larger than MAX_FETCHED_PAYLOAD_BYTES")
             ref = PayloadRef.of(blob)
-        record = SigningRequest.create(self._seckey, keys=keys, messages=[bytes(m) for m in messages],
+        record = SigningRequest.create(self._seckey, chain=self.chain, keys=keys,
+                                       messages=[bytes(m) for m in messages],
                                        payload=b"" if ref else blob, payload_ref=ref,
                                        tx_type=tx_type, metadata=metadata,
                                        request_id=rid, host=host, port=port, ttl=ttl)
@@ -332,6 +386,9 @@ class Musig2Node:
             return False
 
     def _check_addressed(self, record: SigningRequest) -> None:
+        if record.chain_id != self.chain.id:
+            raise WrongChainRequest(f"signing request of chain {chain_label(record.chain_id)}, "
+                                    f"this node signs for {self.chain.name}")
         if not record.addresses(self.pubkey) or self.pubkey not in record.keys:
             raise RequestRefused("signing request is not addressed to us")
         if len(record.keys) > self.config.max_signers:
@@ -394,7 +451,9 @@ class Musig2Node:
 
     async def _on_pushed_request(self, data: bytes) -> None:
         try:
-            record = decode_record(data)
+            record = decode_record(data, chain=self.chain)
+        except WrongChain as exc:
+            raise WrongChainRequest(str(exc)) from None
         except RecordError as exc:
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
         if not isinstance(record, SigningRequest):

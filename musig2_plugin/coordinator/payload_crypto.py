@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 
-from coincurve import PrivateKey, PublicKey
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ..foundation import constants as C
 from ..foundation.errors import Musig2Error
-from ..crypto import tagged_hash
+from ..crypto import CryptoError, ecdh, new_secret_key, plain_pubkey, tagged_hash
 
 _ZERO_NONCE = bytes(12)
 _WRAPPED_LEN = 32 + 16
@@ -54,15 +53,16 @@ def _check_recipients(recipients) -> list[bytes]:
 def encrypt_payload(plaintext: bytes, recipients, context: bytes = b"") -> bytes:
     """Encrypt ``plaintext`` so that each 33-byte key in ``recipients`` can read it."""
     keys = _check_recipients(recipients)
-    eph = PrivateKey()
-    eph_pub = eph.public_key.format(compressed=True)
+    # ECDH on the crypto layer's backend: works with coincurve or electrum_ecc's libsecp256k1.
+    eph = new_secret_key()
+    eph_pub = plain_pubkey(eph)
     aad = _aad(context, eph_pub, keys)
     content_key = os.urandom(32)
     parts = [bytes([C.PAYLOAD_VERSION]), eph_pub, bytes([len(keys)])]
     for i, key in enumerate(keys):
         try:
-            shared = eph.ecdh(key)
-        except Exception as exc:
+            shared = ecdh(eph, key)
+        except CryptoError as exc:
             raise PayloadError(f"recipient {i} is not a valid public key") from exc
         wrapped = ChaCha20Poly1305(_wrap_key(shared, eph_pub, key, i)).encrypt(
             _ZERO_NONCE, content_key, aad)
@@ -93,17 +93,15 @@ def decrypt_payload(blob: bytes, seckey: bytes, recipients, context: bytes = b""
     if len(blob) < body_at + 16:
         raise PayloadError("payload truncated")
     try:
-        me = PrivateKey(bytes(seckey))
-    except Exception as exc:
+        my_key = plain_pubkey(bytes(seckey))
+    except (CryptoError, TypeError) as exc:
         raise PayloadError("bad secret key") from exc
-    my_key = me.public_key.format(compressed=True)
     if my_key not in keys:
         raise PayloadError("payload is not addressed to us")
     index = keys.index(my_key)
     try:
-        PublicKey(eph_pub)
-        shared = me.ecdh(eph_pub)
-    except Exception as exc:
+        shared = ecdh(bytes(seckey), eph_pub)
+    except CryptoError as exc:
         raise PayloadError("bad ephemeral key") from exc
     aad = _aad(context, eph_pub, keys)
     wrapped = bytes(blob[35 + index * _WRAPPED_LEN: 35 + (index + 1) * _WRAPPED_LEN])

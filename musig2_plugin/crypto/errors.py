@@ -60,3 +60,11 @@ class NonceReuseError(CryptoError):
 
 class LibraryRefusal(CryptoError):
     """libsecp256k1 returned failure or called its illegal-argument callback."""
+
+
+class CryptoUnavailable(CryptoError):
+    """No usable libsecp256k1 with the MuSig2 module: the node must not start.
+
+    Its message is the one line the plugin shows the user (plugins dialog, log): which
+    library was found and what it lacks.
+    """

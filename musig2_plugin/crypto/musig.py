@@ -1,4 +1,4 @@
-"""BIP-327 MuSig2 over libsecp256k1's musig module (through coincurve's cffi).
+"""BIP-327 MuSig2 over libsecp256k1's musig module (through the backend of backend.py).
 
 Design points (see docs/crypto.md):
 

@@ -6,8 +6,9 @@ from ..records import topic_for_requests, topic_for_type
 from .config import DhtConfig
 from .discovery import Discovery, rank_key
 from .node import DhtNode
+from .peers import PeersFile
 from .republish import OwnRecords
 from .store import ACCEPTED, DUPLICATE, STORED, RecordStore
 
-__all__ = ["DhtNode", "DhtConfig", "Discovery", "OwnRecords", "RecordStore", "rank_key",
+__all__ = ["DhtNode", "DhtConfig", "PeersFile", "Discovery", "OwnRecords", "RecordStore", "rank_key",
            "topic_for_type", "topic_for_requests", "STORED", "DUPLICATE", "ACCEPTED"]

@@ -34,6 +34,7 @@ class DhtConfig:
     prune_interval: float = C.DHT_PRUNE_INTERVAL_S
     replicate_max: int = 64          # records pushed to one newly met close node
     unresponsive_ttl: float = C.DHT_UNRESPONSIVE_TTL_S
+    peers_save_interval: float = C.PEERS_SAVE_INTERVAL_S   # remembered peers written this often
     clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:

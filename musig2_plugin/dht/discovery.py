@@ -88,7 +88,7 @@ class Discovery:
         kind = parse_tx_type(tx_type)
         if max_results is not None and max_results < 0:
             raise ValueError("max_results must be >= 0")
-        records = await self.node.lookup(topic_for_type(kind))
+        records = await self.node.lookup(topic_for_type(kind, self.node.chain_id))
         ads = [r for r in records if isinstance(r, Advertisement) and r.accepts(kind)
                and (amount is None or r.covers_amount(amount))
                and (min_reputation is None or r.reputation >= min_reputation)]
@@ -109,7 +109,7 @@ class Discovery:
 
     async def _watch(self, kind: TxType, callback, interval: float) -> None:
         seen: dict[bytes, Advertisement] = {}
-        topic = topic_for_type(kind)
+        topic = topic_for_type(kind, self.node.chain_id)
         while True:
             try:
                 records = await self.node.lookup(topic)
@@ -136,7 +136,7 @@ class Discovery:
     # -- signing requests ---------------------------------------------------------------------
     async def find_requests_for(self, pubkey: bytes) -> list[SigningRequest]:
         """Live signing requests naming ``pubkey`` (33-byte or x-only), oldest first."""
-        records = await self.node.lookup(topic_for_requests(pubkey))
+        records = await self.node.lookup(topic_for_requests(pubkey, self.node.chain_id))
         found = [r for r in records if isinstance(r, SigningRequest) and r.addresses(pubkey)]
         found.sort(key=lambda r: (r.created_at_ms, r.request_id))
         return found

@@ -20,9 +20,11 @@ from kademlia.network import Server
 from kademlia.node import Node
 
 from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of
 from ..records import Record, RecordError, decode_record, peek_slot, supersedes
 from .config import DhtConfig
 from .crawl import RecordCrawl
+from .peers import PeersFile
 from .protocol import RecordProtocol, RefusingStorage
 from .store import ACCEPTED, RecordStore, refusal
 
@@ -43,15 +45,32 @@ class _Server(Server):
 
 
 class DhtNode:
-    def __init__(self, config: DhtConfig | None = None, *, node_id: bytes | None = None) -> None:
+    """A DHT node serving one chain: it stores, publishes and returns only that chain's
+    records (others are refused and counted as ``refused:WrongChain`` /
+    ``refused:lookup_WrongChain``), while routing with nodes of any chain."""
+
+    def __init__(self, config: DhtConfig | None = None, *, chain: "Chain | bytes",
+                 node_id: bytes | None = None, peers_file: PeersFile | None = None) -> None:
+        """``peers_file``: where good peers are remembered across restarts; a start then
+        joins through them as well as through its ``bootstrap`` addresses (and takes back
+        the node id it had, unless ``node_id`` is given)."""
         self.config = config or DhtConfig()
+        self.chain_id = chain_id_of(chain)
         self._counters: Counter = Counter()
-        self.records = RecordStore(max_per_topic=self.config.max_records_per_topic,
+        self.records = RecordStore(chain=self.chain_id,
+                                   max_per_topic=self.config.max_records_per_topic,
                                    max_topics=self.config.max_topics,
                                    max_total=self.config.max_total_records,
                                    max_bytes=self.config.max_store_bytes,
                                    clock=self.config.clock, stats=self._counters)
-        self._node_id = node_id or os.urandom(20)
+        self.peers_file = peers_file
+        remembered_id = None
+        if peers_file is not None:
+            peers_file.load()
+            remembered_id = peers_file.node_id
+        self._node_id = node_id or remembered_id or os.urandom(20)
+        if peers_file is not None:
+            peers_file.node_id = self._node_id
         self.server: _Server | None = None
         self.host: str | None = None
         self.port: int | None = None
@@ -72,8 +91,13 @@ class DhtNode:
         await self.server.listen(port, host)
         self.host, self.port = self.server.transport.get_extra_info("sockname")[:2]
         self._spawn(self._prune_loop(), "prune")
-        if bootstrap:
-            await self.bootstrap(bootstrap)
+        remembered = [] if self.peers_file is None else list(self.peers_file.peers)
+        if self.peers_file is not None:
+            self._spawn(self._save_peers_loop(), "peers")
+        addrs = list(dict.fromkeys([tuple(a) for a in bootstrap] + remembered))
+        addrs = [a for a in addrs if a != (self.host, self.port)]
+        if addrs:
+            await self.bootstrap(addrs)
 
     async def bootstrap(self, addrs: list[tuple[str, int]]) -> int:
         """Join through known nodes; returns how many nodes the join walk found."""
@@ -97,7 +121,29 @@ class DhtNode:
             self._counters["rejoins"] += 1
             await server.bootstrap(addrs[: 2 * self.config.ksize])
 
+    def contacts(self) -> list[tuple[str, int]]:
+        """Addresses of the nodes in our routing table (they answered us), closest buckets last."""
+        if self.server is None or self.server.protocol is None:
+            return []
+        return [(n.ip, n.port) for bucket in self.server.protocol.router.buckets
+                for n in bucket.get_nodes()]
+
+    def save_peers(self) -> None:
+        """Remember the current contacts (no-op without a peers file)."""
+        if self.peers_file is not None:
+            contacts = self.contacts()
+            self.peers_file.remember(contacts)
+            self.peers_file.save()
+            self._counters["peers_saved"] += 1
+
+    async def _save_peers_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.peers_save_interval)
+            self.save_peers()
+
     async def stop(self) -> None:
+        if self.server is not None:
+            self.save_peers()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -197,7 +243,7 @@ class DhtNode:
         ``RecordError`` is raised instead.
         """
         data = record.encode()
-        decode_record(data, now=self.config.clock())  # same checks our peers will make
+        decode_record(data, chain=self.chain_id, now=self.config.clock())  # as our peers will
         topics = list(dict.fromkeys([*record.topics(), *also_topics]))
         if not set(topics) <= set(record.accepted_topics()):
             raise ValueError("also_topics must be topics this record may be stored under")
@@ -291,7 +337,7 @@ class DhtNode:
         best: dict[bytes, Record] = {}
         for data in set(raw):
             try:
-                record = decode_record(data, now=now)
+                record = decode_record(data, chain=self.chain_id, now=now)
             except RecordError as exc:
                 self._counters[refusal("lookup_" + type(exc).__name__)] += 1
                 continue

@@ -23,6 +23,7 @@ from collections import Counter
 from typing import Callable, Iterator
 
 from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of
 from ..records import Record, RecordError, decode_record
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,15 @@ def _ms(t: float) -> int:
 
 
 class RecordStore:
-    def __init__(self, *, max_per_topic: int = C.DHT_MAX_RECORDS_PER_TOPIC,
+    """Records of one chain (``chain``): a record of any other is refused (``WrongChain``)."""
+
+    def __init__(self, *, chain: "Chain | bytes", max_per_topic: int = C.DHT_MAX_RECORDS_PER_TOPIC,
                  max_topics: int = C.DHT_MAX_TOPICS,
                  max_total: int = C.DHT_MAX_TOTAL_RECORDS,
                  max_bytes: int = C.DHT_MAX_STORE_BYTES,
                  clock: Callable[[], float] = time.time,
                  stats: Counter | None = None) -> None:
+        self.chain_id = chain_id_of(chain)
         self.max_per_topic = max_per_topic
         self.max_topics = max_topics
         self.max_total = max_total
@@ -82,13 +86,15 @@ class RecordStore:
         if not isinstance(topic, bytes) or len(topic) != C.TOPIC_LEN:
             return self._refuse("bad_topic", source)
         try:
-            record = decode_record(data, now=self.clock())
+            record = decode_record(data, chain=self.chain_id, now=self.clock())
         except RecordError as exc:
             return self._refuse(type(exc).__name__, source, exc)
         return self.put(topic, record, source)
 
     def put(self, topic: bytes, record: Record, source: object = None) -> str:
         """Store an already verified record under ``topic``."""
+        if record.chain_id != self.chain_id:
+            return self._refuse("WrongChain", source)
         if topic not in record.accepted_topics():
             return self._refuse("wrong_topic", source)
         if record.is_expired(self.clock()):
@@ -153,7 +159,7 @@ class RecordStore:
         now = self.clock()
         for data in self.get_encoded(topic):
             try:
-                out.append(decode_record(data, now=now))
+                out.append(decode_record(data, chain=self.chain_id, now=now))
             except RecordError:  # expired between the two clock reads
                 continue
         return out

@@ -21,8 +21,21 @@ SCHNORR_SIG_LEN = 64
 # BIP-328: chain code of the synthetic xpub built from an aggregate key
 BIP328_CHAINCODE = bytes.fromhex("868087ca02a6f974c4598924c36b57762d32cb45717167e300622c7167e38965")
 
+# --- chain binding ------------------------------------------------------------
+CHAIN_ID_TAG = "musig2_plugin/chain-id/v1"   # id = hash(genesis hash, network name)[:CHAIN_ID_LEN]
+CHAIN_ID_LEN = 4                    # inside every record, topic and envelope (like a network magic)
+#: Fixed default listen port per chain (TCP for peer sessions, UDP for the DHT; the same number),
+#: so a node can be bootstrapped from twice and firewalls can be opened once. Changeable.
+DEFAULT_PORTS = {"mainnet": 28327, "testnet": 38327, "testnet4": 48327, "signet": 58327,
+                 "regtest": 18327}
+#: Public bootstrap nodes per chain, "host:port" (the one place they are listed; see
+#: docs/network.md "The bootstrap list" for how to add one). Empty where no public node exists
+#: yet: a first start then needs a bootstrap setting; later starts use remembered peers.
+DEFAULT_BOOTSTRAP: dict[str, tuple[str, ...]] = {
+    "mainnet": (), "testnet": (), "testnet4": (), "signet": (), "regtest": ()}
+
 # --- records (tags for BIP-340 tagged hashes of canonical encodings) --------
-RECORD_VERSION = 1                  # first byte of every encoded record
+RECORD_VERSION = 2                  # first byte of every encoded record (2: chain id in the header)
 RECORD_TAG_ADVERTISEMENT = "musig2_plugin/record/advertisement/v1"
 RECORD_TAG_WITHDRAWAL = "musig2_plugin/record/withdrawal/v1"
 RECORD_TAG_SIGNING_REQUEST = "musig2_plugin/record/signing-request/v1"
@@ -68,9 +81,13 @@ DHT_MAX_PAGES = 64                  # pages fetched from one peer per lookup
 DHT_REPUBLISH_INTERVAL_S = 600
 DHT_PRUNE_INTERVAL_S = 30
 DHT_UNRESPONSIVE_TTL_S = 30         # skip a contact that just timed out for this long
+PEERS_FILE_VERSION = 1              # remembered good peers (like Bitcoin Core's peers.dat)
+MAX_REMEMBERED_PEERS = 256          # kept across restarts (newest first)
+MAX_PEERS_FILE_BYTES = 64 * 1024    # a larger file is not read (corrupt or not ours)
+PEERS_SAVE_INTERVAL_S = 300         # the routing table is saved this often and at stop
 
 # --- transport --------------------------------------------------------------
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 2                           # 2: the chain id is in the signed header
 ENVELOPE_TAG = "musig2_plugin/message/v1"      # BIP-340 tagged hash of a protocol message
 RPC_MESSAGE = "m2.msg"                         # one signed envelope (hex)
 RPC_SIGNING_REQUEST = "m2.request"             # one signed signing-request record (hex)

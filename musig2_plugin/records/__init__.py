@@ -7,7 +7,7 @@ from .base import Record, supersedes
 from .decode import RECORD_KINDS, decode_record, peek_slot
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,
                      MalformedRecord, OversizedRecord, RecordError, UnknownRecordKind,
-                     UnsupportedVersion)
+                     UnsupportedVersion, WrongChain)
 from .fields import Endpoint, TxType, tx_type
 from .request import PayloadRef, SigningRequest
 from .topics import all_signer_topics, topic_for_requests, topic_for_type
@@ -16,6 +16,6 @@ __all__ = [
     "Advertisement", "Withdrawal", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
     "RECORD_KINDS", "peek_slot", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
-    "FutureRecord", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
+    "FutureRecord", "WrongChain", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
     "all_signer_topics", "tx_type",
 ]

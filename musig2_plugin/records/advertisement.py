@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..foundation import constants as C
+from ..foundation.chain import Chain
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField
@@ -41,7 +42,8 @@ class Advertisement(Record):
     reputation: int = 0
 
     @classmethod
-    def create(cls, seckey: bytes, *, tx_types: "Iterable[TxType | str] | TxType | str",
+    def create(cls, seckey: bytes, *, chain: "Chain | bytes",
+               tx_types: "Iterable[TxType | str] | TxType | str",
                min_amount_sat: int, max_amount_sat: int, host: str, port: int,
                trust_requirements: Iterable[str] = (), nickname: str = "", description: str = "",
                fee_per_signature_sat: int = 0, response_time_s: int = 60, reputation: int = 0,
@@ -50,7 +52,7 @@ class Advertisement(Record):
         """Build and sign an advertisement; ``seq`` defaults to the creation time in ms,
         so a restarted owner that lost its counter still outbids its old records."""
         types = mask_to_tx_types(tx_types_to_mask(tx_types))
-        return cls._signed(seckey, ttl=ttl, seq=seq, now=now, tx_types=types,
+        return cls._signed(seckey, chain=chain, ttl=ttl, seq=seq, now=now, tx_types=types,
                            min_amount_sat=min_amount_sat, max_amount_sat=max_amount_sat,
                            endpoint=Endpoint(host, port),
                            trust_requirements=check_trust_requirements(
@@ -65,13 +67,13 @@ class Advertisement(Record):
         return SIGNER_SLOT_PREFIX + self.owner_xonly
 
     def topics(self) -> tuple[bytes, ...]:
-        return tuple(topic_for_type(t) for t in self.tx_types)
+        return tuple(topic_for_type(t, self.chain_id) for t in self.tx_types)
 
     def accepted_topics(self) -> tuple[bytes, ...]:
         """Any signer topic: an update that drops a type is also published under the
         dropped type's topic, where it replaces the older version that still lists
         the type (searchers filter by ``accepts``)."""
-        return all_signer_topics()
+        return all_signer_topics(self.chain_id)
 
     def accepts(self, kind: "TxType | str") -> bool:
         return tx_type(kind) in self.tx_types
@@ -150,12 +152,12 @@ class Withdrawal(Record):
     TAG = C.RECORD_TAG_WITHDRAWAL
 
     @classmethod
-    def create(cls, seckey: bytes, *, seq: int | None = None,
+    def create(cls, seckey: bytes, *, chain: "Chain | bytes", seq: int | None = None,
                ttl: float = C.WITHDRAWAL_DEFAULT_TTL_S, now: float | None = None) -> "Withdrawal":
         """``seq`` must exceed the withdrawn advertisement's (the default, now in ms, does
         for advertisements created earlier with default seqs). The TTL must cover the
         remaining life of that advertisement, or the old copy could resurface."""
-        return cls._signed(seckey, ttl=ttl, seq=seq, now=now)
+        return cls._signed(seckey, chain=chain, ttl=ttl, seq=seq, now=now)
 
     @classmethod
     def for_advertisement(cls, seckey: bytes, ad: Advertisement, *,
@@ -165,14 +167,15 @@ class Withdrawal(Record):
 
         created = now_ms(now)
         ttl = max(C.MIN_TTL_S, (ad.expires_at_ms - created) / 1000 + 1)
-        return cls.create(seckey, seq=max(ad.seq + 1, created), ttl=min(ttl, C.MAX_TTL_S), now=now)
+        return cls.create(seckey, chain=ad.chain_id, seq=max(ad.seq + 1, created),
+                          ttl=min(ttl, C.MAX_TTL_S), now=now)
 
     @property
     def slot(self) -> bytes:
         return SIGNER_SLOT_PREFIX + self.owner_xonly
 
     def topics(self) -> tuple[bytes, ...]:
-        return all_signer_topics()
+        return all_signer_topics(self.chain_id)
 
     def _validate_body(self) -> None:
         return None

@@ -2,8 +2,12 @@
 
 Layout (all integers big-endian, fixed width)::
 
-    version u8 | kind u8 | owner 33 | seq u64 | created_at_ms u64 | expires_at_ms u64
-    | kind-specific body | BIP-340 signature 64
+    version u8 | kind u8 | chain 4 | owner 33 | seq u64 | created_at_ms u64
+    | expires_at_ms u64 | kind-specific body | BIP-340 signature 64
+
+``chain`` is the chain id (``foundation/chain.py``): signed like everything else,
+so a record made for one chain is refused on every other (``WrongChain``), and
+read right after the kind so that refusal costs no parsing.
 
 The signature covers every byte before it, hashed with a tag per record kind
 (``tagged_hash(TAG, unsigned_bytes)``), so a signature of one kind can never be
@@ -23,13 +27,15 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of, chain_label
 from ..crypto import plain_pubkey, schnorr_sign, schnorr_verify, tagged_hash
 from .codec import Reader, Writer
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,
-                     OversizedRecord)
+                     OversizedRecord, WrongChain)
 from .fields import check_int, check_pubkey33
 
-HEADER_LEN = 1 + 1 + 33 + 8 + 8 + 8
+HEADER_LEN = 1 + 1 + C.CHAIN_ID_LEN + 33 + 8 + 8 + 8
+OWNER_OFFSET = 2 + C.CHAIN_ID_LEN
 MAX_SEQ = (1 << 64) - 1
 
 
@@ -44,6 +50,7 @@ class Record(ABC):
     KIND: ClassVar[int] = 0
     TAG: ClassVar[str] = ""
 
+    chain_id: bytes
     owner: bytes
     seq: int
     created_at_ms: int
@@ -90,6 +97,8 @@ class Record(ABC):
         """Raise InvalidField unless every kind-specific field is within bounds."""
 
     def _validate(self) -> None:
+        if not isinstance(self.chain_id, bytes) or len(self.chain_id) != C.CHAIN_ID_LEN:
+            raise InvalidField(f"chain id must be {C.CHAIN_ID_LEN} bytes")
         check_pubkey33(self.owner, "owner key")
         check_int(self.seq, 0, MAX_SEQ, "seq")
         check_int(self.created_at_ms, 0, MAX_SEQ, "created_at")
@@ -103,6 +112,7 @@ class Record(ABC):
         w = Writer()
         w.u8(C.RECORD_VERSION)
         w.u8(self.KIND)
+        w.raw(self.chain_id)
         w.raw(self.owner)
         w.u64(self.seq)
         w.u64(self.created_at_ms)
@@ -125,9 +135,10 @@ class Record(ABC):
 
     # -- construction -----------------------------------------------------------
     @classmethod
-    def _signed(cls, seckey: bytes, *, ttl: float, seq: int | None, now: float | None, **body):
+    def _signed(cls, seckey: bytes, *, chain: "Chain | bytes", ttl: float, seq: int | None,
+                now: float | None, **body):
         created = now_ms(now)
-        record = cls(owner=plain_pubkey(seckey), seq=created if seq is None else seq,
+        record = cls(chain_id=chain_id_of(chain), owner=plain_pubkey(seckey), seq=created if seq is None else seq,
                      created_at_ms=created, expires_at_ms=created + int(ttl * 1000), **body)
         record._validate()
         signed = dataclasses.replace(record, signature=schnorr_sign(seckey, record.sighash()))
@@ -160,6 +171,12 @@ def check_time(record: Record, now: float | None) -> None:
         raise ExpiredRecord(f"record expired {(t - record.expires_at_ms) / 1000:.1f} s ago")
     if record.created_at_ms > t + C.MAX_CLOCK_SKEW_S * 1000:
         raise FutureRecord(f"record created {(record.created_at_ms - t) / 1000:.1f} s in the future")
+
+
+def check_chain(record: Record, chain: "Chain | bytes") -> None:
+    if record.chain_id != chain_id_of(chain):
+        raise WrongChain(f"record of chain {chain_label(record.chain_id)}, "
+                         f"not of {chain_label(chain)}")
 
 
 def check_signature(record: Record) -> None:

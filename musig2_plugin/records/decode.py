@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from ..foundation import constants as C
 from .advertisement import Advertisement, Withdrawal
-from .base import HEADER_LEN, Record, check_signature, check_time
+from ..foundation.chain import Chain, chain_id_of, chain_label
+from .base import HEADER_LEN, OWNER_OFFSET, Record, check_signature, check_time
 from .codec import Reader
 from .errors import (InvalidField, MalformedRecord, OversizedRecord, RecordError,
-                     UnknownRecordKind, UnsupportedVersion)
+                     UnknownRecordKind, UnsupportedVersion, WrongChain)
 from .request import SigningRequest
 
 RECORD_KINDS: dict[int, type[Record]] = {
@@ -19,8 +20,12 @@ RECORD_KINDS: dict[int, type[Record]] = {
 }
 
 
-def decode_record(data: bytes, *, now: float | None = None, check_expiry: bool = True) -> Record:
-    """Parse and fully verify one record.
+def decode_record(data: bytes, *, chain: "Chain | bytes", now: float | None = None,
+                  check_expiry: bool = True) -> Record:
+    """Parse and fully verify one record of ``chain``.
+
+    A record of any other chain raises ``WrongChain`` right after the header's
+    first bytes, before its body is parsed or its signature checked.
 
     ``now`` (unix seconds) is the clock used for expiry and future-dating;
     ``check_expiry=False`` is for tools that inspect old records, never for
@@ -40,9 +45,14 @@ def decode_record(data: bytes, *, now: float | None = None, check_expiry: bool =
     cls = RECORD_KINDS.get(data[1])
     if cls is None:
         raise UnknownRecordKind(f"record kind {data[1]}")
+    want = chain_id_of(chain)
+    if data[2:OWNER_OFFSET] != want:
+        raise WrongChain(f"record of chain {chain_label(data[2:OWNER_OFFSET])}, "
+                         f"not of {chain_label(want)}")
     body, signature = data[:-C.SCHNORR_SIG_LEN], data[-C.SCHNORR_SIG_LEN:]
     r = Reader(body)
     r.take(2, "version and kind")
+    chain_id = r.take(C.CHAIN_ID_LEN, "chain id")
     owner = r.take(33, "owner")
     seq, created, expires = r.u64("seq"), r.u64("created_at"), r.u64("expires_at")
     try:
@@ -52,7 +62,7 @@ def decode_record(data: bytes, *, now: float | None = None, check_expiry: bool =
     except (ValueError, TypeError) as exc:  # defensive: a validator tripping on odd input
         raise InvalidField(str(exc)) from None
     r.finish()
-    record = cls(owner=owner, seq=seq, created_at_ms=created, expires_at_ms=expires,
+    record = cls(chain_id=chain_id, owner=owner, seq=seq, created_at_ms=created, expires_at_ms=expires,
                  signature=signature, **fields)
     record._validate()
     if record.unsigned_bytes() != body:
@@ -72,7 +82,7 @@ def peek_slot(data: bytes) -> bytes | None:
     """
     if not isinstance(data, bytes) or len(data) < HEADER_LEN + C.SCHNORR_SIG_LEN or data[0] != C.RECORD_VERSION:
         return None
-    kind, xonly = data[1], data[3:35]
+    kind, xonly = data[1], data[OWNER_OFFSET + 1:OWNER_OFFSET + 33]
     if kind in (Advertisement.KIND, Withdrawal.KIND):
         return b"S" + xonly
     if kind == SigningRequest.KIND and len(data) >= HEADER_LEN + 32 + C.SCHNORR_SIG_LEN:

@@ -30,6 +30,10 @@ class UnsupportedVersion(RecordError):
     """A version byte this code does not speak; never guessed at."""
 
 
+class WrongChain(RecordError):
+    """A well-formed record of another chain (testnet on mainnet, ...): never used here."""
+
+
 class OversizedRecord(RecordError):
     pass
 

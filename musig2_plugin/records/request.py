@@ -14,6 +14,7 @@ import hashlib
 from typing import Sequence
 
 from ..foundation import constants as C
+from ..foundation.chain import Chain
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField
@@ -64,7 +65,8 @@ class SigningRequest(Record):
     payload_ref: PayloadRef | None = None
 
     @classmethod
-    def create(cls, seckey: bytes, *, keys: Sequence[bytes], messages: Sequence[bytes],
+    def create(cls, seckey: bytes, *, chain: "Chain | bytes", keys: Sequence[bytes],
+               messages: Sequence[bytes],
                payload: bytes = b"", tx_type: "TxType | str" = TxType.SPEND, metadata: str = "",
                request_id: bytes | None = None, host: str | None = None, port: int | None = None,
                ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S, seq: int | None = None,
@@ -76,7 +78,7 @@ class SigningRequest(Record):
         DHT record and participants fetch it from the creator's endpoint (see docs/sessions.md).
         """
         endpoint = None if host is None and port is None else Endpoint(host, port)
-        return cls._signed(seckey, ttl=ttl, seq=seq, now=now,
+        return cls._signed(seckey, chain=chain, ttl=ttl, seq=seq, now=now,
                            request_id=os.urandom(REQUEST_ID_LEN) if request_id is None else request_id,
                            tx_type=_tx(tx_type), keys=tuple(keys), messages=tuple(messages),
                            payload=payload, metadata=metadata, endpoint=endpoint,
@@ -95,7 +97,7 @@ class SigningRequest(Record):
         return others or self.keys
 
     def topics(self) -> tuple[bytes, ...]:
-        return tuple(topic_for_requests(k) for k in self.addressed_keys())
+        return tuple(topic_for_requests(k, self.chain_id) for k in self.addressed_keys())
 
     def addresses(self, pubkey: bytes) -> bool:
         """Whether ``pubkey`` (33-byte or x-only) is one of the participants."""

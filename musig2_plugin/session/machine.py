@@ -210,7 +210,7 @@ class Session:
             self.status = JOINING
             self._joining_since = time.monotonic()
             self._broadcast(MsgType.JOIN, epoch=self.epoch, last_attempt=-1, fresh=True,
-                            endpoint=list(self.transport.endpoint))
+                            endpoint=self.transport.published_endpoint())
             self._start_heartbeat()
         else:
             self._begin_joining(fresh=True)
@@ -224,7 +224,7 @@ class Session:
     def _send_join(self, *, fresh: bool) -> None:
         epoch = self.epoch
         fields = dict(epoch=epoch, last_attempt=self.attempt, fresh=fresh,
-                      endpoint=list(self.transport.endpoint))
+                      endpoint=self.transport.published_endpoint())
         if self.coordinator == self.me:
             # The coordinator tells everyone where it is: a participant may not know its
             # endpoint yet (it was offline when the request was announced).

@@ -1,7 +1,8 @@
 """Peer transport: aiorpcx sessions carrying signed, replay-protected envelopes."""
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope, EnvelopeError,
                        MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
-                       ReplayedMessage, StaleMessage)
+                       ReplayedMessage, StaleMessage, WrongChainMessage)
+from .addresses import EndpointNotPublic, check_publishable, publishable_endpoint
 from .guards import PeerScore, ReplayGuard, TokenBucket
 from .node import BadFetch, Transport, UnknownPayload, UnknownSession
 from .peer import ClientPool, Endpoint, PeerRefused, PeerUnreachable, TransportError

@@ -10,8 +10,12 @@ signature or trip the replay window.
 
 Layout (big-endian)::
 
-    version u8 | type u8 | session_id 32 | sender 33 | counter u64 | time_ms u64 |
-    body_len u32 | body | signature 64
+    version u8 | type u8 | chain 4 | session_id 32 | sender 33 | counter u64 |
+    time_ms u64 | body_len u32 | body | signature 64
+
+``chain`` is the chain id (``foundation/chain.py``), inside the signed bytes: a
+message for another chain's session is refused as ``WrongChainMessage`` (before
+its signature is even checked) and cannot be relabelled without the sender's key.
 """
 from __future__ import annotations
 
@@ -22,10 +26,11 @@ import time
 from dataclasses import dataclass
 
 from ..foundation import constants as C
+from ..foundation.chain import Chain, chain_id_of, chain_label
 from ..foundation.errors import Musig2Error
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 
-_HEADER = struct.Struct(">BB32s33sQQI")
+_HEADER = struct.Struct(f">BB{C.CHAIN_ID_LEN}s32s33sQQI")
 SIG_LEN = C.SCHNORR_SIG_LEN
 MIN_ENVELOPE_LEN = _HEADER.size + SIG_LEN
 
@@ -54,6 +59,10 @@ class MalformedEnvelope(EnvelopeError):
 
 class BadSignature(EnvelopeError):
     pass
+
+
+class WrongChainMessage(EnvelopeError):
+    """A message of another chain (its sender runs a node of another network)."""
 
 
 class AuthenticRefusal(EnvelopeError):
@@ -86,10 +95,14 @@ class Envelope:
     time_ms: int
     body: bytes
     signature: bytes = b""
+    chain_id: bytes = b""    # required when signing; last so positional construction stays short
 
     def signed_part(self) -> bytes:
-        return _HEADER.pack(C.ENVELOPE_VERSION, int(self.msg_type), self.session_id, self.sender,
-                            self.counter, self.time_ms, len(self.body)) + self.body
+        if len(self.chain_id) != C.CHAIN_ID_LEN:
+            raise ValueError(f"an envelope's chain id is {C.CHAIN_ID_LEN} bytes")
+        return _HEADER.pack(C.ENVELOPE_VERSION, int(self.msg_type), self.chain_id,
+                            self.session_id, self.sender, self.counter, self.time_ms,
+                            len(self.body)) + self.body
 
     def digest(self) -> bytes:
         return tagged_hash(C.ENVELOPE_TAG, self.signed_part())
@@ -103,26 +116,34 @@ class Envelope:
         return schnorr_verify(self.sender[1:], self.digest(), self.signature)
 
     @classmethod
-    def sign(cls, seckey: bytes, *, msg_type: MsgType, session_id: bytes, sender: bytes,
-             counter: int, body: bytes, time_ms: int | None = None) -> "Envelope":
+    def sign(cls, seckey: bytes, *, chain: "Chain | bytes", msg_type: MsgType,
+             session_id: bytes, sender: bytes, counter: int, body: bytes,
+             time_ms: int | None = None) -> "Envelope":
         if len(session_id) != 32 or len(sender) != 33:
             raise ValueError("session id must be 32 bytes and sender a 33-byte key")
         if len(body) > C.MAX_ENVELOPE_BODY_BYTES:
             raise ValueError("message body too large")
         env = cls(MsgType(msg_type), bytes(session_id), bytes(sender), int(counter),
-                  int(time.time() * 1000) if time_ms is None else int(time_ms), bytes(body))
+                  int(time.time() * 1000) if time_ms is None else int(time_ms), bytes(body),
+                  chain_id=chain_id_of(chain))
         sig = schnorr_sign(seckey, env.digest())
         return cls(env.msg_type, env.session_id, env.sender, env.counter, env.time_ms,
-                   env.body, sig)
+                   env.body, sig, env.chain_id)
 
     @classmethod
-    def decode(cls, data: bytes, *, max_body: int = C.MAX_ENVELOPE_BODY_BYTES) -> "Envelope":
-        """Parse strictly; the signature is NOT checked here (see ``verify``)."""
+    def decode(cls, data: bytes, *, chain: "Chain | bytes",
+               max_body: int = C.MAX_ENVELOPE_BODY_BYTES) -> "Envelope":
+        """Parse strictly a message of ``chain``; the signature is NOT checked here (see
+        ``verify``). Another chain's message raises ``WrongChainMessage``."""
         if not isinstance(data, (bytes, bytearray)) or len(data) < MIN_ENVELOPE_LEN:
             raise MalformedEnvelope("envelope too short")
-        version, mtype, sid, sender, counter, time_ms, body_len = _HEADER.unpack_from(data, 0)
+        version, mtype, chain_id, sid, sender, counter, time_ms, body_len = \
+            _HEADER.unpack_from(data, 0)
         if version != C.ENVELOPE_VERSION:
             raise MalformedEnvelope(f"unknown envelope version {version}")
+        if chain_id != chain_id_of(chain):
+            raise WrongChainMessage(f"message of chain {chain_label(chain_id)}, "
+                                    f"not of {chain_label(chain)}")
         try:
             msg_type = MsgType(mtype)
         except ValueError:
@@ -135,7 +156,7 @@ class Envelope:
             raise MalformedEnvelope("sender is not a compressed public key")
         body = bytes(data[_HEADER.size:_HEADER.size + body_len])
         sig = bytes(data[_HEADER.size + body_len:])
-        return cls(msg_type, sid, sender, counter, time_ms, body, sig)
+        return cls(msg_type, sid, sender, counter, time_ms, body, sig, chain_id)
 
 
 class CounterSource:

@@ -20,6 +20,7 @@ from functools import partial
 
 from ..foundation import constants as C
 from ..foundation.config import Musig2Config
+from ..foundation.chain import Chain, chain_id_of
 from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
@@ -59,12 +60,14 @@ class BadFetch(AuthenticRefusal):
 
 
 class Transport:
-    def __init__(self, seckey: bytes, config: Musig2Config, *, membership: Membership,
+    def __init__(self, seckey: bytes, config: Musig2Config, *, chain: "Chain | bytes",
+                 membership: Membership,
                  on_envelope: EnvelopeHandler, on_request: RequestHandler,
                  fetch_membership: FetchMembership | None = None,
                  on_fetch: FetchHandler | None = None) -> None:
         self._seckey = seckey
         self.pubkey = plain_pubkey(seckey)
+        self.chain_id = chain_id_of(chain)   # every envelope we sign or admit is of this chain
         self.config = config
         self._membership = membership
         self._on_envelope = on_envelope
@@ -80,6 +83,9 @@ class Transport:
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
+        #: Where strangers should connect (set by the owner from its settings and the chain's
+        #: rules, see addresses.py); None: we publish no endpoint (JOINs then carry none).
+        self.public_endpoint: Endpoint | None = None
         #: Called with every envelope that passed admission and was handled (tests record nonces).
         self.observers: list[Callable[[Envelope], None]] = []
         #: Called with every envelope we sign before it is sent.
@@ -100,6 +106,10 @@ class Transport:
         self.endpoint = (sock_host, sock_port)
         return self.endpoint
 
+    def published_endpoint(self) -> list | None:
+        """Our endpoint as the JOIN message carries it."""
+        return None if self.public_endpoint is None else list(self.public_endpoint)
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -117,8 +127,9 @@ class Transport:
 
     # -- sending ----------------------------------------------------------------------
     def seal(self, msg_type: MsgType, session_id: bytes, body: bytes) -> Envelope:
-        env = Envelope.sign(self._seckey, msg_type=msg_type, session_id=session_id,
-                            sender=self.pubkey, counter=self._counter.next(), body=body)
+        env = Envelope.sign(self._seckey, chain=self.chain_id, msg_type=msg_type,
+                            session_id=session_id, sender=self.pubkey,
+                            counter=self._counter.next(), body=body)
         for observer in list(self.sent_observers):
             observer(env)
         return env
@@ -182,7 +193,7 @@ class Transport:
         request, replay window), then hand it to the payload holder."""
         env = None
         try:
-            env = Envelope.decode(data)
+            env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type != MsgType.FETCH:
                 raise MalformedEnvelope("only FETCH messages ask for payloads")
             self.scores.check(env.sender)
@@ -209,7 +220,7 @@ class Transport:
     async def accept(self, data: bytes) -> Envelope:
         """The admission pipeline; raises an EnvelopeError subclass on refusal."""
         try:
-            env = Envelope.decode(data)
+            env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type == MsgType.FETCH:
                 raise MalformedEnvelope("FETCH messages travel only on the payload RPC")
             self.scores.check(env.sender)

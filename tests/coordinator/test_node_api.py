@@ -8,6 +8,7 @@ import os
 import pytest
 
 from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import (CoordinatorError, Musig2Node, NotStarted, RequestPayload,
                                        RequestRefused, request_key)
 from musig2_plugin.coordinator.payload import PayloadFormatError
@@ -22,7 +23,7 @@ DHT = DhtConfig(rate_limit_by="address")
 
 async def test_offline_participant_finds_the_request_in_the_dht_later():
     """Bob is unknown to Alice when she announces (no push possible); he finds it in the DHT."""
-    alice, bob, carol = (Musig2Node(os.urandom(32), config=CFG, dht_config=DHT) for _ in range(3))
+    alice, bob, carol = (Musig2Node(os.urandom(32), config=CFG, dht_config=DHT, chain=REGTEST) for _ in range(3))
     await alice.start(dht=True)
     await carol.start(dht=True, bootstrap=[alice.dht_address])
     await carol.advertise_signer()
@@ -48,7 +49,7 @@ async def test_offline_participant_finds_the_request_in_the_dht_later():
 
 
 async def test_requests_not_for_us_or_tampered_are_refused_and_change_nothing():
-    alice, bob = Musig2Node(os.urandom(32), config=CFG), Musig2Node(os.urandom(32), config=CFG)
+    alice, bob = Musig2Node(os.urandom(32), config=CFG, chain=REGTEST), Musig2Node(os.urandom(32), config=CFG, chain=REGTEST)
     await alice.start(dht=False)
     await bob.start(dht=False)
     alice.add_peer(bob.pubkey, bob.endpoint)
@@ -57,12 +58,12 @@ async def test_requests_not_for_us_or_tampered_are_refused_and_change_nothing():
         other = plain_pubkey(os.urandom(32))
         # Addressed to others only: bob refuses the push.
         rec = SigningRequest.create(alice._seckey, keys=[alice.pubkey, outsider],
-                                    messages=[bytes(32)], payload=b"\x01" * 64)
+                                    messages=[bytes(32)], payload=b"\x01" * 64, chain=REGTEST)
         with pytest.raises(PeerRefused, match="not addressed"):
             await alice.transport.push_request(bob.endpoint, rec.encode())
         # Addressed to bob, but the payload is not encrypted to him (garbage): refused.
         rec = SigningRequest.create(alice._seckey, keys=[alice.pubkey, bob.pubkey, other],
-                                    messages=[bytes(32)], payload=b"\x01" * 200)
+                                    messages=[bytes(32)], payload=b"\x01" * 200, chain=REGTEST)
         with pytest.raises(PeerRefused, match="unreadable"):
             await alice.transport.push_request(bob.endpoint, rec.encode())
         # A valid request with one byte of its signature flipped.
@@ -83,7 +84,7 @@ async def test_requests_not_for_us_or_tampered_are_refused_and_change_nothing():
 
 
 async def test_api_requires_start_and_dht_for_discovery():
-    node = Musig2Node(os.urandom(32), config=CFG)
+    node = Musig2Node(os.urandom(32), config=CFG, chain=REGTEST)
     with pytest.raises(NotStarted):
         await node.advertise_signer()
     with pytest.raises(NotStarted):
@@ -118,7 +119,7 @@ def test_request_payload_codec_is_strict():
 
 
 async def test_background_listeners_for_requests_and_signers():
-    alice, bob = (Musig2Node(os.urandom(32), config=CFG, dht_config=DHT) for _ in range(2))
+    alice, bob = (Musig2Node(os.urandom(32), config=CFG, dht_config=DHT, chain=REGTEST) for _ in range(2))
     await alice.start(dht=True)
     await bob.start(dht=True, bootstrap=[alice.dht_address])
     try:
@@ -145,7 +146,7 @@ async def test_bad_user_input_is_a_typed_error_and_changes_nothing():
     from musig2_plugin.crypto import CryptoError
     from musig2_plugin.session import SpecError
 
-    node = Musig2Node(os.urandom(32), config=CFG)
+    node = Musig2Node(os.urandom(32), config=CFG, chain=REGTEST)
     await node.start(dht=False)
     try:
         other = plain_pubkey(os.urandom(32))
@@ -166,7 +167,7 @@ async def test_bad_user_input_is_a_typed_error_and_changes_nothing():
 
 
 async def test_endpoint_hints_name_the_first_coordinators_of_each_session():
-    nodes = [Musig2Node(os.urandom(32), config=CFG) for _ in range(8)]
+    nodes = [Musig2Node(os.urandom(32), config=CFG, chain=REGTEST) for _ in range(8)]
     for x in nodes:
         await x.start(dht=False)
     try:
@@ -189,9 +190,9 @@ async def test_what_discovery_remembers_is_bounded():
     """Advertisements cost their owners nothing: the keys a node remembers from discovery
     (announced-once set and address book) stay within max_known_endpoints."""
     cfg = CFG.with_(max_known_endpoints=2)
-    alice = Musig2Node(os.urandom(32), config=cfg, dht_config=DHT)
+    alice = Musig2Node(os.urandom(32), config=cfg, dht_config=DHT, chain=REGTEST)
     await alice.start(dht=True)
-    signers = [Musig2Node(os.urandom(32), config=CFG, dht_config=DHT) for _ in range(4)]
+    signers = [Musig2Node(os.urandom(32), config=CFG, dht_config=DHT, chain=REGTEST) for _ in range(4)]
     try:
         for s in signers:
             await s.start(dht=True, bootstrap=[alice.dht_address])

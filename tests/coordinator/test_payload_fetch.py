@@ -13,6 +13,7 @@ import pytest
 
 from musig2_plugin.foundation import constants as C
 from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import (Musig2Node, OversizedPayloadReply, PayloadFetchError,
                                        PayloadMismatch, RequestRefused, request_key)
 from musig2_plugin.coordinator.fetch import FETCH_BODY, fetch_payload
@@ -35,9 +36,9 @@ def _received(node: Musig2Node) -> list:
 
 
 async def test_large_request_is_found_in_the_dht_fetched_from_the_creator_and_signed():
-    alice = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT)
-    carol = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT)
-    bob = Musig2Node(os.urandom(32), config=SMALL_FRAMES, dht_config=DHT)
+    alice = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT, chain=REGTEST)
+    carol = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT, chain=REGTEST)
+    bob = Musig2Node(os.urandom(32), config=SMALL_FRAMES, dht_config=DHT, chain=REGTEST)
     await alice.start(dht=True)
     await carol.start(dht=True, bootstrap=[alice.dht_address])
     alice.add_peer(carol.pubkey, carol.endpoint)
@@ -49,7 +50,7 @@ async def test_large_request_is_found_in_the_dht_fetched_from_the_creator_and_si
         assert record.payload == b"" and record.payload_ref is not None
         assert record.payload_ref.length > C.MAX_REQUEST_PAYLOAD_BYTES
         assert len(record.encode()) <= C.MAX_RECORD_BYTES
-        assert decode_record(record.encode()) == record       # commitment is signed, canonical
+        assert decode_record(record.encode(), chain=REGTEST) == record       # commitment is signed, canonical
         key = request_key(record)
         # Carol got the push (a small record) and fetched the payload from alice.
         assert carol.requests[key].via == "push"
@@ -79,8 +80,8 @@ async def test_large_request_is_found_in_the_dht_fetched_from_the_creator_and_si
 
 
 async def test_payload_not_matching_the_commitment_is_refused_and_changes_nothing():
-    alice = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT)
-    bob = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT)
+    alice = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT, chain=REGTEST)
+    bob = Musig2Node(os.urandom(32), config=CFG, dht_config=DHT, chain=REGTEST)
     await alice.start(dht=True)
     await bob.start(dht=True, bootstrap=[alice.dht_address])
     try:
@@ -113,7 +114,7 @@ async def test_payload_not_matching_the_commitment_is_refused_and_changes_nothin
 
 
 async def test_only_participants_get_the_payload_and_bad_fetches_are_refused():
-    alice, bob, eve = (Musig2Node(os.urandom(32), config=CFG) for _ in range(3))
+    alice, bob, eve = (Musig2Node(os.urandom(32), config=CFG, chain=REGTEST) for _ in range(3))
     for n in (alice, bob, eve):
         await n.start(dht=False)
     try:
@@ -127,7 +128,7 @@ async def test_only_participants_get_the_payload_and_bad_fetches_are_refused():
             await fetch_payload(bob.transport, alice.endpoint, os.urandom(32), ref)
         # Eve cannot pass as bob: a FETCH naming bob but signed by eve fails its signature.
         forged = Envelope.sign(eve._seckey, msg_type=MsgType.FETCH, session_id=key,
-                               sender=bob.pubkey, counter=1, body=FETCH_BODY.pack(0, 100))
+                               sender=bob.pubkey, counter=1, body=FETCH_BODY.pack(0, 100), chain=REGTEST)
         with pytest.raises(Exception, match="BadSignature"):
             await eve.transport.fetch_chunk(alice.endpoint, forged)
         # Bob asking for a chunk beyond the payload or too large a chunk: typed refusal.
@@ -149,7 +150,7 @@ async def test_only_participants_get_the_payload_and_bad_fetches_are_refused():
 
 async def test_an_oversized_reply_is_refused():
     """Alice's node is real, but its FETCH handler is replaced by one answering more than asked."""
-    alice, bob = Musig2Node(os.urandom(32), config=CFG), Musig2Node(os.urandom(32), config=CFG)
+    alice, bob = Musig2Node(os.urandom(32), config=CFG, chain=REGTEST), Musig2Node(os.urandom(32), config=CFG, chain=REGTEST)
     await alice.start(dht=False)
     await bob.start(dht=False)
     alice.add_peer(bob.pubkey, bob.endpoint)
@@ -183,7 +184,7 @@ async def test_an_oversized_reply_is_refused():
 
 
 async def test_small_requests_keep_the_inline_payload_and_the_old_layout():
-    alice, bob = Musig2Node(os.urandom(32), config=CFG), Musig2Node(os.urandom(32), config=CFG)
+    alice, bob = Musig2Node(os.urandom(32), config=CFG, chain=REGTEST), Musig2Node(os.urandom(32), config=CFG, chain=REGTEST)
     await alice.start(dht=False)
     await bob.start(dht=False)
     alice.add_peer(bob.pubkey, bob.endpoint)

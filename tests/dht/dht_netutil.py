@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import random
 
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.dht import DhtConfig, DhtNode
 from musig2_plugin.records import Advertisement
 
@@ -21,7 +22,7 @@ async def network(n: int, config: DhtConfig = FAST, seed: int = 1):
     nodes: list[DhtNode] = []
     try:
         for i in range(n):
-            node = DhtNode(config)
+            node = DhtNode(config, chain=REGTEST)
             boot = [] if not nodes else [nodes[0].address] + ([rng.choice(nodes).address] if i > 2 else [])
             await node.start(bootstrap=boot)
             nodes.append(node)
@@ -38,11 +39,12 @@ def seckey(i: int) -> bytes:
 
 
 def make_ad(i: int, *, tx_types=("spend",), lo=10_000, hi=10_000_000, reputation=50, fee=100,
-            ttl=60.0, seq=None, nickname=None, key=None) -> Advertisement:
+            ttl=60.0, seq=None, nickname=None, key=None, chain=REGTEST) -> Advertisement:
     return Advertisement.create(key or seckey(i), tx_types=tx_types, min_amount_sat=lo,
                                 max_amount_sat=hi, host="127.0.0.1", port=40_000 + i,
                                 nickname=nickname or f"signer{i}", reputation=reputation,
-                                fee_per_signature_sat=fee, response_time_s=10 + i, ttl=ttl, seq=seq)
+                                fee_per_signature_sat=fee, response_time_s=10 + i, ttl=ttl, seq=seq,
+                                chain=chain)
 
 
 async def wait_until(predicate, timeout: float = 5.0, step: float = 0.05) -> bool:

@@ -14,13 +14,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from dht_netutil import FAST, make_ad  # noqa: E402
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.dht import DhtNode  # noqa: E402
 
 
 async def main() -> None:
     host, port = sys.argv[1].rsplit(":", 1)
     first, count = int(sys.argv[2]), int(sys.argv[3])
-    node = DhtNode(FAST)
+    node = DhtNode(FAST, chain=REGTEST)
     await node.start(bootstrap=[(host, int(port))])
     stored = 0
     for i in range(first, first + count):

@@ -14,12 +14,13 @@ import umsgpack
 
 from dht_netutil import FAST, make_ad, network, seckey, wait_until
 from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST, TESTNET
 from musig2_plugin.crypto import plain_pubkey, schnorr_sign
 from musig2_plugin.dht import DhtConfig, DhtNode, Discovery
 from musig2_plugin.records import SigningRequest, topic_for_type
 
 N_NODES = 30
-SPEND = topic_for_type("spend")
+SPEND = topic_for_type("spend", chain=REGTEST)
 
 
 async def store_at_closest(attacker: DhtNode, topic: bytes, data: bytes) -> list[str]:
@@ -102,7 +103,7 @@ async def test_replay_of_an_older_seq_refused():
         assert refused(nodes, "stale") >= len(replies)
         # a fresh node that never saw the newer version accepts the replay, yet the
         # lookup merges newest-per-owner, so searchers still get seq 2000
-        fresh = DhtNode(FAST)
+        fresh = DhtNode(FAST, chain=REGTEST)
         await fresh.start(bootstrap=[nodes[0].address])
         try:
             ok, status = await nodes[9].protocol.call_store_record(fresh.contact, SPEND, old.encode())
@@ -206,7 +207,7 @@ async def test_flood_from_one_source_is_rate_limited():
 
 async def test_rpc_flood_over_the_datagram_budget_is_dropped():
     config = dataclasses.replace(FAST, rpc_rate_per_second=20)
-    victim = DhtNode(config)
+    victim = DhtNode(config, chain=REGTEST)
     await victim.start()
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -228,13 +229,16 @@ async def test_lookup_refuses_bad_records_served_by_a_lying_peer():
         forged = make_ad(0, seq=ads[0].seq + 5).encode()[:-64] + bytes(64)
         # a request addressed to someone, served under a signer topic
         wrong_topic = SigningRequest.create(seckey(80), keys=[plain_pubkey(seckey(81))],
-                                            messages=[bytes(32)]).encode()
+                                            messages=[bytes(32)], chain=REGTEST).encode()
+        # a genuine, correctly signed advertisement of another chain
+        other_chain = make_ad(7, chain=TESTNET).encode()
         orig = liar.protocol.rpc_find_records
 
         def lying(sender, nodeid, topic, cursor):
             reply = orig(sender, nodeid, topic, cursor)
             if reply is not None and cursor == 0:
-                reply["records"] = reply["records"] + [forged, wrong_topic, b"\x01junk"]
+                reply["records"] = reply["records"] + [forged, wrong_topic, other_chain,
+                                                       bytes([C.RECORD_VERSION]) + b"junk"]
                 # contacts that would make sendto fail (and asyncio close our socket)
                 reply["nodes"] = [(os.urandom(20), "not-an-ip", 1), (os.urandom(20), "::1", 5),
                                   ("x", "1.2.3.4", 9)] + reply["nodes"]
@@ -247,6 +251,7 @@ async def test_lookup_refuses_bad_records_served_by_a_lying_peer():
         assert searcher.stats.get("refused:lookup_InvalidSignature", 0) == 1
         assert searcher.stats.get("refused:lookup_wrong_topic", 0) == 1
         assert searcher.stats.get("refused:lookup_MalformedRecord", 0) == 1
+        assert searcher.stats.get("refused:lookup_WrongChain", 0) == 1
         assert searcher.stats.get("refused:bad_contacts", 0) >= 1
         ok, _ = await nodes[0].protocol.ping(searcher.address, nodes[0].node_id)
         assert ok  # the searcher's socket is still open

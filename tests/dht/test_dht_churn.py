@@ -7,9 +7,10 @@ import random
 from kademlia.node import Node
 
 from dht_netutil import FAST, make_ad, network, wait_until
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.dht import DhtNode, Discovery, topic_for_type
 
-SPEND = topic_for_type("spend")
+SPEND = topic_for_type("spend", chain=REGTEST)
 
 N_NODES = 40
 N_SIGNERS = 40
@@ -47,7 +48,7 @@ async def test_node_that_lost_every_contact_rejoins_through_its_bootstrap_nodes(
         ads = [make_ad(i) for i in range(5)]
         for i, ad in enumerate(ads):
             await nodes[i].publish(ad)
-        loner = DhtNode(FAST)
+        loner = DhtNode(FAST, chain=REGTEST)
         await loner.start(bootstrap=[nodes[3].address])
         try:
             assert loner.stats["contacts"] > 1
@@ -68,7 +69,7 @@ async def test_newcomer_close_to_a_topic_receives_copies():
             await nodes[i].publish(ad)
         target = Node(SPEND)
         # a newcomer whose id is almost the topic: the closest node of all
-        newcomer = DhtNode(FAST, node_id=SPEND[:-1] + bytes([SPEND[-1] ^ 1]))
+        newcomer = DhtNode(FAST, node_id=SPEND[:-1] + bytes([SPEND[-1] ^ 1]), chain=REGTEST)
         await newcomer.start(bootstrap=[nodes[0].address])
         try:
             assert all(newcomer.contact.distance_to(target) < n.contact.distance_to(target) for n in nodes)

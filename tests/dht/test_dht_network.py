@@ -11,13 +11,14 @@ import asyncio
 from kademlia.node import Node
 
 from dht_netutil import FAST, make_ad, network, seckey, wait_until
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.dht import Discovery, OwnRecords, rank_key
 from musig2_plugin.records import (Advertisement, SigningRequest, Withdrawal, topic_for_requests,
                                    topic_for_type)
 
 N_NODES = 30
-SPEND = topic_for_type("spend")
+SPEND = topic_for_type("spend", chain=REGTEST)
 
 
 async def publish_signers(nodes, ads):
@@ -140,9 +141,9 @@ async def test_signing_requests_found_by_each_addressed_key():
     async with network(N_NODES) as nodes:
         keys = [plain_pubkey(seckey(i)) for i in range(3)]
         req = SigningRequest.create(seckey(0), keys=keys, messages=[bytes(range(32))],
-                                    payload=b"\x00encrypted-psbt" * 40, host="127.0.0.1", port=5555)
+                                    payload=b"\x00encrypted-psbt" * 40, host="127.0.0.1", port=5555, chain=REGTEST)
         other = SigningRequest.create(seckey(9), keys=[plain_pubkey(seckey(9)), keys[2]],
-                                      messages=[bytes(32)])
+                                      messages=[bytes(32)], chain=REGTEST)
         assert await nodes[3].publish(req) >= FAST.ksize
         assert await nodes[4].publish(other) >= FAST.ksize // 2
         d = Discovery(nodes[-1])
@@ -152,7 +153,7 @@ async def test_signing_requests_found_by_each_addressed_key():
         assert await d.find_requests_for(plain_pubkey(seckey(7))) == []
         got = (await d.find_requests_for(keys[1]))[0]
         assert got.payload == req.payload and got.endpoint.port == 5555
-        assert len(await nodes[0].lookup(topic_for_requests(keys[1]))) == 1
+        assert len(await nodes[0].lookup(topic_for_requests(keys[1], chain=REGTEST))) == 1
 
 
 async def test_watch_emits_signer_discovered_for_new_ads_only_once():
@@ -263,7 +264,7 @@ async def test_update_that_drops_a_type_replaces_the_old_version_there():
         assert await d.find_signers("swap") == []
         assert [a.nickname for a in await d.find_signers("spend")] == ["spend only"]
         # a record may not be pushed under a topic it can never belong to
-        req = SigningRequest.create(seckey(1), keys=[plain_pubkey(seckey(2))], messages=[bytes(32)])
+        req = SigningRequest.create(seckey(1), keys=[plain_pubkey(seckey(2))], messages=[bytes(32)], chain=REGTEST)
         try:
             await nodes[1].publish(req, also_topics=[SPEND])
         except ValueError:

@@ -6,13 +6,15 @@ import time
 import pytest
 
 from dht_netutil import make_ad, seckey
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST, TESTNET
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.dht import DUPLICATE, STORED, RecordStore
 from musig2_plugin.dht.ratelimit import RateLimiter
 from musig2_plugin.records import SigningRequest, Withdrawal, topic_for_requests, topic_for_type
 
-SPEND = topic_for_type("spend")
-SWAP = topic_for_type("swap")
+SPEND = topic_for_type("spend", chain=REGTEST)
+SWAP = topic_for_type("swap", chain=REGTEST)
 
 
 class Clock:
@@ -24,7 +26,7 @@ class Clock:
 
 
 def test_one_slot_per_owner_highest_seq_wins():
-    store = RecordStore()
+    store = RecordStore(chain=REGTEST)
     ads = [make_ad(i, seq=10) for i in range(5)]
     assert [store.put(SPEND, a) for a in ads] == [STORED] * 5
     assert store.put(SPEND, ads[0]) == DUPLICATE
@@ -39,38 +41,38 @@ def test_one_slot_per_owner_highest_seq_wins():
 
 def test_withdrawal_tombstone_blocks_the_old_ad_until_it_expires():
     clock = Clock()
-    store = RecordStore(clock=clock)
+    store = RecordStore(clock=clock, chain=REGTEST)
     ad = make_ad(1, seq=100, ttl=60)
-    w = Withdrawal.create(seckey(1), seq=101, ttl=120)
+    w = Withdrawal.create(seckey(1), seq=101, ttl=120, chain=REGTEST)
     assert store.put(SPEND, ad) == STORED
     assert store.put(SPEND, w) == STORED
     assert store.get(SPEND) == [w]
     assert store.put(SPEND, ad) == "refused:stale"          # the old ad cannot come back
     assert store.put_bytes(SWAP, w.encode()) == STORED       # tombstones go to every signer topic
     # an ad may sit under any signer topic (updates that drop a type go there), never elsewhere
-    assert store.put_bytes(topic_for_requests(ad.owner), ad.encode()) == "refused:wrong_topic"
+    assert store.put_bytes(topic_for_requests(ad.owner, chain=REGTEST), ad.encode()) == "refused:wrong_topic"
     clock.t += 121
     assert store.get(SPEND) == [] and store.prune() == 2 and len(store) == 0
 
 
 def test_records_must_belong_to_the_topic():
-    store = RecordStore()
+    store = RecordStore(chain=REGTEST)
     req = SigningRequest.create(seckey(1), keys=[plain_pubkey(seckey(1)), plain_pubkey(seckey(2))],
-                                messages=[bytes(32)])
+                                messages=[bytes(32)], chain=REGTEST)
     assert store.put(SPEND, req) == "refused:wrong_topic"
-    assert store.put(topic_for_requests(plain_pubkey(seckey(1))), req) == "refused:wrong_topic"
-    assert store.put(topic_for_requests(plain_pubkey(seckey(2))), req) == STORED
+    assert store.put(topic_for_requests(plain_pubkey(seckey(1)), chain=REGTEST), req) == "refused:wrong_topic"
+    assert store.put(topic_for_requests(plain_pubkey(seckey(2)), chain=REGTEST), req) == STORED
     assert store.put_bytes(b"short", req.encode()) == "refused:bad_topic"
 
 
 def test_bounds_per_topic_topics_and_total():
-    store = RecordStore(max_per_topic=3, max_topics=2, max_total=4)
+    store = RecordStore(max_per_topic=3, max_topics=2, max_total=4, chain=REGTEST)
     assert [store.put(SPEND, make_ad(i)) for i in range(4)] == [STORED] * 3 + ["refused:topic_full"]
     # an owner already present may still update its slot when the topic is full
     assert store.put(SPEND, make_ad(0, seq=2**62)) == STORED
     assert store.put(SWAP, make_ad(10, tx_types=("swap",))) == STORED
     assert store.put(SWAP, make_ad(11, tx_types=("swap",))) == "refused:store_full"  # total 4
-    third = topic_for_type("custody")
+    third = topic_for_type("custody", chain=REGTEST)
     store.max_total = 100
     assert store.put(third, make_ad(12, tx_types=("custody",))) == "refused:store_full"  # topics 2
     assert store.stats["refused:topic_full"] == 1 and store.stats["refused:store_full"] == 2
@@ -78,7 +80,7 @@ def test_bounds_per_topic_topics_and_total():
 
 def test_expired_records_refused_and_pruned_to_make_room():
     clock = Clock()
-    store = RecordStore(max_per_topic=2, clock=clock)
+    store = RecordStore(max_per_topic=2, clock=clock, chain=REGTEST)
     assert store.put(SPEND, make_ad(0, ttl=1)) == STORED
     assert store.put(SPEND, make_ad(1, ttl=1)) == STORED
     clock.t += 2
@@ -91,16 +93,23 @@ def test_expired_records_refused_and_pruned_to_make_room():
 
 
 def test_put_bytes_counts_each_refusal_class():
-    store = RecordStore()
+    store = RecordStore(chain=REGTEST)
     good = make_ad(1).encode()
     assert store.put_bytes(SPEND, good[:-1] + bytes([good[-1] ^ 1])) == "refused:InvalidSignature"
-    assert store.put_bytes(SPEND, b"\x01\x01garbage") == "refused:MalformedRecord"
+    assert store.put_bytes(SPEND, bytes([C.RECORD_VERSION, 1]) + b"garbage") == \
+        "refused:MalformedRecord"
+    assert store.put_bytes(SPEND, b"\x01\x01garbage") == "refused:UnsupportedVersion"
+    testnet_ad = make_ad(1, chain=TESTNET)
+    assert store.put_bytes(topic_for_type("spend", TESTNET), testnet_ad.encode()) == \
+        "refused:WrongChain"
+    assert store.put(topic_for_type("spend", TESTNET), testnet_ad) == "refused:WrongChain"
     assert store.put_bytes(SPEND, b"\x07" * 200) == "refused:UnsupportedVersion"
     assert store.put_bytes(SPEND, good + bytes(8000)) == "refused:OversizedRecord"
     assert len(store) == 0
     assert {k for k in store.stats if k.startswith("refused:")} == {
         "refused:InvalidSignature", "refused:MalformedRecord", "refused:UnsupportedVersion",
-        "refused:OversizedRecord"}
+        "refused:OversizedRecord", "refused:WrongChain"}
+    assert store.stats["refused:WrongChain"] == 2
 
 
 def test_rate_limiter_refills_and_bounds_memory():
@@ -116,7 +125,7 @@ def test_rate_limiter_refills_and_bounds_memory():
 @pytest.mark.parametrize("mode, expected", [("host", "127.0.0.1"), ("address", ("127.0.0.1", 7))])
 def test_rate_limit_key_modes(mode, expected):
     from musig2_plugin.dht import DhtConfig, DhtNode
-    node = DhtNode(DhtConfig(rate_limit_by=mode))
+    node = DhtNode(DhtConfig(rate_limit_by=mode), chain=REGTEST)
     from musig2_plugin.dht.protocol import RecordProtocol, RefusingStorage
     from kademlia.node import Node
     proto = RecordProtocol(Node(bytes(20)), RefusingStorage(node._counters), 20,
@@ -129,15 +138,15 @@ def test_rate_limit_key_modes(mode, expected):
 def test_byte_budget_and_lapsed_versions():
     clock = Clock()
     one = len(make_ad(0).encode())
-    store = RecordStore(max_bytes=3 * one + 10, clock=clock)
+    store = RecordStore(max_bytes=3 * one + 10, clock=clock, chain=REGTEST)
     assert [store.put(SPEND, make_ad(i)) for i in range(4)] == [STORED] * 3 + ["refused:store_full"]
     assert store.bytes_held == sum(len(r.encode()) for r in store.get(SPEND))
     # a longer description for an existing slot would exceed the byte budget
     assert store.put(SPEND, make_ad(0, seq=2**62, nickname="x" * 32)) == "refused:store_full"
     assert store.put(SPEND, make_ad(0, seq=2**62, nickname="signer9")) == STORED  # same size: fine
     # an expired version no longer blocks an older-seq record that is still live
-    store2 = RecordStore(clock=clock)
-    w = Withdrawal.create(seckey(5), seq=10**15, ttl=1, now=clock.t)
+    store2 = RecordStore(clock=clock, chain=REGTEST)
+    w = Withdrawal.create(seckey(5), seq=10**15, ttl=1, now=clock.t, chain=REGTEST)
     assert store2.put(SPEND, w) == STORED
     live_old = make_ad(5, seq=1, ttl=600)
     assert store2.put(SPEND, live_old) == "refused:stale"

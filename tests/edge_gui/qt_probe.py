@@ -91,7 +91,8 @@ try:
 
     # Two other co-signers: real coordinator nodes with a DHT, advertising themselves.
     async def start_other(nick, seed_addr):
-        node = coord.Musig2Node(os.urandom(32))
+        node = coord.Musig2Node(os.urandom(32),
+                                chain=import_module(pkg.__name__ + ".foundation.chain").REGTEST)
         await node.start("127.0.0.1", 0, dht=True, bootstrap=[seed_addr] if seed_addr else [])
         await node.advertise_signer(tx_types=(records.TxType.SPEND,), min_amount_sat=10_000,
                                     max_amount_sat=5_000_000, nickname=nick,

@@ -141,7 +141,11 @@ class ElectrumDaemon:
 
     def __init__(self, workdir: Path, *, plugin_zip: Optional[Path] = None, offline: bool = True,
                  server: Optional[str] = None, plugin_key: Optional[PluginKey] = None,
-                 enable_plugin: bool = True, extra_args: Iterable[str] = (), name: str = "electrum"):
+                 enable_plugin: bool = True, extra_args: Iterable[str] = (), name: str = "electrum",
+                 venv: Optional[Path] = None, extra_env: Optional[dict[str, str]] = None):
+        """``venv``: the environment whose Electrum runs (default: the development .venv; the
+        bundle-like .venv-bundle stands in for Electrum's binary bundles). ``extra_env`` is added
+        to every Electrum process's environment (e.g. PYTHONPATH for a shadowed module)."""
         if server is not None and offline:
             offline = False
         if server is not None and not server.startswith("127.0.0.1:"):
@@ -152,6 +156,8 @@ class ElectrumDaemon:
         self.server = server
         self.plugin_key = plugin_key or default_plugin_key()
         self.extra_args = list(extra_args)
+        self.venv = Path(venv) if venv is not None else VENV
+        self.extra_env = dict(extra_env or {})
         self.proc: Optional[subprocess.Popen] = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.etc_overlay = self.workdir / "etc-overlay"
@@ -225,16 +231,20 @@ class ElectrumDaemon:
                 str(self.etc_overlay), *map(str, argv)]
 
     def _argv(self, args: Sequence[str]) -> list[str]:
-        """Electrum's own launcher on this directory, regtest."""
-        if not ELECTRUM_BIN.exists():
-            raise HarnessError(f"{ELECTRUM_BIN} missing: run scripts/bootstrap.sh first")
-        return self.namespace_argv([ELECTRUM_BIN, "--regtest", "-D", str(self.workdir), *args])
+        """Electrum's own launcher (of this daemon's venv) on this directory, regtest."""
+        launcher = self.venv / "bin" / "electrum"
+        if not launcher.exists():
+            raise HarnessError(f"{launcher} missing: run scripts/bootstrap.sh first")
+        return self.namespace_argv([launcher, "--regtest", "-D", str(self.workdir), *args])
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["HOME"] = str(self.workdir)          # nothing leaks into the real ~/.electrum
         env.pop("ELECTRUM_DEBUG", None)
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
+        # Which crypto backend the plugin picks is the plugin's own choice in each environment.
+        env.pop("MUSIG2_CRYPTO_BACKEND", None)
+        env.update(self.extra_env)
         return env
 
     @property

@@ -38,12 +38,13 @@ def regtest_chain() -> Iterator[RegtestChain]:
 
 @pytest.fixture
 def electrum_wallets(regtest_chain: RegtestChain) -> Iterator[Callable[..., list[ChainWallet]]]:
-    """Factory: ``electrum_wallets(n, names=None, plugin_zip=None)`` -> n started daemons+wallets,
+    """Factory: ``electrum_wallets(n, names=None, plugin_zip=None, venvs=None)`` -> n started daemons+wallets,
     each connected only to the session's ElectrumX; all stopped when the test ends."""
     started: list[ChainWallet] = []
 
-    def make(count: int, *, names: Sequence[str] | None = None, plugin_zip: Path | None = None) -> list[ChainWallet]:
-        wallets = start_wallets(regtest_chain, count, names=names, plugin_zip=plugin_zip)
+    def make(count: int, *, names: Sequence[str] | None = None, plugin_zip: Path | None = None,
+             venvs: Sequence[Path | None] | None = None) -> list[ChainWallet]:
+        wallets = start_wallets(regtest_chain, count, names=names, plugin_zip=plugin_zip, venvs=venvs)
         started.extend(wallets)
         return wallets
 

@@ -135,8 +135,12 @@ class ChainWallet:
         seed_type: str = "segwit",
         base_dir: str | os.PathLike[str] | None = None,
         keep_dir: bool = False,
+        venv: Path | None = None,
     ) -> None:
+        """``venv``: whose Electrum runs (default the development .venv; .venv-bundle stands in
+        for Electrum's binary bundles)."""
         self.chain = chain
+        self.venv = venv
         self.name = name
         self.plugin_zip = plugin_zip
         self.seed_type = seed_type
@@ -152,7 +156,8 @@ class ChainWallet:
         procs.track_dir(self.dir, keep=self.keep_dir)
         try:
             self.daemon = ElectrumDaemon(self.dir / "electrum", plugin_zip=self.plugin_zip,
-                                         server=self.chain.electrum_server, name=self.name)
+                                         server=self.chain.electrum_server, name=self.name,
+                                         venv=self.venv)
             set_rpc_credentials(self.daemon.workdir)
             self.daemon.start(timeout=timeout)
             self.rpc = DaemonRPC(self.daemon.datadir)
@@ -240,14 +245,19 @@ def start_wallets(
     names: Sequence[str] | None = None,
     plugin_zip: Path | None = None,
     base_dir: str | os.PathLike[str] | None = None,
+    venvs: Sequence[Path | None] | None = None,
 ) -> list[ChainWallet]:
-    """Start ``count`` daemons+wallets concurrently; on any failure, stop all of them and raise."""
+    """Start ``count`` daemons+wallets concurrently; on any failure, stop all of them and raise.
+
+    ``venvs[i]`` picks wallet i's environment (None: the development .venv)."""
     names = list(names) if names is not None else [f"w{i}" for i in range(count)]
+    venvs = list(venvs) if venvs is not None else [None] * count
     # Electrum's plugin module must first be imported on the main thread (it pins its hardware
     # wallet thread there); the launcher imports Electrum lazily, so do it before the workers do.
     import electrum.plugin  # noqa: F401
 
-    wallets = [ChainWallet(chain, n, plugin_zip=plugin_zip, base_dir=base_dir) for n in names[:count]]
+    wallets = [ChainWallet(chain, n, plugin_zip=plugin_zip, base_dir=base_dir, venv=v)
+               for n, v in zip(names[:count], venvs[:count] + [None] * (count - len(venvs)))]
     with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
         futures = [pool.submit(w.start) for w in wallets]
         errors = [f.exception() for f in futures]

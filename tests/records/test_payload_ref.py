@@ -6,6 +6,7 @@ import os
 import pytest
 
 from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.records import (InvalidField, InvalidSignature, PayloadRef, RecordError,
                                    SigningRequest, decode_record)
@@ -17,21 +18,21 @@ KEYS = [plain_pubkey(SK), plain_pubkey(bytes.fromhex("22" * 32))]
 def _req(**kw) -> SigningRequest:
     args = dict(keys=KEYS, messages=[bytes(32)], host="127.0.0.1", port=4000)
     args.update(kw)
-    return SigningRequest.create(SK, **args)
+    return SigningRequest.create(SK, **args, chain=REGTEST)
 
 
 def test_commitment_round_trips_and_is_covered_by_the_signature():
     blob = os.urandom(300_000)
     rec = _req(payload_ref=PayloadRef.of(blob))
     data = rec.encode()
-    assert decode_record(data) == rec and rec.payload_ref.matches(blob)
+    assert decode_record(data, chain=REGTEST) == rec and rec.payload_ref.matches(blob)
     assert not rec.payload_ref.matches(blob[:-1]) and not rec.payload_ref.matches(os.urandom(300_000))
     # digest 32 | length u32 | signature 64 end the record: flip a digest byte, then a length byte.
     for pos in (len(data) - 64 - 4 - 1, len(data) - 64 - 1):
         bad = bytearray(data)
         bad[pos] ^= 1
         with pytest.raises(InvalidSignature):
-            decode_record(bytes(bad))
+            decode_record(bytes(bad), chain=REGTEST)
 
 
 def test_commitment_bounds_and_exclusivity():
@@ -59,4 +60,4 @@ def test_flags_byte_keeps_the_old_meaning_and_refuses_unknown_bits():
         bad = bytearray(data)
         bad[flags_at] = flags
         with pytest.raises(RecordError):
-            decode_record(bytes(bad))
+            decode_record(bytes(bad), chain=REGTEST)

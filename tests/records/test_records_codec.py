@@ -8,6 +8,7 @@ import time
 import pytest
 
 from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey, schnorr_sign, tagged_hash, xonly_pubkey
 from musig2_plugin.records import (Advertisement, ExpiredRecord, FutureRecord, InvalidField,
                                    InvalidSignature, MalformedRecord, OversizedRecord,
@@ -26,7 +27,7 @@ def ad(seckey=None, **kw):
                 fee_per_signature_sat=250, response_time_s=30, reputation=80,
                 trust_requirements=["min-rep=50", "kyc:none"], ttl=600)
     args.update(kw)
-    return Advertisement.create(seckey or key(1), **args)
+    return Advertisement.create(seckey or key(1), **args, chain=REGTEST)
 
 
 def resign(record, seckey, **changes):
@@ -38,14 +39,14 @@ def resign(record, seckey, **changes):
 def test_advertisement_roundtrip_and_fields():
     a = ad()
     data = a.encode()
-    b = decode_record(data)
+    b = decode_record(data, chain=REGTEST)
     assert isinstance(b, Advertisement) and b == a and b.encode() == data
     assert b.owner == plain_pubkey(key(1)) and b.owner_xonly == xonly_pubkey(key(1))
     assert b.tx_types == (TxType.SPEND, TxType.SWAP)
     assert b.trust_requirements == ("kyc:none", "min-rep=50")  # canonical: sorted
     assert b.endpoint.host == "127.0.0.1" and b.endpoint.port == 50001
     assert b.expires_at - b.created_at == pytest.approx(600)
-    assert set(b.topics()) == {topic_for_type("spend"), topic_for_type(TxType.SWAP)}
+    assert set(b.topics()) == {topic_for_type("spend", chain=REGTEST), topic_for_type(TxType.SWAP, chain=REGTEST)}
     assert b.covers_amount(10_000) and b.covers_amount(5_000_000) and not b.covers_amount(9_999)
 
 
@@ -56,7 +57,7 @@ def test_encoding_is_deterministic_and_signed_per_kind():
     assert a1.unsigned_bytes() == a2.unsigned_bytes()
     assert a1.sighash() == a2.sighash()
     # the same bytes hashed under another record kind's tag give another digest
-    w = Withdrawal.create(key(1), seq=8, now=now)
+    w = Withdrawal.create(key(1), seq=8, now=now, chain=REGTEST)
     assert w.sighash() == tagged_hash(C.RECORD_TAG_WITHDRAWAL, w.unsigned_bytes())
     assert w.sighash() != tagged_hash(C.RECORD_TAG_ADVERTISEMENT, w.unsigned_bytes())
 
@@ -65,36 +66,36 @@ def test_withdrawal_and_request_roundtrip():
     a = ad()
     w = Withdrawal.for_advertisement(key(1), a)
     assert w.seq > a.seq and w.expires_at > a.expires_at and w.slot == a.slot
-    assert decode_record(w.encode()) == w
-    assert set(w.topics()) == {topic_for_type(t) for t in TxType}
+    assert decode_record(w.encode(), chain=REGTEST) == w
+    assert set(w.topics()) == {topic_for_type(t, chain=REGTEST) for t in TxType}
     keys = [plain_pubkey(key(i)) for i in range(3)]
     r = SigningRequest.create(key(0), keys=keys, messages=[os.urandom(32), os.urandom(32)],
                               payload=os.urandom(900), metadata="rent", host="127.0.0.1",
-                              port=4000, tx_type="custody")
-    r2 = decode_record(r.encode())
+                              port=4000, tx_type="custody", chain=REGTEST)
+    r2 = decode_record(r.encode(), chain=REGTEST)
     assert r2 == r and r2.tx_type is TxType.CUSTODY and r2.endpoint.port == 4000
     assert r2.addressed_keys() == tuple(keys[1:])
-    assert set(r2.topics()) == {topic_for_requests(k) for k in keys[1:]}
+    assert set(r2.topics()) == {topic_for_requests(k, chain=REGTEST) for k in keys[1:]}
     assert r2.addresses(keys[2]) and r2.addresses(keys[2][1:]) and not r2.addresses(plain_pubkey(key(9)))
-    r3 = SigningRequest.create(key(0), keys=keys, messages=[bytes(32)])
-    assert decode_record(r3.encode()).endpoint is None
+    r3 = SigningRequest.create(key(0), keys=keys, messages=[bytes(32)], chain=REGTEST)
+    assert decode_record(r3.encode(), chain=REGTEST).endpoint is None
 
 
 def test_topic_of_both_parities_is_the_same():
     k = plain_pubkey(key(5))
     flipped = bytes([k[0] ^ 1]) + k[1:]
-    assert topic_for_requests(k) == topic_for_requests(flipped) == topic_for_requests(k[1:])
-    assert len(topic_for_type("spend")) == 20 and topic_for_type("spend") != topic_for_type("swap")
+    assert topic_for_requests(k, chain=REGTEST) == topic_for_requests(flipped, chain=REGTEST) == topic_for_requests(k[1:], chain=REGTEST)
+    assert len(topic_for_type("spend", chain=REGTEST)) == 20 and topic_for_type("spend", chain=REGTEST) != topic_for_type("swap", chain=REGTEST)
     with pytest.raises(InvalidField):
-        topic_for_type("loan")
+        topic_for_type("loan", chain=REGTEST)
 
 
 def test_parity_byte_is_authenticated():
     a = ad()
     data = bytearray(a.encode())
-    data[2] ^= 1  # 02 <-> 03: same x-only key, but the signed bytes changed
+    data[2 + C.CHAIN_ID_LEN] ^= 1  # 02 <-> 03: same x-only key, but the signed bytes changed
     with pytest.raises(InvalidSignature):
-        decode_record(bytes(data))
+        decode_record(bytes(data), chain=REGTEST)
 
 
 def test_forged_and_tampered_records_refused():
@@ -102,51 +103,53 @@ def test_forged_and_tampered_records_refused():
     # someone else's key, signed by the attacker
     forged = resign(a, key(2))
     with pytest.raises(InvalidSignature):
-        decode_record(forged.encode())
+        decode_record(forged.encode(), chain=REGTEST)
     # redirecting the endpoint of a genuine advertisement
     data = a.encode()
     tampered = data.replace(b"127.0.0.1", b"127.0.0.9")
     assert tampered != data
     with pytest.raises(InvalidSignature):
-        decode_record(tampered)
+        decode_record(tampered, chain=REGTEST)
     # flipping any single bit anywhere is refused with a RecordError
     for i in range(len(data)):
         mutated = bytearray(data)
         mutated[i] ^= 0x10
         with pytest.raises(RecordError):
-            decode_record(bytes(mutated))
+            decode_record(bytes(mutated), chain=REGTEST)
 
 
 def test_time_checks():
     now = time.time()
     a = ad(ttl=1, now=now - 10)
     with pytest.raises(ExpiredRecord):
-        decode_record(a.encode())
-    assert decode_record(a.encode(), now=now - 9.5) == a
+        decode_record(a.encode(), chain=REGTEST)
+    assert decode_record(a.encode(), now=now - 9.5, chain=REGTEST) == a
     future = ad(now=now + C.MAX_CLOCK_SKEW_S + 60)
     with pytest.raises(FutureRecord):
-        decode_record(future.encode(), now=now)
+        decode_record(future.encode(), now=now, chain=REGTEST)
     slight = ad(now=now + C.MAX_CLOCK_SKEW_S / 2)
-    assert decode_record(slight.encode(), now=now) == slight
-    assert decode_record(a.encode(), check_expiry=False) == a
+    assert decode_record(slight.encode(), now=now, chain=REGTEST) == slight
+    assert decode_record(a.encode(), check_expiry=False, chain=REGTEST) == a
 
 
 def test_version_kind_size_and_structure_refusals():
     data = ad().encode()
     with pytest.raises(UnsupportedVersion):
-        decode_record(bytes([2]) + data[1:])
+        decode_record(bytes([C.RECORD_VERSION + 1]) + data[1:], chain=REGTEST)
+    with pytest.raises(UnsupportedVersion):        # a version-1 record (before chain binding)
+        decode_record(bytes([1]) + data[1:], chain=REGTEST)
     with pytest.raises(UnknownRecordKind):
-        decode_record(data[:1] + bytes([9]) + data[2:])
+        decode_record(data[:1] + bytes([9]) + data[2:], chain=REGTEST)
     with pytest.raises(OversizedRecord):
-        decode_record(data + bytes(C.MAX_RECORD_BYTES))
+        decode_record(data + bytes(C.MAX_RECORD_BYTES), chain=REGTEST)
     with pytest.raises(MalformedRecord):
-        decode_record(data[:-65])
+        decode_record(data[:-65], chain=REGTEST)
     with pytest.raises(MalformedRecord):
-        decode_record(data[:-64] + b"\x00" + data[-64:])  # trailing byte before the signature
+        decode_record(data[:-64] + b"\x00" + data[-64:], chain=REGTEST)  # trailing byte before the signature
     with pytest.raises(MalformedRecord):
-        decode_record(b"")
+        decode_record(b"", chain=REGTEST)
     with pytest.raises(MalformedRecord):
-        decode_record("not bytes")  # type: ignore[arg-type]
+        decode_record("not bytes", chain=REGTEST)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("changes", [
@@ -179,36 +182,36 @@ def test_decoder_refuses_validly_signed_but_out_of_bound_fields():
     a = ad(key(3))
     bad = resign(a, key(3), min_amount_sat=9_000_000)  # min > max
     with pytest.raises(InvalidField):
-        decode_record(bad.unsigned_bytes() + bad.signature)
+        decode_record(bad.unsigned_bytes() + bad.signature, chain=REGTEST)
     bad = resign(a, key(3), trust_requirements=("zz", "aa"))  # non-canonical order
     with pytest.raises(InvalidField):
-        decode_record(bad.unsigned_bytes() + bad.signature)
+        decode_record(bad.unsigned_bytes() + bad.signature, chain=REGTEST)
 
 
 def test_request_bounds():
     keys = [plain_pubkey(key(i)) for i in range(3)]
     with pytest.raises(InvalidField):
-        SigningRequest.create(key(0), keys=keys, messages=[bytes(31)])
+        SigningRequest.create(key(0), keys=keys, messages=[bytes(31)], chain=REGTEST)
     with pytest.raises(InvalidField):
-        SigningRequest.create(key(0), keys=keys + [keys[1]], messages=[bytes(32)])
+        SigningRequest.create(key(0), keys=keys + [keys[1]], messages=[bytes(32)], chain=REGTEST)
     flipped = bytes([keys[1][0] ^ 1]) + keys[1][1:]
     with pytest.raises(InvalidField):
-        SigningRequest.create(key(0), keys=keys + [flipped], messages=[bytes(32)])
+        SigningRequest.create(key(0), keys=keys + [flipped], messages=[bytes(32)], chain=REGTEST)
     with pytest.raises(InvalidField):
-        SigningRequest.create(key(0), keys=[b"\x02" + bytes(32)], messages=[bytes(32)])
+        SigningRequest.create(key(0), keys=[b"\x02" + bytes(32)], messages=[bytes(32)], chain=REGTEST)
     with pytest.raises(InvalidField):
         SigningRequest.create(key(0), keys=keys, messages=[bytes(32)],
-                              payload=bytes(C.MAX_REQUEST_PAYLOAD_BYTES + 1))
+                              payload=bytes(C.MAX_REQUEST_PAYLOAD_BYTES + 1), chain=REGTEST)
     with pytest.raises(InvalidField):
-        SigningRequest.create(key(0), keys=[], messages=[bytes(32)])
+        SigningRequest.create(key(0), keys=[], messages=[bytes(32)], chain=REGTEST)
     with pytest.raises(InvalidField):
-        SigningRequest.create(key(0), keys=keys, messages=[bytes(32)] * (C.MAX_REQUEST_MESSAGES + 1))
+        SigningRequest.create(key(0), keys=keys, messages=[bytes(32)] * (C.MAX_REQUEST_MESSAGES + 1), chain=REGTEST)
     big = SigningRequest.create(key(0), keys=[plain_pubkey(key(i)) for i in range(C.MAX_REQUEST_KEYS)],
                                 messages=[bytes(32)] * C.MAX_REQUEST_MESSAGES,
                                 payload=bytes(C.MAX_REQUEST_PAYLOAD_BYTES),
-                                metadata="m" * C.MAX_REQUEST_METADATA_BYTES, host=".".join(["h" * 63] * 3), port=1)
+                                metadata="m" * C.MAX_REQUEST_METADATA_BYTES, host=".".join(["h" * 63] * 3), port=1, chain=REGTEST)
     assert len(big.encode()) <= C.MAX_RECORD_BYTES
-    assert decode_record(big.encode()) == big
+    assert decode_record(big.encode(), chain=REGTEST) == big
 
 
 def test_supersedes_orders_by_seq_then_deterministic_tiebreak():
@@ -225,7 +228,7 @@ def test_renewed_extends_life_with_higher_seq():
     a = ad(ttl=1)
     b = a.renewed(key(1), ttl=100)
     assert b.seq > a.seq and b.expires_at > a.expires_at and b.nickname == a.nickname
-    assert decode_record(b.encode()) == b
+    assert decode_record(b.encode(), chain=REGTEST) == b
     with pytest.raises(InvalidField):
         a.renewed(key(2))
 
@@ -235,8 +238,8 @@ def test_peek_slot_matches_the_verified_slot():
     a = ad()
     w = Withdrawal.for_advertisement(key(1), a)
     r = SigningRequest.create(key(0), keys=[plain_pubkey(key(0)), plain_pubkey(key(1))],
-                              messages=[bytes(32)])
+                              messages=[bytes(32)], chain=REGTEST)
     for rec in (a, w, r):
         assert peek_slot(rec.encode()) == rec.slot
-    assert peek_slot(b"") is None and peek_slot(b"\x02" + a.encode()[1:]) is None
+    assert peek_slot(b"") is None and peek_slot(bytes([C.RECORD_VERSION + 1]) + a.encode()[1:]) is None
     assert peek_slot(a.encode()[:1] + b"\x09" + a.encode()[2:]) is None

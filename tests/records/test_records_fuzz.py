@@ -6,6 +6,8 @@ import time
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from musig2_plugin.foundation import constants as C
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.records import (Advertisement, RecordError, SigningRequest, Withdrawal,
                                    decode_record)
@@ -15,17 +17,17 @@ SK = bytes(31) + b"\x07"
 SEEDS = [
     Advertisement.create(SK, tx_types=["spend", "coinjoin"], min_amount_sat=1, max_amount_sat=9,
                          host="127.0.0.1", port=1234, nickname="n", trust_requirements=["a"],
-                         ttl=3600, now=NOW).encode(),
-    Withdrawal.create(SK, ttl=3600, now=NOW).encode(),
+                         ttl=3600, now=NOW, chain=REGTEST).encode(),
+    Withdrawal.create(SK, ttl=3600, now=NOW, chain=REGTEST).encode(),
     SigningRequest.create(SK, keys=[plain_pubkey(SK), plain_pubkey(bytes(31) + b"\x09")],
                           messages=[os.urandom(32)], payload=b"xyz", metadata="m",
-                          host="::1", port=2, now=NOW).encode(),
+                          host="::1", port=2, now=NOW, chain=REGTEST).encode(),
 ]
 
 
 def _decode(data: bytes) -> None:
     try:
-        decode_record(data, now=NOW)
+        decode_record(data, now=NOW, chain=REGTEST)
     except RecordError:
         pass
 
@@ -40,7 +42,7 @@ def test_random_bytes(data):
 @given(st.binary(max_size=300))
 def test_random_bytes_with_valid_header(tail):
     for kind in (1, 2, 3):
-        _decode(bytes([1, kind]) + SEEDS[0][2:35] + tail)
+        _decode(bytes([C.RECORD_VERSION, kind]) + SEEDS[0][2:39] + tail)
 
 
 @settings(max_examples=1500, deadline=None)

@@ -17,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from musig2_plugin.foundation.config import Musig2Config  # noqa: E402
+from musig2_plugin.foundation.chain import REGTEST  # noqa: E402
 from musig2_plugin.coordinator import Musig2Node  # noqa: E402
 from musig2_plugin.records import decode_record  # noqa: E402
 
@@ -35,7 +36,7 @@ def hexify(v):
 
 async def main(spec: dict) -> int:
     config = Musig2Config(**spec.get("config", {}))
-    node = Musig2Node(bytes.fromhex(spec["seckey"]), config=config)
+    node = Musig2Node(bytes.fromhex(spec["seckey"]), config=config, chain=REGTEST)
     await node.start("127.0.0.1", 0, dht=False)
     for k, ep in spec["peers"].items():
         node.add_peer(bytes.fromhex(k), tuple(ep))
@@ -43,7 +44,7 @@ async def main(spec: dict) -> int:
                  "signature:finalized", "session:failover"):
         node.on(name, lambda _n=name, **kw: out(ev=_n, **{k: hexify(v) for k, v in kw.items()}))
     out(ev="listening", endpoint=list(node.endpoint))
-    record = decode_record(bytes.fromhex(spec["request"]))
+    record = decode_record(bytes.fromhex(spec["request"]), chain=REGTEST)
     manual = spec["mode"] == "round1-only"
     (sid,) = await node.join_signing_request(record, auto=not manual, rejoin=spec["rejoin"])
     if manual:

@@ -12,6 +12,7 @@ import os
 from collections import defaultdict
 
 from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import Musig2Node
 from musig2_plugin.foundation.events import SEED_EVENTS, EXTRA_EVENTS
 from musig2_plugin.transport import Envelope, MsgType
@@ -74,7 +75,7 @@ async def make_cluster(n: int, config: Musig2Config = FAST, approve=None, seckey
     nodes = []
     for i in range(n):
         sk = seckeys[i] if seckeys else os.urandom(32)
-        node = Musig2Node(sk, config=config, approve=approve)
+        node = Musig2Node(sk, config=config, approve=approve, chain=REGTEST)
         await node.start("127.0.0.1", 0, dht=False)
         nodes.append(node)
     connect(nodes)

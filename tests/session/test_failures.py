@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.session import Session, SessionAborted
@@ -102,7 +103,7 @@ async def test_replayed_forged_and_misdirected_messages_refused_and_session_comp
     log.attach(coord)
     captured: list[Envelope] = []
     coord.transport.observers.append(captured.append)
-    mallory = Musig2Node(os.urandom(32), config=FAST)
+    mallory = Musig2Node(os.urandom(32), config=FAST, chain=REGTEST)
     await mallory.start(dht=False)
     try:
         (sid,) = await victim.join_signing_request(record, auto=False)
@@ -116,7 +117,7 @@ async def test_replayed_forged_and_misdirected_messages_refused_and_session_comp
         # 2. Forged: mallory signs a PSIG claiming to be the victim.
         body = encode_body(MsgType.PSIG, epoch=0, attempt=0, psig=bytes(32))
         forged = Envelope.sign(mallory._seckey, msg_type=MsgType.PSIG, session_id=sid,
-                               sender=victim.pubkey, counter=1 << 60, body=body)
+                               sender=victim.pubkey, counter=1 << 60, body=body, chain=REGTEST)
         with pytest.raises(PeerRefused, match="BadSignature"):
             await mallory.transport.send(coord.endpoint, forged)
         # 3. Mallory as herself: not a participant.
@@ -168,7 +169,7 @@ async def test_coordinator_killed_between_rounds_fails_over_and_completes():
         await coord.stop()                          # killed between the rounds
         await until(lambda: all(r.of("session:failover") for r in recs.values()), 15)
         # It comes back: a new node object with the same key and no memory of the session.
-        reborn = Musig2Node(coord._seckey, config=FAST)
+        reborn = Musig2Node(coord._seckey, config=FAST, chain=REGTEST)
         await reborn.start(dht=False)
         log.attach(reborn)
         await reborn.join_signing_request(record, rejoin=True)

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.session import Session, SessionAborted
@@ -24,7 +25,7 @@ async def test_sessions_created_by_strangers_cannot_block_a_session_we_join():
     user from joining (and completing) a request they approved."""
     cfg = FAST.with_(max_sessions=3)
     alice, bob = await make_cluster(2, config=cfg)
-    mallory = Musig2Node(os.urandom(32), config=FAST)     # her own table is not the point
+    mallory = Musig2Node(os.urandom(32), config=FAST, chain=REGTEST)     # her own table is not the point
     await mallory.start(dht=False)
     mallory.add_peer(bob.pubkey, bob.endpoint)
     bob.add_peer(mallory.pubkey, mallory.endpoint)
@@ -55,7 +56,7 @@ async def test_a_requests_endpoint_hints_cannot_redirect_other_sessions():
     Bob must not adopt it for Carol in general: a later honest session between Bob and
     Carol (Bob knows Carol only through that request's hints) reaches the real Carol."""
     alice, bob, carol = await make_cluster(3)
-    mallory = Musig2Node(os.urandom(32), config=FAST)
+    mallory = Musig2Node(os.urandom(32), config=FAST, chain=REGTEST)
     await mallory.start(dht=False)
     # Bob knows nobody's endpoint but Alice's and Mallory's.
     bob.endpoints.clear()
@@ -91,7 +92,7 @@ async def test_the_address_book_is_bounded():
     creators = []
     try:
         for _ in range(6):
-            c = Musig2Node(os.urandom(32), config=FAST)
+            c = Musig2Node(os.urandom(32), config=FAST, chain=REGTEST)
             await c.start(dht=False)
             c.add_peer(bob.pubkey, bob.endpoint)
             creators.append(c)
@@ -261,7 +262,7 @@ def _record(creator_sk: bytes, keys, msgs, rid: bytes, tweak: str, endpoint):
     blob = encrypt_payload(RequestPayload(tweak, None, {}, b"").encode(), keys,
                            _encryption_context(rid, plain_pubkey(creator_sk), msgs))
     return SigningRequest.create(creator_sk, keys=keys, messages=msgs, payload=blob,
-                                 request_id=rid, host=endpoint[0], port=endpoint[1])
+                                 request_id=rid, host=endpoint[0], port=endpoint[1], chain=REGTEST)
 
 
 async def test_a_second_record_with_the_same_id_cannot_swap_what_a_session_signs():
@@ -273,7 +274,7 @@ async def test_a_second_record_with_the_same_id_cannot_swap_what_a_session_signs
     from musig2_plugin.session.spec import TWEAK_NONE, TWEAK_TAPROOT
     cfg = FAST.with_(max_known_requests=1)
     (bob,) = await make_cluster(1, config=cfg)
-    mallory = Musig2Node(os.urandom(32), config=FAST)
+    mallory = Musig2Node(os.urandom(32), config=FAST, chain=REGTEST)
     await mallory.start(dht=False)
     try:
         keys, msgs, rid = [bob.pubkey, mallory.pubkey], [os.urandom(32)], os.urandom(32)
@@ -398,7 +399,7 @@ async def test_coordinator_messages_cannot_make_an_unapproved_participant_sign()
         return False
 
     alice = (await make_cluster(1))[0]
-    bob = Musig2Node(os.urandom(32), config=FAST, approve=deny)
+    bob = Musig2Node(os.urandom(32), config=FAST, approve=deny, chain=REGTEST)
     await bob.start(dht=False)
     alice.add_peer(bob.pubkey, bob.endpoint)
     bob.add_peer(alice.pubkey, alice.endpoint)

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator import Musig2Node, request_key
 from musig2_plugin.crypto import schnorr_verify
 from musig2_plugin.foundation.events import SEED_EVENTS
@@ -104,7 +105,7 @@ async def test_every_event_fires_with_the_right_arguments():
     from session_cluster import FAST
 
     nodes = [Musig2Node(os.urandom(32), config=FAST,
-                        dht_config=DhtConfig(rate_limit_by="address")) for _ in range(3)]
+                        dht_config=DhtConfig(rate_limit_by="address"), chain=REGTEST) for _ in range(3)]
     recs = [Recorder(x) for x in nodes]
     try:
         await nodes[0].start(dht=True)

@@ -6,24 +6,25 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.coordinator.payload import PayloadFormatError, RequestPayload
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.coordinator.payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from musig2_plugin.session.messages import BadBody, decode_body, encode_body
-from musig2_plugin.transport import Envelope, MalformedEnvelope, MsgType
+from musig2_plugin.transport import Envelope, MalformedEnvelope, MsgType, WrongChainMessage
 
 KEY = (7).to_bytes(32, "big")
 PUB = plain_pubkey(KEY)
 GOOD = Envelope.sign(KEY, msg_type=MsgType.NONCE, session_id=bytes(32), sender=PUB, counter=1,
-                     body=b'{"a":0,"e":0,"pn":"00"}').encode()
+                     body=b'{"a":0,"e":0,"pn":"00"}', chain=REGTEST).encode()
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_envelope_decode_random_bytes(data):
     try:
-        env = Envelope.decode(data)
-    except MalformedEnvelope:
+        env = Envelope.decode(data, chain=REGTEST)
+    except (MalformedEnvelope, WrongChainMessage):
         return
     assert not env.verify()
 
@@ -34,8 +35,8 @@ def test_envelope_single_byte_flips_never_verify(pos, flip):
     data = bytearray(GOOD)
     data[pos] ^= flip
     try:
-        env = Envelope.decode(bytes(data))
-    except MalformedEnvelope:
+        env = Envelope.decode(bytes(data), chain=REGTEST)
+    except (MalformedEnvelope, WrongChainMessage):
         return
     assert not env.verify()
 

@@ -13,11 +13,12 @@ import pytest
 
 from musig2_plugin.foundation import constants as C
 from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.crypto import plain_pubkey
 from musig2_plugin.transport import (AuthenticRefusal, Envelope, MalformedEnvelope, MsgType,
                                      PeerRefused, PeerUnreachable, ReplayGuard,
                                      ReplayedMessage, Transport)
-from musig2_plugin.transport.envelope import CounterSource
+from musig2_plugin.transport.envelope import CounterSource, WrongChainMessage
 
 SID_A = bytes(range(32))
 SID_B = bytes(range(1, 33))
@@ -42,7 +43,7 @@ class Peer:
         self.requests: list[bytes] = []
         self.members = members
         self.t = Transport(seckey, config, membership=self.members.get,
-                           on_envelope=self._on_env, on_request=self._on_req)
+                           on_envelope=self._on_env, on_request=self._on_req, chain=REGTEST)
 
     async def _on_env(self, env: Envelope) -> None:
         # Strict stand-in for the session layer's refusal of a signed but invalid body
@@ -72,33 +73,42 @@ async def pair():
 
 def test_envelope_roundtrip_and_strict_decode():
     env = Envelope.sign(key(0), msg_type=MsgType.NONCE, session_id=SID_A,
-                        sender=plain_pubkey(key(0)), counter=7, body=b'{"x":1}')
+                        sender=plain_pubkey(key(0)), counter=7, body=b'{"x":1}', chain=REGTEST)
     data = env.encode()
-    back = Envelope.decode(data)
+    back = Envelope.decode(data, chain=REGTEST)
     assert back == env and back.verify()
     with pytest.raises(MalformedEnvelope):
-        Envelope.decode(data[:-1])                       # truncated
+        Envelope.decode(data[:-1], chain=REGTEST)                       # truncated
     with pytest.raises(MalformedEnvelope):
-        Envelope.decode(b"\x09" + data[1:])              # unknown version
+        Envelope.decode(b"\x09" + data[1:], chain=REGTEST)              # unknown version
     with pytest.raises(MalformedEnvelope):
-        Envelope.decode(data[:1] + b"\x63" + data[2:])   # unknown message type
+        Envelope.decode(data[:1] + b"\x63" + data[2:], chain=REGTEST)   # unknown message type
     with pytest.raises(MalformedEnvelope):
-        Envelope.decode(b"short")
+        Envelope.decode(b"short", chain=REGTEST)
     big = bytearray(data)
-    big[83:87] = (C.MAX_ENVELOPE_BODY_BYTES + 1).to_bytes(4, "big")
+    big[87:91] = (C.MAX_ENVELOPE_BODY_BYTES + 1).to_bytes(4, "big")
     with pytest.raises(MalformedEnvelope):
-        Envelope.decode(bytes(big))
+        Envelope.decode(bytes(big), chain=REGTEST)
 
 
-@pytest.mark.parametrize("offset", [1, 2, 40, 70, 80, 100])
+@pytest.mark.parametrize("offset", [1, 2, 5, 6, 44, 74, 84, 104])
 def test_any_changed_signed_byte_breaks_the_signature(offset):
-    """Type (1), session id (2..33), sender/counter/time (34..91) and body are all bound."""
+    """Type (1), chain (2..5), session id (6..37), sender/counter/time (38..95) and body are
+    all bound: a chain byte changed is refused as another chain's message, and even a node
+    of that other chain finds the signature broken."""
     env = Envelope.sign(key(0), msg_type=MsgType.PSIG, session_id=SID_A,
-                        sender=plain_pubkey(key(0)), counter=1, body=b"0123456789abcdef" * 2)
+                        sender=plain_pubkey(key(0)), counter=1, body=b"0123456789abcdef" * 2,
+                        chain=REGTEST)
     data = bytearray(env.encode())
     data[offset] ^= 0x01
+    if 2 <= offset < 2 + C.CHAIN_ID_LEN:
+        with pytest.raises(WrongChainMessage):
+            Envelope.decode(bytes(data), chain=REGTEST)
+        relabelled = Envelope.decode(bytes(data), chain=bytes(data[2:2 + C.CHAIN_ID_LEN]))
+        assert not relabelled.verify()
+        return
     try:
-        tampered = Envelope.decode(bytes(data))
+        tampered = Envelope.decode(bytes(data), chain=REGTEST)
     except MalformedEnvelope:
         return  # a changed type byte may no longer name a known type: refused as well
     assert not tampered.verify()
@@ -142,18 +152,18 @@ async def test_forged_and_cross_session_messages_refused(pair):
     mallory = key(7)
     # Claims to come from alice but is signed by someone else.
     forged = Envelope.sign(mallory, msg_type=MsgType.JOIN, session_id=SID_A,
-                           sender=alice.t.pubkey, counter=5, body=b"{}")
+                           sender=alice.t.pubkey, counter=5, body=b"{}", chain=REGTEST)
     with pytest.raises(PeerRefused, match="BadSignature"):
         await alice.t.pool.request(bob.t.endpoint, C.RPC_MESSAGE, [forged.encode().hex()])
     # A genuine message of session A moved into session B.
     env = alice.t.seal(MsgType.NONCE, SID_A, b"{}")
     moved = Envelope(env.msg_type, SID_B, env.sender, env.counter, env.time_ms, env.body,
-                     env.signature)
+                     env.signature, env.chain_id)
     with pytest.raises(PeerRefused, match="BadSignature"):
         await alice.t.send(bob.t.endpoint, moved)
     # ... and relabelled as another message type.
     relabelled = Envelope(MsgType.FINAL, SID_A, env.sender, env.counter, env.time_ms, env.body,
-                          env.signature)
+                          env.signature, env.chain_id)
     with pytest.raises(PeerRefused, match="BadSignature"):
         await alice.t.send(bob.t.endpoint, relabelled)
     assert bob.inbox == []
@@ -165,7 +175,7 @@ async def test_forged_and_cross_session_messages_refused(pair):
 async def test_non_participant_and_unknown_session_refused(pair):
     alice, bob = pair
     carol = Transport(key(2), alice.t.config, membership=alice.members.get,
-                      on_envelope=alice._on_env, on_request=alice._on_req)
+                      on_envelope=alice._on_env, on_request=alice._on_req, chain=REGTEST)
     await carol.start("127.0.0.1", 0)
     try:
         with pytest.raises(PeerRefused, match="NotAParticipant"):
@@ -180,7 +190,7 @@ async def test_non_participant_and_unknown_session_refused(pair):
 async def test_stale_timestamp_refused(pair):
     alice, bob = pair
     old = Envelope.sign(key(0), msg_type=MsgType.JOIN, session_id=SID_A, sender=alice.t.pubkey,
-                        counter=99, body=b"{}", time_ms=1_000_000)
+                        counter=99, body=b"{}", time_ms=1_000_000, chain=REGTEST)
     with pytest.raises(PeerRefused, match="StaleMessage"):
         await alice.t.send(bob.t.endpoint, old)
     assert bob.inbox == []

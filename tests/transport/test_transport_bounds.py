@@ -13,6 +13,7 @@ import os
 import pytest
 
 from musig2_plugin.foundation.config import Musig2Config
+from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.transport import PeerUnreachable, Transport
 
 CFG = Musig2Config().with_(request_timeout=1.5, connect_timeout=2.0)
@@ -40,7 +41,7 @@ async def _peak_tasks(seconds: float) -> int:
 @pytest.fixture
 async def server():
     t = Transport(os.urandom(32), CFG, membership=lambda sid: None, on_envelope=_noop,
-                  on_request=_noop)
+                  on_request=_noop, chain=REGTEST)
     await t.start("127.0.0.1", 0)
     yield t
     await t.stop()
@@ -78,7 +79,7 @@ async def test_the_server_still_serves_honest_peers_after_a_flood(server):
     await writer.drain()
     writer.close()
     client = Transport(os.urandom(32), CFG, membership=lambda sid: None, on_envelope=_noop,
-                       on_request=_noop)
+                       on_request=_noop, chain=REGTEST)
     try:
         assert await client.pool.request(server.endpoint, "m2.request", ["00"]) is True
     finally:
@@ -103,7 +104,7 @@ async def test_a_server_cannot_flood_our_outbound_connection_with_requests():
     srv = await asyncio.start_server(hostile, "127.0.0.1", 0)
     endpoint = srv.sockets[0].getsockname()[:2]
     client = Transport(os.urandom(32), CFG, membership=lambda sid: None, on_envelope=_noop,
-                       on_request=_noop)
+                       on_request=_noop, chain=REGTEST)
     try:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -143,17 +144,17 @@ async def test_messages_under_a_blocked_key_are_not_charged_to_it_but_to_the_con
     victim = plain_pubkey(victim_sk)
     sid = bytes(32)
     srv = Transport(os.urandom(32), cfg, membership=lambda s: {victim}, on_envelope=_noop,
-                    on_request=_noop)
+                    on_request=_noop, chain=REGTEST)
     await srv.start("127.0.0.1", 0)
     attacker = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
-                         on_request=_noop)
+                         on_request=_noop, chain=REGTEST)
     try:
         for _ in range(3):
             srv.scores.charge(victim)
         assert srv.scores.is_blocked(victim)
         before = srv.scores.invalid_count(victim)
         forged = Envelope.sign(os.urandom(32), msg_type=MsgType.JOIN, session_id=sid,
-                               sender=victim, counter=1, body=b"{}")
+                               sender=victim, counter=1, body=b"{}", chain=REGTEST)
         for _ in range(2):
             with pytest.raises(PeerRefused, match="PeerBlocked"):
                 await attacker.pool.request(srv.endpoint, C.RPC_MESSAGE, [forged.encode().hex()])
@@ -174,11 +175,11 @@ async def test_outbound_connections_and_their_locks_are_bounded():
     servers = []
     for _ in range(5):
         t = Transport(os.urandom(32), CFG, membership=lambda s: None, on_envelope=_noop,
-                      on_request=_noop)
+                      on_request=_noop, chain=REGTEST)
         await t.start("127.0.0.1", 0)
         servers.append(t)
     client = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
-                       on_request=_noop)
+                       on_request=_noop, chain=REGTEST)
     try:
         for t in servers:
             assert await client.pool.request(t.endpoint, "m2.request", ["00"]) is True
@@ -206,10 +207,10 @@ async def test_signing_request_pushes_have_a_node_wide_budget():
         handled.append(data)
 
     srv = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
-                    on_request=on_request)
+                    on_request=on_request, chain=REGTEST)
     await srv.start("127.0.0.1", 0)
     clients = [Transport(os.urandom(32), CFG, membership=lambda s: None, on_envelope=_noop,
-                         on_request=_noop) for _ in range(3)]
+                         on_request=_noop, chain=REGTEST) for _ in range(3)]
     try:
         refused = 0
         for i in range(12):
@@ -243,17 +244,17 @@ async def test_replaying_someones_messages_cannot_get_them_blocked():
         inbox.append(env)
 
     bob = Transport(os.urandom(32), cfg, membership=lambda s: {alice}, on_envelope=on_env,
-                    on_request=_noop)
+                    on_request=_noop, chain=REGTEST)
     await bob.start("127.0.0.1", 0)
     mallory = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
-                        on_request=_noop)
+                        on_request=_noop, chain=REGTEST)
     honest = Transport(alice_sk, cfg, membership=lambda s: None, on_envelope=_noop,
-                       on_request=_noop)
+                       on_request=_noop, chain=REGTEST)
     try:
         seen = Envelope.sign(alice_sk, msg_type=MsgType.JOIN, session_id=sid, sender=alice,
-                             counter=10, body=b"{}")
+                             counter=10, body=b"{}", chain=REGTEST)
         old = Envelope.sign(alice_sk, msg_type=MsgType.JOIN, session_id=sid, sender=alice,
-                            counter=11, body=b"{}", time_ms=1_000_000)
+                            counter=11, body=b"{}", time_ms=1_000_000, chain=REGTEST)
         await mallory.pool.request(bob.endpoint, C.RPC_MESSAGE, [seen.encode().hex()])
         for data, why in [(seen, "ReplayedMessage"), (old, "StaleMessage"),
                           (seen, "ReplayedMessage")]:            # 3 = block_after_invalid
@@ -277,11 +278,11 @@ async def test_silent_connections_cannot_lock_honest_peers_out():
     from musig2_plugin.transport import PeerUnreachable
     cfg = CFG.with_(max_inbound_connections=3)
     srv = Transport(os.urandom(32), cfg, membership=lambda s: None, on_envelope=_noop,
-                    on_request=_noop)
+                    on_request=_noop, chain=REGTEST)
     await srv.start("127.0.0.1", 0)
     squatters = [await asyncio.open_connection(*srv.endpoint) for _ in range(3)]
     client = Transport(os.urandom(32), CFG, membership=lambda s: None, on_envelope=_noop,
-                       on_request=_noop)
+                       on_request=_noop, chain=REGTEST)
     try:
         await asyncio.sleep(0.1)
         assert len(srv._inbound) == 3
