@@ -21,10 +21,11 @@ PKG_DIR = Path(__file__).resolve().parent.parent / "musig2_plugin"
 PKG = "musig2_plugin"
 
 # The layer of each package, bottom up; the edge is the Electrum-facing top-level modules.
-RANK = {"foundation": 0, "crypto": 1, "records": 2, "transport": 2, "wallet_bridge": 2,
+RANK = {"bootstrap": -1, "foundation": 0, "crypto": 1, "records": 2, "transport": 2, "wallet_bridge": 2,
         "dht": 3, "session": 3, "coordinator": 4, "app": 5, "node": 5, "edge": 6}
 # What each package may import (besides itself). Same-rank packages never import each other.
 ALLOWED: dict[str, frozenset[str]] = {
+    "bootstrap": frozenset(),
     "foundation": frozenset(),
     "crypto": frozenset({"foundation"}),
     "records": frozenset({"foundation", "crypto"}),
@@ -46,7 +47,13 @@ ELECTRUM_OK = frozenset({"wallet_bridge", "app", "edge"})
 # electrum_ecc (Electrum's libsecp256k1 wrapper) is also allowed to the crypto layer, which may
 # bind the libsecp256k1 it ships (docs/bundle.md); ``electrum`` itself never.
 ELECTRUM_ECC_OK = ELECTRUM_OK | {"crypto"}
-EDGE_MODULES = frozenset({"plugin", "cmdline", "qt", "qt_dialogs", "commands"})
+# The edge: every module directly in musig2_plugin/ (plugin, cmdline, qt, qt_dialogs, commands,
+# and any new Qt or command module placed beside them).
+# ``vendor_import`` is not edge: the import hook __init__ installs first (the bundle's vendored
+# kademlia), standard library only, its own layer below everything.
+BOOTSTRAP_MODULES = frozenset({"vendor_import"})
+EDGE_MODULES = frozenset(p.stem for p in PKG_DIR.glob("*.py")
+                         if p.stem != "__init__" and p.stem not in BOOTSTRAP_MODULES)
 # The package names Electrum gives a plugin it loads (see musig2_plugin/__init__.py).
 ELECTRUM_GUARD = "_ELECTRUM_PLUGIN_PARENTS"
 
@@ -61,6 +68,8 @@ class Violation:
 def package_of(parts: tuple[str, ...]) -> str:
     """``("records", "fields")`` -> records; ``("plugin",)`` -> edge; ``("__init__",)`` -> root."""
     if len(parts) == 1:
+        if parts[0] in BOOTSTRAP_MODULES:
+            return "bootstrap"
         return "root" if parts[0] == "__init__" else "edge"
     return parts[0]
 
@@ -84,7 +93,7 @@ def resolve(parts: tuple[str, ...], node: ast.ImportFrom) -> tuple[str, ...]:
 def target_package(tgt: tuple[str, ...]) -> str:
     """The layer package of an import target: ``("records", "fields")`` -> records,
     ``("plugin",)`` -> edge, ``("crypto",)`` -> crypto."""
-    if len(tgt) == 1 and tgt[0] not in EDGE_MODULES:
+    if len(tgt) == 1 and tgt[0] not in EDGE_MODULES | BOOTSTRAP_MODULES:
         return tgt[0]
     return package_of(tgt)
 
@@ -205,6 +214,8 @@ def test_the_tree_keeps_the_layering():
     (("session", "spec"), "from musig2_plugin.crypto import key_sort\n", "absolute import"),
     # __init__ importing the commands without the guard
     (("__init__",), "from . import commands\n", "without the Electrum-loaded guard"),
+    # the bootstrap import hook runs before everything: it imports none of our layers
+    (("vendor_import",), "from .foundation import constants\n", "upward import: bootstrap -> foundation"),
 ])
 def test_planted_violations_are_caught(parts, source, expected):
     found = check_source(source, parts)
@@ -217,6 +228,7 @@ def test_planted_violations_are_caught(parts, source, expected):
     (("app", "cosign"), "from ..coordinator import Musig2Node\nimport electrum\n"),
     (("qt",), "from .app import cosign\nfrom .plugin import Musig2Plugin\n"),
     (("__init__",), "if _parent in _ELECTRUM_PLUGIN_PARENTS:\n    from . import commands\n"),
+    (("__init__",), "from . import vendor_import as _vendor_import\n"),
 ])
 def test_allowed_imports_pass(parts, source):
     assert check_source(source, parts) == []
