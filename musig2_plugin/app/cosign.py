@@ -208,21 +208,12 @@ class WalletCosigner:
                       self.node.on("round1:complete", self._on_phase(RequestEvent.ROUND1), loop),
                       self.node.on("round2:complete", self._on_phase(RequestEvent.ROUND2), loop)]
         if dht:
-            self._poller = asyncio.ensure_future(self._poll_loop(poll_interval))
+            # The background listener's second ear (requests stored in the DHT: pushes that
+            # could not reach us, or sent while we were offline) is the coordinator's own
+            # watcher; the node cancels it when it stops.
+            self._poller = self.node.watch_signing_requests(poll_interval)
         self._running = True
         return endpoint
-
-    async def _poll_loop(self, interval: float) -> None:
-        """The background listener's second ear: requests stored in the DHT (pushes that
-        could not reach us, or sent while we were offline)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.node.find_signing_requests_for_me()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("polling the DHT for requests failed: %r", exc)
 
     async def stop(self) -> None:
         self._running = False

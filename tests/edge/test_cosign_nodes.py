@@ -237,3 +237,27 @@ async def test_creator_review_computed_once_and_approval_bound_to_the_reviewed_p
     assert "differs from the one reviewed" in st.error
     assert bob._approve(dataclasses.replace(record, metadata="x"), payload) is False
     st.approved = False
+
+
+async def test_a_request_stored_in_the_dht_reaches_the_service_through_the_node_watcher(trio_keys):
+    """Bob's node runs (DHT joined) but Alice cannot push to him (she does not know his
+    endpoint): the request reaches Bob's service only through the coordinator's DHT watcher,
+    which the service starts (it has no polling loop of its own any more)."""
+    ws, secrets = trio_keys
+    alice = WalletCosigner(ws[0], secrets[0], auto_broadcast=False)
+    bob = WalletCosigner(ws[1], secrets[1], auto_broadcast=False)
+    await alice.start(dht=True)
+    try:
+        await bob.start(dht=True, bootstrap=[alice.node.dht_address], poll_interval=0.3)
+        assert bob._poller is not None and not bob._poller.done()
+        assert bob._poller in bob.node._watchers        # the coordinator's watcher, not our own
+        _out, tx = _spend([alice, bob])
+        state = await alice.request_spend(tx)
+        await _until(lambda: state.key in bob.requests, timeout=20)
+        st = bob.requests[state.key]
+        assert st.status == PENDING and st.review is not None, st.error
+        assert bob.node.requests[state.key].via == "dht"
+    finally:
+        await bob.stop()
+        await alice.stop()
+    assert bob._poller is None
