@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from electrum.commands import plugin_command
 from electrum.util import UserFacingException
 
+from .foundation.errors import BadArgument, Musig2Error
 from .plugin import PLUGIN_NAME
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 def _clear_errors():
     """Our typed errors (one root, Musig2Error) -> the user's sentence (app.user_message)."""
     from .app import user_message
-    from .foundation.errors import Musig2Error
     try:
         yield
     except UserFacingException:
@@ -52,20 +52,20 @@ def _json_list(value: Any, what: str) -> list:
             try:
                 got = json.loads(text)
             except ValueError:
-                raise UserFacingException(f"BadArgument: {what} is not valid JSON") from None
+                raise BadArgument(f"{what} is not valid JSON") from None
             if isinstance(got, list):
                 return got
         return [part.strip() for part in text.split(",") if part.strip()]
-    raise UserFacingException(f"BadArgument: {what} must be a list")
+    raise BadArgument(f"{what} must be a list")
 
 
 def _hex_key(text: Any, i: int) -> bytes:
     try:
         key = bytes.fromhex(str(text).strip())
     except ValueError:
-        raise UserFacingException(f"BadArgument: key {i} is not hex") from None
+        raise BadArgument(f"key {i} is not hex") from None
     if len(key) != 33:
-        raise UserFacingException(f"BadArgument: key {i} is not a 33-byte compressed public key")
+        raise BadArgument(f"key {i} is not a 33-byte compressed public key")
     return key
 
 
@@ -77,14 +77,14 @@ def _payees(outputs: Any) -> list[tuple[str, int]]:
         if isinstance(item, str) and ":" in item:
             item = item.rsplit(":", 1)
         if not (isinstance(item, (list, tuple)) and len(item) == 2):
-            raise UserFacingException(f"BadArgument: output {i} must be [address, satoshis]")
+            raise BadArgument(f"output {i} must be [address, satoshis]")
         try:
             amount = int(item[1])
         except (TypeError, ValueError):
-            raise UserFacingException(f"BadArgument: output {i} amount is not an integer") from None
+            raise BadArgument(f"output {i} amount is not an integer") from None
         result.append((str(item[0]), amount))
     if not result:
-        raise UserFacingException("BadArgument: no outputs given")
+        raise BadArgument("no outputs given")
     return result
 
 
@@ -142,7 +142,7 @@ async def create_output(self: "Commands", keys=None, descriptor=None, label="", 
     with _clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         if (keys is None) == (descriptor is None):
-            raise UserFacingException("BadArgument: give either keys or descriptor")
+            raise BadArgument("give either keys or descriptor")
         given = (None if keys is None else
                  [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))])
         stored = plugin.create_output(wallet, me, keys=given,
@@ -224,13 +224,13 @@ def _claimed(sighashes_arg) -> Optional[dict[int, bytes]]:
         try:
             sighashes_arg = json.loads(sighashes_arg)
         except ValueError:
-            raise UserFacingException("BadArgument: sighashes must be a JSON object") from None
+            raise BadArgument("sighashes must be a JSON object") from None
     if not isinstance(sighashes_arg, dict):
-        raise UserFacingException("BadArgument: sighashes must map input index to hex")
+        raise BadArgument("sighashes must map input index to hex")
     try:
         return {int(k): bytes.fromhex(v) for k, v in sighashes_arg.items()}
     except (TypeError, ValueError):
-        raise UserFacingException("BadArgument: sighashes must map input index to hex") from None
+        raise BadArgument("sighashes must map input index to hex") from None
 
 
 @plugin_command('wp', PLUGIN_NAME)
@@ -288,7 +288,7 @@ async def psbt_combine(self: "Commands", psbts, wallet=None, plugin: "Musig2Plug
     with _clear_errors():
         items = _json_list(psbts, "psbts")
         if not items or len(items) > MAX_COMBINED_PSBTS:
-            raise UserFacingException(f"BadArgument: give 1 to {MAX_COMBINED_PSBTS} PSBTs")
+            raise BadArgument(f"give 1 to {MAX_COMBINED_PSBTS} PSBTs")
         combined = combine_psbts(items)
     return {"psbt": psbt_base64(combined)}
 
@@ -367,7 +367,7 @@ async def advertise(self: "Commands", tx_types=None, min_amount=None, max_amount
         try:
             ad = await plugin.advertise(wallet, **overrides)
         except ValueError as exc:     # records refuse bad types/ranges/nicknames with ValueError
-            raise UserFacingException(f"BadArgument: {exc}") from None
+            raise BadArgument(str(exc)) from None
     return _ad_json(ad)
 
 
@@ -401,7 +401,7 @@ async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=No
         try:
             wanted = None if amount is None else int(amount)
         except (TypeError, ValueError):
-            raise UserFacingException("BadArgument: amount must be whole satoshis") from None
+            raise BadArgument("amount must be whole satoshis") from None
         ads = await app_find_signers(plugin.cosigner(wallet), tx_type, amount=wanted)
     observed = plugin.observed_reputation(wallet)
     return [dict(_ad_json(ad), observed=observed.get(ad.owner.hex(), [0, 0])) for ad in ads]

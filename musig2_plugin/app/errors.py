@@ -8,11 +8,9 @@ commands tell refusals apart by it, and users still read a sentence, never a tra
 from __future__ import annotations
 
 from ..foundation.constants import MAX_NICKNAME_BYTES
-from ..foundation.errors import Musig2Error
+from ..foundation.errors import BadArgument, Musig2Error
 
-
-class BadArgument(Musig2Error):
-    """A value the user typed (command argument or settings field) that cannot be used."""
+__all__ = ["BadArgument", "check_nickname", "user_message"]
 
 
 def user_message(exc: BaseException) -> str:

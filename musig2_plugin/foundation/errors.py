@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class Musig2Error(Exception):
     """Base of every typed error of musig2_plugin (each layer's root derives from it)."""
+
+
+class BadArgument(Musig2Error):
+    """A value the user typed (command argument or settings field) that cannot be used."""
