@@ -271,3 +271,36 @@ def test_planted_state_literal_is_caught(source):
 
 def test_enum_comparisons_pass():
     assert state_literals("if state.status == RequestStatus.PENDING:\n    pass\n") == []
+
+
+# --- the thin edge: no reaching into the node or into Electrum's private PSBT fields ----------
+def edge_reaches(source: str) -> list[str]:
+    """``x.cosigner(w).node`` / ``cosigner.node`` (the coordinator node behind the service) and
+    ``._unknown`` (Electrum's private PSBT map) in an edge module: the app API is the way."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Attribute):
+            continue
+        if node.attr == "_unknown":
+            found.append(f"{node.lineno}: ._unknown")
+        elif node.attr == "node":
+            base = node.value.func if isinstance(node.value, ast.Call) else node.value
+            name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+            if "cosigner" in name:
+                found.append(f"{node.lineno}: {name}.node")
+    return found
+
+
+def test_the_edge_does_not_reach_into_the_node_or_psbt_internals():
+    found = {p.stem: edge_reaches(p.read_text()) for p in PKG_DIR.glob("*.py")
+             if p.stem in EDGE_MODULES}
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("ads = await plugin.cosigner(wallet).node.find_available_signers()\n", "cosigner.node"),
+    ("c = self.cosigners[k]\nn = cosigner.node\n", "cosigner.node"),
+    ("for k, v in b._unknown.items():\n    pass\n", "._unknown"),
+])
+def test_planted_edge_reaches_are_caught(source, expected):
+    assert [r.split(": ", 1)[1] for r in edge_reaches(source)] == [expected]
