@@ -198,12 +198,16 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
     from .wallet_bridge import psbt_base64
     with _clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
+        try:
+            fee_sats = int(fee) if fee is not None else None
+            feerate_sat_vb = float(feerate) if feerate is not None else None
+        except (TypeError, ValueError):
+            raise BadArgument("fee must be whole satoshis and feerate a number of sat/vbyte") \
+                from None
         tx = await plugin.build_spend_request(
             wallet, password, _payees(outputs),
             from_refs=_json_list(from_output, "from_output") if from_output else None,
-            fee_sats=int(fee) if fee is not None else None,
-            feerate_sat_vb=float(feerate) if feerate is not None else None,
-            change_address=change_address)
+            fee_sats=fee_sats, feerate_sat_vb=feerate_sat_vb, change_address=change_address)
         own = prepare_own_spend(tx, me)      # sighashes and review: computed once, here
         result = {"psbt": psbt_base64(tx), "txid": tx.txid(),
                   "sighashes": {str(i): m.hex() for i, m in sorted(own.sighashes.items())},

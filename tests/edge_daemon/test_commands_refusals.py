@@ -95,6 +95,10 @@ def test_create_and_list_output_offline(rpc):
     assert listed[0]["label"] == "team" and listed[0]["balance"] is None    # offline: no server
     _refused(rpc, "request_spend", "Offline", outputs=f"[[\"{made['address']}\", 1000]]",
              fee=200, password="secret")
+    # a fee that is not a number: a typed refusal, not Electrum's "internal error"
+    msg = _refused(rpc, "request_spend", "BadArgument", outputs=f"[[\"{made['address']}\", 1000]]",
+                   fee="lots", password="secret")
+    assert "fee must be whole satoshis" in msg
 
 
 def test_psbt_commands_refuse_garbage(rpc):
