@@ -173,22 +173,31 @@ def phase_chain(ph: Phases, parts: dict[str, Any]):
     return chain
 
 
-def phase_wallets(ph: Phases, chain, n: int):
+def phase_wallets(ph: Phases, chain, n: int, bundle: int = 0):
+    """``bundle``: how many wallets (the first ones) run in .venv-bundle, the stand-in for
+    Electrum's binary bundles (docs/bundle.md): Electrum's own dependencies only."""
     from tests.harness import procs
     from tests.harness.electrum import build_plugin_zip, require_electrum
     from tests.harness.wallets import start_wallets
     ph.start(f"wallets: {n} Electrum daemons, plugin zip installed and authorized, one wallet each")
     require_electrum()
+    venvs = None
+    if bundle:
+        from tests.harness.bundle import BUNDLE_VENV, require_bundle_env
+        require_bundle_env()
+        venvs = [BUNDLE_VENV] * bundle + [None] * (n - bundle)
     zip_dir = tempfile.mkdtemp(prefix="musig2-demo-zip-")
     procs.track_dir(zip_dir)
     zip_path = build_plugin_zip(zip_dir)
-    wallets = start_wallets(chain, n, names=NAMES[:n], plugin_zip=zip_path)
-    for w in wallets:
+    wallets = start_wallets(chain, n, names=NAMES[:n], plugin_zip=zip_path, venvs=venvs)
+    for i, w in enumerate(wallets):
         st = w.cmd(P + "status")
         if st.get("plugin") != "musig2_plugin" or st.get("wallet") != "wallet":
             raise DemoFailure(f"{w.name}: the plugin is not active in its daemon: {st}")
+        env = ".venv-bundle" if i < bundle else ".venv"
         say(f"{w.name:<7} Electrum {st['electrum_version']}, plugin {st['plugin']} {st['version']}, "
-            f"daemon pid {w.daemon.proc.pid}, server {chain.electrum_server}")
+            f"daemon pid {w.daemon.proc.pid}, server {chain.electrum_server}, "
+            f"env {env}, crypto {st.get('crypto_backend')}")
     ph.end("wallets")
     return wallets
 
@@ -407,9 +416,12 @@ def phase_confirmed(ph: Phases, chain, wallets, out, req, timeout: float) -> dic
 
 # --------------------------------------------------------------------------- main
 def run(args, ph: Phases, parts: dict[str, Any]) -> dict[str, Any]:
+    if args.recovery:
+        from examples.recovery_demo import run_recovery
+        return run_recovery(args, ph, parts, sys.modules[__name__])
     n = args.wallets
     chain = phase_chain(ph, parts)
-    wallets = phase_wallets(ph, chain, n)
+    wallets = phase_wallets(ph, chain, n, args.bundle)
     parts["wallets"] = wallets
     chosen = phase_discovery(ph, chain, wallets, args.timeout)
     out = phase_output(ph, chain, wallets, chosen)
@@ -447,7 +459,19 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                     help="MuSig2 coins funded and spent in one transaction, 1..5 (default 1)")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds allowed for each wait (default 120)")
+    ap.add_argument("--recovery", action="store_true",
+                    help="the recovery scenario instead (examples/recovery_demo.py): one "
+                         "co-signer goes silent, the funder recovers after the timelock")
+    ap.add_argument("--blocks", type=int, default=10,
+                    help="the recovery leaf's timelock in blocks, 2..100 (default 10)")
+    ap.add_argument("--bundle", type=int, default=0,
+                    help="run the first K wallets in .venv-bundle, Electrum's own dependencies "
+                         "only, as in its binary bundles (default 0)")
     args = ap.parse_args(argv)
+    if not 2 <= args.blocks <= 100:
+        ap.error("--blocks must be within 2..100")
+    if not 0 <= args.bundle <= args.wallets:
+        ap.error("--bundle must be within 0..--wallets")
     if not 2 <= args.wallets <= limit:
         ap.error(f"--wallets must be within 2..{limit}")
     if not 1 <= args.inputs <= 5:
@@ -464,18 +488,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise Interrupted()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    ph = Phases(total=8)
+    ph = Phases(total=7 if args.recovery else 8)
     names = ", ".join(NAMES[:args.wallets])
-    print(f"MuSig2 wallet demo: {args.wallets} Electrum 4.8 wallets ({names}) co-sign a spend of "
-          f"{args.inputs} MuSig2 coin(s) on a regtest chain, all on 127.0.0.1", flush=True)
+    if args.recovery:
+        print(f"MuSig2 recovery demo: {args.wallets} Electrum 4.8 wallets ({names}); the last "
+              f"goes silent and alice recovers after {args.blocks} blocks, on 127.0.0.1",
+              flush=True)
+    else:
+        print(f"MuSig2 wallet demo: {args.wallets} Electrum 4.8 wallets ({names}) co-sign a "
+              f"spend of {args.inputs} MuSig2 coin(s) on a regtest chain, all on 127.0.0.1",
+              flush=True)
     parts: dict[str, Any] = {}
     status = 1
     try:
         result = run(args, ph, parts)
         ph.summary()
         print(RESULT + json.dumps(result), flush=True)
-        print(f"\nOK: the {args.wallets}-of-{args.wallets} MuSig2 spend {result['txid']} is confirmed "
-              f"in block {result['block_height']}", flush=True)
+        if args.recovery:
+            print(f"\nOK: the recovery {result['txid']} is confirmed in block "
+                  f"{result['block_hash']}", flush=True)
+        else:
+            print(f"\nOK: the {args.wallets}-of-{args.wallets} MuSig2 spend {result['txid']} is "
+                  f"confirmed in block {result['block_height']}", flush=True)
         status = 0
     except (KeyboardInterrupt, Interrupted):
         print("\nINTERRUPTED: stopping everything", file=sys.stderr, flush=True)

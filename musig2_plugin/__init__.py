@@ -34,4 +34,4 @@ _vendor_import.install(_sys.modules[__name__])
 _ELECTRUM_PLUGIN_PARENTS = ("electrum_external_plugins", "electrum.plugins")
 
 if _parent in _ELECTRUM_PLUGIN_PARENTS:
-    from . import commands  # noqa: F401  (registers the plugin commands)
+    from . import commands, recovery_commands  # noqa: F401  (registers the plugin commands)

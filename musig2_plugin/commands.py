@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _clear_errors():
+def clear_errors():
     """Our typed errors (one root, Musig2Error) -> the user's sentence (app.user_message)."""
     from .app import user_message
     try:
@@ -124,22 +124,25 @@ async def participant_key(self: "Commands", password=None, wallet=None,
     """Show this wallet's MuSig2 participant key: the public key other co-signers use.
     It is derived from the wallet's seed at <keystore>/327h/0h, so a restore from seed recovers it.
     """
-    with _clear_errors():
+    with clear_errors():
         key = plugin.participant_key(wallet, password)
     return {"pubkey": key.pubkey.hex(), "path": key.path,
             "keystore_xpub": key.keystore_xpub}
 
 
 @plugin_command('wp', PLUGIN_NAME)
-async def create_output(self: "Commands", keys=None, descriptor=None, label="", password=None,
-                        wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+async def create_output(self: "Commands", keys=None, descriptor=None, label="", recovery=None,
+                        password=None, wallet=None,
+                        plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Create a MuSig2 output (aggregate-key taproot address) with other participants' keys.
     Your own participant key is added if missing. The output is remembered in this wallet.
+    Back up the descriptor it prints: with your seed it is all you need to recover (recovery_backup).
     arg:str:keys:the other participants' public keys (hex), comma separated or a JSON list
     arg:str:descriptor:instead of keys, a tr(musig(...)) descriptor that includes your key
     arg:str:label:a label for this output
+    arg:str:recovery:with keys: the recovery policy, funder[:N] (you alone after N blocks) or k-of-n[:N]; with descriptor: the policy its creator announced (funder:<key>:N or k-of-n:N), refused if the tree differs
     """
-    with _clear_errors():
+    with clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         if (keys is None) == (descriptor is None):
             raise BadArgument("give either keys or descriptor")
@@ -147,8 +150,11 @@ async def create_output(self: "Commands", keys=None, descriptor=None, label="", 
                  [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))])
         stored = plugin.create_output(wallet, me, keys=given,
                                       descriptor=None if descriptor is None else str(descriptor),
-                                      label=label or "")
-    return stored.to_json()
+                                      label=label or "", recovery=recovery)
+    result = stored.to_json()
+    result["backup"] = ("back up this descriptor (with your seed it recovers the output and "
+                        "both spend paths): " + stored.output.descriptor)
+    return result
 
 
 @plugin_command('w', PLUGIN_NAME)
@@ -157,7 +163,7 @@ async def list_outputs(self: "Commands", wallet=None,
     """List this wallet's MuSig2 outputs with balance and coins (followed on the wallet's server).
     Amounts in satoshis.
     """
-    with _clear_errors():
+    with clear_errors():
         stored = plugin.vaults(wallet).all()
         watcher = plugin.watcher
         if watcher is not None:
@@ -196,7 +202,7 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
     """
     from .app import prepare_own_spend
     from .wallet_bridge import psbt_base64
-    with _clear_errors():
+    with clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         try:
             fee_sats = int(fee) if fee is not None else None
@@ -247,7 +253,7 @@ async def psbt_review(self: "Commands", psbt, sighashes=None, password=None, wal
     """
     from .app import review_psbt
     from .wallet_bridge import parse_psbt
-    with _clear_errors():
+    with clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         return review_psbt(parse_psbt(psbt), me, _claimed(sighashes)).to_json()
 
@@ -261,7 +267,7 @@ async def psbt_nonce(self: "Commands", psbt, sighashes=None, password=None, wall
     arg:str:sighashes:optional JSON object input index -> sighash hex, as claimed by the requester
     """
     from .wallet_bridge import parse_psbt, psbt_base64
-    with _clear_errors():
+    with clear_errors():
         signer = plugin.psbt_signer(wallet, password)
         tx = parse_psbt(psbt)
         review = signer.round1(tx, _claimed(sighashes))
@@ -275,7 +281,7 @@ async def psbt_sign(self: "Commands", psbt, password=None, wallet=None,
     arg:str:psbt:the PSBT with all public nonces (base64 or hex)
     """
     from .wallet_bridge import parse_psbt, psbt_base64
-    with _clear_errors():
+    with clear_errors():
         signer = plugin.psbt_signer(wallet, password)
         tx = parse_psbt(psbt)
         signed = signer.round2(tx, lambda: plugin.participant_secret(wallet, password))
@@ -289,7 +295,7 @@ async def psbt_combine(self: "Commands", psbts, wallet=None, plugin: "Musig2Plug
     """
     from .app import combine_psbts
     from .wallet_bridge import MAX_COMBINED_PSBTS, psbt_base64
-    with _clear_errors():
+    with clear_errors():
         items = _json_list(psbts, "psbts")
         if not items or len(items) > MAX_COMBINED_PSBTS:
             raise BadArgument(f"give 1 to {MAX_COMBINED_PSBTS} PSBTs")
@@ -303,7 +309,7 @@ async def psbt_finalize(self: "Commands", psbt, wallet=None, plugin: "Musig2Plug
     arg:str:psbt:the PSBT with all partial signatures (base64 or hex)
     """
     from .wallet_bridge import aggregate_all, finalize, parse_psbt
-    with _clear_errors():
+    with clear_errors():
         tx = parse_psbt(psbt)
         aggregate_all(tx)
         final = finalize(tx)
@@ -317,7 +323,7 @@ async def broadcast(self: "Commands", tx, wallet=None, plugin: "Musig2Plugin" = 
     """
     from electrum.transaction import tx_from_any
     from .wallet_bridge import MalformedPsbt, broadcast as bridge_broadcast
-    with _clear_errors():
+    with clear_errors():
         try:
             parsed = tx_from_any(str(tx))
         except Exception as exc:
@@ -328,18 +334,24 @@ async def broadcast(self: "Commands", tx, wallet=None, plugin: "Musig2Plugin" = 
 
 # --- the co-signing node (DHT discovery + peer sessions) ------------------------------------
 @plugin_command('wp', PLUGIN_NAME)
-async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, password=None,
+async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, listen_host=None,
+                     public_host=None, public_port=None, password=None,
                      wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Start this wallet's co-signing node (listens on 127.0.0.1 by default; joins the DHT).
-    arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else any free one
+    Its status says how it is reached (network: chain, listen, published endpoint).
+    arg:int:port:TCP port for peer sessions (UDP for the DHT); default from settings, else the chain's default port (any free one if taken)
     arg:str:bootstrap:DHT peers to join, host:port,host:port (default from settings)
     arg:bool:dht:run a DHT node (default true)
+    arg:str:listen_host:127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces); default from settings
+    arg:str:public_host:host name or IP strangers connect to (port forward, server); default from settings
+    arg:int:public_port:port strangers connect to (default: the listen port)
     """
     from .plugin import parse_peers
-    with _clear_errors():
+    with clear_errors():
         peers = parse_peers(bootstrap) if bootstrap is not None else None
         c = await plugin.start_node(wallet, password, port=None if port is None else int(port),
-                                    bootstrap=peers, dht=bool(dht))
+                                    bootstrap=peers, dht=bool(dht), host=listen_host,
+                                    public_host=public_host, public_port=public_port)
     return c.status()
 
 
@@ -367,7 +379,7 @@ async def advertise(self: "Commands", tx_types=None, min_amount=None, max_amount
                         ("fee_per_signature_sat", fee), ("nickname", nickname)):
         if value is not None:
             overrides[name] = value
-    with _clear_errors():
+    with clear_errors():
         try:
             ad = await plugin.advertise(wallet, **overrides)
         except ValueError as exc:     # records refuse bad types/ranges/nicknames with ValueError
@@ -379,7 +391,7 @@ async def advertise(self: "Commands", tx_types=None, min_amount=None, max_amount
 async def withdraw(self: "Commands", wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Withdraw this wallet's advertisement (a signed tombstone replaces it in the DHT)."""
     from .app import withdraw as app_withdraw
-    with _clear_errors():
+    with clear_errors():
         withdrawn = await app_withdraw(plugin.cosigner(wallet))
     return {"withdrawn": withdrawn}
 
@@ -401,7 +413,7 @@ async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=No
     arg:int:amount:amount (satoshis) they must accept
     """
     from .app import find_signers as app_find_signers
-    with _clear_errors():
+    with clear_errors():
         try:
             wanted = None if amount is None else int(amount)
         except (TypeError, ValueError):
@@ -418,7 +430,7 @@ async def list_requests(self: "Commands", poll=True, wallet=None,
     review computed from each transaction: outputs, amounts, fee; or why it was refused.
     arg:bool:poll:also look in the DHT for requests stored while we were away (default true)
     """
-    with _clear_errors():
+    with clear_errors():
         c = plugin.cosigner(wallet)
         if poll:
             await c.poll_requests()
@@ -431,7 +443,7 @@ async def approve(self: "Commands", request_id, wallet=None,
     """Approve a pending signing request and join its sessions; both rounds then run by themselves.
     arg:str:request_id:the request id from list_requests
     """
-    with _clear_errors():
+    with clear_errors():
         state = await plugin.cosigner(wallet).approve(request_id)
     return state.to_json()
 
@@ -442,7 +454,7 @@ async def reject(self: "Commands", request_id, wallet=None,
     """Refuse a pending signing request (nothing is signed; the others' session will time out).
     arg:str:request_id:the request id from list_requests
     """
-    with _clear_errors():
+    with clear_errors():
         return plugin.cosigner(wallet).reject(request_id).to_json()
 
 
@@ -452,7 +464,7 @@ async def session_status(self: "Commands", request_id, wallet=None,
     """Progress of a signing request: joined, rounds, signed inputs, final transaction, broadcast.
     arg:str:request_id:the request id
     """
-    with _clear_errors():
+    with clear_errors():
         return plugin.cosigner(wallet).get(request_id).to_json()
 
 
@@ -462,7 +474,7 @@ async def broadcast_request(self: "Commands", request_id, wallet=None,
     """Broadcast the finalized transaction of a signing request through the wallet's network.
     arg:str:request_id:the request id
     """
-    with _clear_errors():
+    with clear_errors():
         c = plugin.cosigner(wallet)
         state = c.get(request_id)
         if state.broadcast_txid:
@@ -478,7 +490,7 @@ async def export_psbt(self: "Commands", request_id, wallet=None,
     arg:str:request_id:the request id
     """
     from .wallet_bridge import psbt_base64
-    with _clear_errors():
+    with clear_errors():
         state = plugin.cosigner(wallet).get(request_id)
         if state.tx is None:
             raise UserFacingException(f"Refused: this request has no usable PSBT ({state.error})")

@@ -30,6 +30,11 @@ CONFIG_NODE_ENABLED = f"plugins.{PLUGIN_NAME}.node_enabled"
 CONFIG_LISTEN_HOST = f"plugins.{PLUGIN_NAME}.listen_host"
 CONFIG_LISTEN_PORT = f"plugins.{PLUGIN_NAME}.listen_port"
 CONFIG_BOOTSTRAP = f"plugins.{PLUGIN_NAME}.bootstrap"          # "host:port,host:port"
+# The endpoint strangers connect to (port forward, server address); see app/reach.py.
+CONFIG_PUBLIC_HOST = f"plugins.{PLUGIN_NAME}.public_host"
+CONFIG_PUBLIC_PORT = f"plugins.{PLUGIN_NAME}.public_port"
+REACH_KEYS = {"listen_host": CONFIG_LISTEN_HOST, "listen_port": CONFIG_LISTEN_PORT,
+              "public_host": CONFIG_PUBLIC_HOST, "public_port": CONFIG_PUBLIC_PORT}
 # "Advertise me": whether to publish, and what (types, amount range, fee, nickname).
 CONFIG_ADVERTISE = f"plugins.{PLUGIN_NAME}.advertise"
 CONFIG_AD_TYPES = f"plugins.{PLUGIN_NAME}.ad_types"            # "spend,custody"
@@ -159,32 +164,70 @@ class Musig2Plugin(BasePlugin):
     def bootstrap_peers(self) -> list[tuple[str, int]]:
         return parse_peers(self.config.get(CONFIG_BOOTSTRAP, "") or "")
 
+    def chain(self):
+        """The chain of Electrum's network; NodeSettingsError on a network the plugin does not
+        support (simnet, mutinynet, ...), so a command says so in one line."""
+        from .app import NodeSettingsError, electrum_chain
+        from .foundation.chain import UnknownChain
+        try:
+            return electrum_chain()
+        except UnknownChain as exc:
+            raise NodeSettingsError(f"the plugin does not run on this network: {exc}") from None
+
+    def reach_settings(self, **overrides):
+        """The checked listen/public settings of the chain Electrum runs on (app/reach.py)."""
+        from .app import read_reach_settings
+        return read_reach_settings(self.config.get, REACH_KEYS, self.chain(), **overrides)
+
     async def start_node(self, wallet: "Abstract_Wallet", password: Optional[str], *,
                          host: Optional[str] = None, port: Optional[int] = None,
                          bootstrap: Optional[list[tuple[str, int]]] = None,
-                         dht: bool = True) -> "WalletCosigner":
+                         dht: bool = True, public_host: Optional[str] = None,
+                         public_port: Optional[int] = None) -> "WalletCosigner":
         """Start this wallet's node (idempotent); advertise if the settings say so.
+
+        Listens where the settings say (loopback by default) on the chain's default port (any
+        free one if that is taken and no port was set), publishes the public host/port if set,
+        joins through the bootstrap setting, the chain's shipped list and the peers this
+        wallet's node remembered last time (app/reach.py, docs/network.md).
 
         Raises CryptoUnavailable (its message: the one line) before anything else when the
         libsecp256k1 in use lacks the MuSig2 module.
         """
         from .app import require_musig
         require_musig()
-        from .app import WalletCosigner
+        from .app import EndpointNotPublic, NodeSettingsError, WalletCosigner, peers_path
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing
+        chain = self.chain()
+        reach = self.reach_settings(listen_host=host, listen_port=port, public_host=public_host,
+                                    public_port=public_port)
+        boot = self.bootstrap_peers() if bootstrap is None else list(bootstrap)
+        boot += [a for a in chain.default_bootstrap if a not in boot]
         secret = self.participant_secret(wallet, password)
-        self.participant_key(wallet, password)
+        pubkey = self.participant_key(wallet, password).pubkey
         storage = self.get_storage(wallet)
         if "approved_requests" not in storage:
             storage["approved_requests"] = {}
-        cosigner = WalletCosigner(wallet, secret, notify=lambda what, st: self._notify(wallet, what, st),
-                                  approvals=storage["approved_requests"])
-        await cosigner.start(host or self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1"),
-                             int(self.config.get(CONFIG_LISTEN_PORT, 0) if port is None else port),
-                             dht=dht,
-                             bootstrap=self.bootstrap_peers() if bootstrap is None else bootstrap)
+        ports = reach.ports_to_try(chain)
+        for i, listen_port in enumerate(ports):
+            cosigner = WalletCosigner(wallet, secret,
+                                      notify=lambda what, st: self._notify(wallet, what, st),
+                                      approvals=storage["approved_requests"], chain=chain,
+                                      peers_path=peers_path(self.config.path, pubkey))
+            try:
+                await cosigner.start(reach.listen_host, listen_port, dht=dht, bootstrap=boot,
+                                     public_host=reach.public_host, public_port=reach.public_port)
+                break
+            except EndpointNotPublic as exc:
+                raise NodeSettingsError(str(exc)) from None
+            except OSError as exc:
+                if i + 1 == len(ports):
+                    raise NodeSettingsError(f"cannot listen on {reach.listen_host}:{listen_port}: "
+                                            f"{exc.strerror or exc}") from None
+                get_logger(__name__).info(f"default port {listen_port} is taken ({exc}); "
+                                          "listening on any free port")
         self.cosigners[id(wallet)] = cosigner
         self.node = cosigner
         if self.config.get(CONFIG_ADVERTISE, False):
@@ -229,12 +272,13 @@ class Musig2Plugin(BasePlugin):
                                                     self.config.get(CONFIG_AD_FEE, 0))))
 
     def create_output(self, wallet: "Abstract_Wallet", me: bytes, *, keys=None,
-                      descriptor: Optional[str] = None, label: str = ""):
+                      descriptor: Optional[str] = None, label: str = "",
+                      recovery: Optional[str] = None):
         """A new MuSig2 output remembered in the wallet (saved) and followed on its server: the
         one path of the create_output command and the signer picker."""
         from . import app
         stored = app.create_output(self.vaults(wallet), me, keys=keys, descriptor=descriptor,
-                                   label=label)
+                                   label=label, recovery=recovery)
         wallet.save_db()
         self.watch_output(stored.output)
         return stored
@@ -426,7 +470,23 @@ class Musig2Plugin(BasePlugin):
             "crypto_problem": self.crypto_problem,
             "wallet": wallet.basename() if wallet is not None else None,
             "loaded_wallets": sorted(w.basename() for w in loaded),
+            "network": self.network_settings_status(),
         }
+
+    def network_settings_status(self) -> dict[str, Any]:
+        """How a node of this Electrum would listen and what it would publish (the settings;
+        a running node's ``reach`` says what it actually does)."""
+        try:
+            chain = self.chain()
+            reach = self.reach_settings()
+            boot = self.bootstrap_peers()
+        except Exception as exc:            # an unknown network or a bad setting: say which
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"chain": chain.name, "listen_host": reach.listen_host,
+                "listen_port": reach.port if reach.port is not None else chain.default_port,
+                "public_host": reach.public_host, "public_port": reach.public_port,
+                "bootstrap": [f"{h}:{p}" for h, p in boot],
+                "default_bootstrap": [f"{h}:{p}" for h, p in chain.default_bootstrap]}
 
     def requires_settings(self) -> bool:
         return True

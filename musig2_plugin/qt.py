@@ -1,6 +1,7 @@
 """Entry point Electrum loads for the desktop GUI (gui name ``qt``).
 
-* Settings: the co-signing node (on/off, listen port, bootstrap peers) and "advertise me"
+* Settings: the co-signing node (on/off, listen on this machine or all interfaces, listen port,
+  public host/port, bootstrap peers; how a running node is reached) and "advertise me"
   (accepted types, amount range, fee, nickname), saved in Electrum's config on OK only.
 * Send tab: a **Co-sign (MuSig2)** button next to Electrum's own buttons opens the signer picker
   (fed by DHT discovery); the new MuSig2 output's address is put in "Pay to", so funding it is an
@@ -26,8 +27,8 @@ from .app import RequestEvent, RequestStatus, check_nickname, user_message
 from .foundation.constants import MAX_NICKNAME_BYTES, MAX_OPEN_APPROVAL_DIALOGS
 from .foundation.errors import Musig2Error
 from .plugin import (CONFIG_AD_FEE, CONFIG_AD_MAX, CONFIG_AD_MIN, CONFIG_AD_NICK, CONFIG_AD_TYPES,
-                     CONFIG_ADVERTISE, CONFIG_BOOTSTRAP, CONFIG_LISTEN_PORT, Musig2Plugin,
-                     parse_peers)
+                     CONFIG_ADVERTISE, CONFIG_BOOTSTRAP, CONFIG_LISTEN_HOST, CONFIG_LISTEN_PORT,
+                     CONFIG_PUBLIC_HOST, CONFIG_PUBLIC_PORT, Musig2Plugin, parse_peers)
 
 if TYPE_CHECKING:
     from PyQt6.QtWidgets import QWidget as _QWidget
@@ -58,11 +59,26 @@ class SettingsDialog(WindowModalDialog):
             self.node_checkbox.setChecked(False)
             self.node_checkbox.setEnabled(False)
         form = QFormLayout()
+        net = plugin.network_settings_status()
+        self.listen_all_checkbox = QCheckBox(_("Accept connections from other machines "
+                                               "(listen on all interfaces)"))
+        self.listen_all_checkbox.setChecked(str(cfg.get(CONFIG_LISTEN_HOST, "")) in ("0.0.0.0", "::"))
+        form.addRow(self.listen_all_checkbox)
         self.port_spin = QSpinBox()
         self.port_spin.setRange(0, 65535)
-        self.port_spin.setSpecialValueText(_("any free port"))
+        self.port_spin.setSpecialValueText(
+            _("default ({})").format(net.get("listen_port", "")) if "error" not in net
+            else _("default"))
         self.port_spin.setValue(int(cfg.get(CONFIG_LISTEN_PORT, 0) or 0))
         form.addRow(_("Listen port"), self.port_spin)
+        self.public_host_edit = QLineEdit(str(cfg.get(CONFIG_PUBLIC_HOST, "") or ""))
+        self.public_host_edit.setPlaceholderText(_("none (IP or DNS name others connect to)"))
+        form.addRow(_("Public host"), self.public_host_edit)
+        self.public_port_spin = QSpinBox()
+        self.public_port_spin.setRange(0, 65535)
+        self.public_port_spin.setSpecialValueText(_("same as the listen port"))
+        self.public_port_spin.setValue(int(cfg.get(CONFIG_PUBLIC_PORT, 0) or 0))
+        form.addRow(_("Public port"), self.public_port_spin)
         self.bootstrap_edit = QLineEdit(str(cfg.get(CONFIG_BOOTSTRAP, "") or ""))
         self.bootstrap_edit.setPlaceholderText("host:port, host:port")
         form.addRow(_("Bootstrap peers"), self.bootstrap_edit)
@@ -86,8 +102,10 @@ class SettingsDialog(WindowModalDialog):
         ad.addRow(_("Nickname"), self.nick_edit)
         vbox.addLayout(ad)
         self.state_label = QLabel()
+        self.reach_label = WWLabel("")
         self.refresh_state()
         vbox.addWidget(self.state_label)
+        vbox.addWidget(self.reach_label)
         self.error_label = QLabel("")
         vbox.addWidget(self.error_label)
         vbox.addLayout(Buttons(CloseButton(self), OkButton(self)))
@@ -95,6 +113,25 @@ class SettingsDialog(WindowModalDialog):
     def refresh_state(self) -> None:
         running = self.plugin.is_node_running()
         self.state_label.setText(_("Node: running") if running else _("Node: stopped"))
+        self.reach_label.setText(self.reach_text())
+
+    def reach_text(self) -> str:
+        """How the running node(s) are reached: the chain, where they listen, what they publish."""
+        lines = []
+        for c in list(getattr(self.plugin, "cosigners", {}).values()):
+            reach = c.status().get("network") if c.is_running() else None
+            if not reach:
+                continue
+            listen = "{}:{}".format(*reach["listen"])
+            if reach["endpoint"]:
+                lines.append(_("{chain}: listening on {listen}, reached directly at {endpoint}")
+                             .format(chain=reach["chain"], listen=listen,
+                                     endpoint="{}:{}".format(*reach["endpoint"])))
+            else:
+                lines.append(_("{chain}: listening on {listen}; not reachable from other machines "
+                               "(set a public host to advertise)")
+                             .format(chain=reach["chain"], listen=listen))
+        return "\n".join(lines)
 
     def values(self) -> dict:
         """Validated settings, or ValueError with a sentence for the user."""
@@ -113,7 +150,16 @@ class SettingsDialog(WindowModalDialog):
         lo, hi = amount(self.min_edit, 0), amount(self.max_edit, None)
         if hi is not None and hi < lo:
             raise ValueError(_("the largest amount is below the smallest"))
+        listen_host = "0.0.0.0" if self.listen_all_checkbox.isChecked() else "127.0.0.1"
+        public_host = self.public_host_edit.text().strip()
+        public_port = self.public_port_spin.value() or None
+        # the same checks as the node's start (raises NodeSettingsError with the reason)
+        self.plugin.reach_settings(listen_host=listen_host, listen_port=self.port_spin.value(),
+                                   public_host=public_host, public_port=public_port or 0)
         return {CONFIG_LISTEN_PORT: self.port_spin.value(),
+                CONFIG_LISTEN_HOST: listen_host,
+                CONFIG_PUBLIC_HOST: public_host,
+                CONFIG_PUBLIC_PORT: public_port or 0,
                 CONFIG_BOOTSTRAP: self.bootstrap_edit.text().strip(),
                 CONFIG_ADVERTISE: self.advertise_checkbox.isChecked(),
                 CONFIG_AD_TYPES: ",".join(types) or "spend", CONFIG_AD_MIN: lo, CONFIG_AD_MAX: hi,

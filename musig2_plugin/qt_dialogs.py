@@ -48,7 +48,7 @@ class AsyncRunner(QObject):
         fut.add_done_callback(done)
 
 
-def _table(headers: list[str]) -> QTableWidget:
+def make_table(headers: list[str]) -> QTableWidget:
     t = QTableWidget(0, len(headers))
     t.setHorizontalHeaderLabels(headers)
     t.verticalHeader().setVisible(False)
@@ -59,7 +59,7 @@ def _table(headers: list[str]) -> QTableWidget:
     return t
 
 
-def _fill(t: QTableWidget, rows: list[list[str]]) -> None:
+def fill_table(t: QTableWidget, rows: list[list[str]]) -> None:
     t.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
@@ -97,9 +97,12 @@ class SignerPickerDialog(WindowModalDialog):
                   QLabel(_("Reputation")), self.rep_edit, self.refresh_button):
             filters.addWidget(w)
         vbox.addLayout(filters)
-        self.table = _table([_(c) for c in self.COLUMNS])
+        self.table = make_table([_(c) for c in self.COLUMNS])
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         vbox.addWidget(self.table)
+        from .qt_recovery import PolicyBox
+        self.policy = PolicyBox(self)        # the way out: recovery leaf (docs/recovery.md)
+        vbox.addWidget(self.policy)
         self.status = QLabel("")
         vbox.addWidget(self.status)
         self.create_button = QPushButton(_("Create MuSig2 output"))
@@ -140,7 +143,7 @@ class SignerPickerDialog(WindowModalDialog):
         def seen(ad) -> str:
             done, failed = observed.get(ad.owner.hex(), [0, 0])
             return f"{done}/{failed}"
-        _fill(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
+        fill_table(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
                             ", ".join(t.value for t in ad.tx_types),
                             f"{ad.min_amount_sat:,}–{ad.max_amount_sat:,}",
                             sats(ad.fee_per_signature_sat), str(ad.reputation), seen(ad)]
@@ -152,6 +155,7 @@ class SignerPickerDialog(WindowModalDialog):
         return [self.ads[r] for r in rows if r < len(self.ads)]
 
     def create_output(self) -> None:
+        from .qt_recovery import BackupDialog
         picked = self.selected()
         if not picked:
             self.show_error(_("Select at least one co-signer."))
@@ -164,12 +168,16 @@ class SignerPickerDialog(WindowModalDialog):
         try:
             self.created = self.plugin.create_output(self.wallet, me.pubkey,
                                                      keys=[ad.owner for ad in picked],
-                                                     label=_("with {}").format(nick))
+                                                     label=_("with {}").format(nick),
+                                                     recovery=self.policy.spec(len(picked) + 1))
         except Musig2Error as exc:
             self.show_error(user_message(exc))
             return
         if self.on_created is not None:
             self.on_created(self.created)
+        # the user is asked to back it up
+        self.backup = BackupDialog(self.parent(), self.created.output)
+        self.backup.show()
         self.accept()
 
 
@@ -200,11 +208,11 @@ class ApprovalDialog(WindowModalDialog):
         vbox.addLayout(grid)
         if review is None:
             vbox.addWidget(WWLabel(_("This request was refused: {}").format(state.error)))
-            self.outputs_table = _table([_("address"), _("amount")])
+            self.outputs_table = make_table([_("address"), _("amount")])
             self.fee_label = QLabel("")
         else:
             vbox.addWidget(QLabel(_("Outputs (computed from the transaction itself):")))
-            self.outputs_table = _table([_("address"), _("amount"), _("note")])
+            self.outputs_table = make_table([_("address"), _("amount"), _("note")])
             rows = []
             for o in review.outputs:
                 note = []
@@ -213,12 +221,14 @@ class ApprovalDialog(WindowModalDialog):
                 if wallet is not None and o.address and wallet.is_mine(o.address):
                     note.append(_("yours"))
                 rows.append([o.address or o.script_hex, sats(o.value_sats), ", ".join(note)])
-            _fill(self.outputs_table, rows)
+            fill_table(self.outputs_table, rows)
             vbox.addWidget(self.outputs_table)
             vbox.addWidget(QLabel(_("Inputs:")))
-            self.inputs_table = _table([_("coin"), _("amount"), _("to sign")])
-            _fill(self.inputs_table, [[i["prevout"], sats(i["value_sats"]),
-                                       _("yes") if n in review.messages else ""]
+            self.inputs_table = make_table([_("coin"), _("amount"), _("to sign"),
+                                        _("recovery path")])
+            fill_table(self.inputs_table, [[i["prevout"], sats(i["value_sats"]),
+                                       _("yes") if n in review.messages else "",
+                                       i.get("recovery") or _("none")]
                                       for n, i in enumerate(review.inputs)])
             vbox.addWidget(self.inputs_table)
             self.fee_label = QLabel(_("Fee: {}").format(sats(review.fee_sats)))
@@ -382,9 +392,9 @@ class OverviewDialog(WindowModalDialog):
         self.setMinimumWidth(820)
         vbox = QVBoxLayout(self)
         tabs = QTabWidget()
-        self.outputs_table = _table([_("label"), _("address"), _("co-signers"), _("confirmed"),
-                                     _("unconfirmed"), _("coins")])
-        self.sessions_table = _table([_("request"), _("role"), _("status"), _("txid"),
+        self.outputs_table = make_table([_("label"), _("address"), _("co-signers"), _("confirmed"),
+                                     _("unconfirmed"), _("coins"), _("recovery")])
+        self.sessions_table = make_table([_("request"), _("role"), _("status"), _("txid"),
                                       _("fee"), _("error")])
         tabs.addTab(self.outputs_table, _("Outputs"))
         tabs.addTab(self.sessions_table, _("Sessions"))
@@ -393,7 +403,15 @@ class OverviewDialog(WindowModalDialog):
         self.spend_button.clicked.connect(self.spend_selected)
         self.fund_button = QPushButton(_("Pay to selected output"))
         self.fund_button.clicked.connect(self.fund_selected)
-        vbox.addLayout(Buttons(self.fund_button, self.spend_button, CloseButton(self)))
+        self.recover_button = QPushButton(_("Recover..."))
+        self.recover_button.clicked.connect(self.recover_selected)
+        self.import_button = QPushButton(_("Import descriptor..."))
+        self.import_button.clicked.connect(self.import_descriptor)
+        self.sign_recovery_button = QPushButton(_("Sign recovery..."))
+        self.sign_recovery_button.clicked.connect(self.sign_recovery)
+        vbox.addLayout(Buttons(self.import_button, self.fund_button, self.spend_button,
+                               self.recover_button, self.sign_recovery_button,
+                               CloseButton(self)))
         self.refresh()
         # Balances follow the server live (the output watcher); the view re-reads them.
         from PyQt6.QtCore import QTimer
@@ -416,6 +434,28 @@ class OverviewDialog(WindowModalDialog):
         d.show()
         return d
 
+    def import_descriptor(self):
+        from .qt_recovery import ImportDialog
+        d = ImportDialog(self.parent(), self.plugin, self.wallet)
+        d.show()
+        return d
+
+    def sign_recovery(self):
+        from .qt_recovery import SignRecoveryDialog
+        d = SignRecoveryDialog(self.parent(), self.plugin, self.wallet)
+        d.show()
+        return d
+
+    def recover_selected(self):
+        from .qt_recovery import RecoverDialog
+        stored = self._selected()
+        if stored is None or stored.output.recovery is None:
+            self.show_error(_("Select an output with a recovery path first."))
+            return None
+        d = RecoverDialog(self.parent(), self.plugin, self.wallet, stored)
+        d.show()
+        return d
+
     def fund_selected(self) -> None:
         stored = self._selected()
         window = self.parent()
@@ -425,20 +465,25 @@ class OverviewDialog(WindowModalDialog):
             self.accept()
 
     def refresh(self) -> None:
+        from .app import recovery
         watcher = self.plugin.watcher
         rows = []
         for s in self.plugin.vaults(self.wallet).all():
+            opens = recovery.earliest_recovery(self.plugin, self.wallet, s.output)
             bal = watcher.balance(s.output) if watcher is not None else None
             coins = len(watcher.coins(s.output)) if watcher is not None else None
             rows.append([s.label, s.output.address(), str(len(s.output.participants)),
                          sats(bal["confirmed"]) if bal else "—",
                          sats(bal["unconfirmed"]) if bal else "—",
-                         "—" if coins is None else str(coins)])
+                         "—" if coins is None else str(coins),
+                         (_("none") if s.output.recovery is None else
+                          _("from block {}").format(opens) if opens else
+                          _("{} blocks after funding").format(s.output.recovery.blocks))])
         if rows != getattr(self, "_last_rows", None):    # keep the user's selection otherwise
             self._last_rows = rows
-            _fill(self.outputs_table, rows)
+            fill_table(self.outputs_table, rows)
         c = self.plugin.cosigners.get(id(self.wallet))
         states = sorted(c.requests.values(), key=lambda s: s.created) if c else []
-        _fill(self.sessions_table, [[short_key(s.key.hex()), s.role, s.status, s.txid or "—",
+        fill_table(self.sessions_table, [[short_key(s.key.hex()), s.role, s.status, s.txid or "—",
                                      sats(s.review.fee_sats) if s.review else "—", s.error or ""]
                                     for s in states])

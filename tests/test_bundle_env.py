@@ -176,6 +176,10 @@ try:
     pd = PluginDialog(meta, None, dialog)
     out["plugin_dialog_texts"] = [l.text() for l in pd.findChildren(QLabel)]
     out["authorized"] = plugins.is_authorized("musig2_plugin")
+    # Electrum's own dependency check (manifest "requires", imported one by one): the zip is
+    # self-contained, so nothing beyond Electrum may be required.
+    out["available"] = plugins.is_available("musig2_plugin")
+    out["requires"] = list(meta.requires)
     qt_module = sys.modules[type(p).__module__]
     sd = qt_module.SettingsDialog(dialog, p)
     out["settings_problem"] = sd.problem_label.text()
@@ -207,9 +211,27 @@ def test_plugins_dialog_shows_the_one_line_without_musig(tmp_path, plugin_zip):
     assert "Traceback" not in res.stderr
     out = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("PROBE"))[5:])
     assert out["loaded"] and out["authorized"]
+    assert out["available"] is True and out["requires"] == []
     line = out["settings_problem"]
     assert "lacks the MuSig2 module" in line and "\n" not in line
     assert out["settings_problem_visible"] is True
     assert out["node_checkbox_enabled"] is False
     assert any(t.startswith(line) for t in out["plugin_dialog_texts"])
     assert res.stderr.count(line) <= 1             # logged once at most, never a traceback
+
+
+def test_bundle_step_without_the_dev_venv_says_so_in_one_line_and_makes_nothing(tmp_path):
+    """Step 40 run before steps 10/20 (no development venv): one 'bootstrap:' line, nothing made."""
+    root = tmp_path / "repo"
+    (root / "scripts" / "bootstrap.d").mkdir(parents=True)
+    for rel in ("scripts/bootstrap_lib.sh", "scripts/bootstrap.d/40-bundle.sh"):
+        (root / rel).write_text((REPO / rel).read_text())
+    env = dict(os.environ, MUSIG2_ROOT=str(root), MUSIG2_VENV=str(root / ".venv"),
+               MUSIG2_STAMPS=str(root / ".venv" / ".bootstrap"))
+    res = subprocess.run(["bash", str(root / "scripts/bootstrap.d/40-bundle.sh")], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bootstrap: ERROR: no ") and "steps 10 and 20" in lines[0]
+    assert not (root / ".venv-bundle").exists()
+    assert not list(root.glob(".venv-bundle.stage.*"))

@@ -159,6 +159,8 @@ def test_demo_fails_clearly_when_the_node_cannot_run(tmp_path):
     (["--inputs", "6"], "--inputs must be within 1..5"),
     (["--timeout", "0"], "--timeout must be positive"),
     (["--wallets", "three"], "invalid int value"),
+    (["--bundle", "4"], "--bundle must be within 0..--wallets"),
+    (["--bundle", "-1"], "--bundle must be within 0..--wallets"),
 ])
 def test_demo_refuses_bad_options_before_starting_anything(tmp_path, args, message):
     pidlog = tmp_path / "pids"

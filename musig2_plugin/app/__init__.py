@@ -12,7 +12,11 @@ from ..crypto import require_musig
 from .cosign import (APPROVED, BROADCAST, FAILED, PENDING, REFUSED, SIGNED, RequestEvent,
                      RequestPayloadError, RequestRole, RequestState, RequestStatus, WalletCosigner,
                      decode_app_data, encode_app_data, review_request)
+from .cosign import electrum_chain
 from .errors import BadArgument, check_nickname, user_message
+from .reach import NodeSettingsError, ReachSettings, peers_path, read_reach_settings
+from ..coordinator import EndpointNotPublic
+from . import recovery                    # recovery outputs: plan, sign, earliest_recovery
 from .review import OwnSpend, prepare_own_spend, review_psbt
 from .service import (advertise, combine_psbts, create_output, find_signers, tx_type,
                       withdraw)

@@ -120,8 +120,8 @@ def decode_app_data(data: bytes) -> tuple[PartialTransaction, list[int]]:
 
 def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list[int], SpendReview]:
     """Everything a co-signer checks before a request may even be shown as approvable."""
-    if payload.tweak != Tweak.TAPROOT or payload.merkle_root is not None:
-        raise RequestPayloadError("only taproot key-path (no script tree) requests are supported")
+    if payload.tweak != Tweak.TAPROOT:
+        raise RequestPayloadError("only taproot key-path requests are supported")
     tx, inputs = decode_app_data(payload.app_data)
     messages = list(record.messages)
     if len(inputs) != len(messages):
@@ -132,6 +132,10 @@ def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list
     for i in inputs:
         if tuple(sorted(musig[i].participants)) != keys:
             raise ParticipantMismatch(i, "the request's participants are not this input's keys")
+        if musig[i].merkle_root != payload.merkle_root:
+            # The sessions sign under the payload's tweak: it must be the input's script tree.
+            raise ParticipantMismatch(i, "the request's taproot merkle root is not this "
+                                         "input's script tree")
     return tx, inputs, review
 
 
@@ -177,6 +181,7 @@ class WalletCosigner:
     """The co-signing node of one wallet (its participant key), and its requests."""
 
     def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
+                 peers_path=None,
                  notify: Optional[Callable[[RequestEvent, "RequestState"], None]] = None,
                  auto_broadcast: bool = True, approvals: Optional[dict] = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
@@ -186,7 +191,7 @@ class WalletCosigner:
         kwargs = {} if config is None else {"config": config}
         self.wallet = wallet
         self.node = Musig2Node(seckey, chain=chain or electrum_chain(), approve=self._approve,
-                               **kwargs)
+                               peers_path=peers_path, **kwargs)
         self.pubkey = self.node.pubkey
         self.requests: dict[bytes, RequestState] = {}
         self.notify = notify
@@ -198,8 +203,10 @@ class WalletCosigner:
     # ------------------------------------------------------------------ lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, dht: bool = True,
                     bootstrap: Sequence[tuple[str, int]] = (),
+                    public_host: Optional[str] = None, public_port: Optional[int] = None,
                     poll_interval: float = REQUEST_POLL_INTERVAL_S) -> tuple[str, int]:
-        endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap)
+        endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap,
+                                         public_host=public_host, public_port=public_port)
         loop = asyncio.get_running_loop()
         self._subs = [self.node.on("signing-request:received", self._on_received, loop),
                       self.node.on("signature:finalized", self._on_finalized, loop),
@@ -235,7 +242,9 @@ class WalletCosigner:
                 "endpoint": list(self.node.endpoint) if self.is_running() else None,
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
-                "requests": len(self.requests)}
+                "requests": len(self.requests),
+                # how strangers reach this node: chain, listen address, published endpoint
+                "network": self.node.network_status() if self.is_running() else None}
 
     def _emit(self, what: RequestEvent, state: RequestState) -> None:
         if self.notify is not None:
@@ -253,15 +262,15 @@ class WalletCosigner:
         (``prepare_own_spend``), so a command that answers them does not compute them twice.
         """
         own = prepared if prepared is not None else prepare_own_spend(tx, self.pubkey)
-        if len(own.participants) != 1:
+        if len(own.key_sets) != 1:
             raise BridgeError("one request signs inputs of one participant set; "
                               "split the spend or use the PSBT commands")
         msgs = own.sighashes
         inputs = list(own.inputs)
-        participants = next(iter(own.participants))
+        participants, merkle_root = next(iter(own.key_sets))
         record = await self.node.announce_signing_request(
             participants, [msgs[i] for i in inputs], app_data=encode_app_data(tx, inputs),
-            tx_type=TxType.SPEND, metadata=metadata[:200])
+            tx_type=TxType.SPEND, metadata=metadata[:200], merkle_root=merkle_root)
         key = request_key(record)
         state = RequestState(key=key, record=record, role=RequestRole.CREATOR, status=APPROVED, tx=tx,
                              inputs=inputs, txid=tx.txid(), approved=True)

@@ -21,7 +21,7 @@ class OwnSpend:
     """A spend of MuSig2 coins seen by one participant (``me``)."""
     sighashes: dict[int, bytes]         # every MuSig2 input's BIP-341 key-path sighash
     inputs: tuple[int, ...]             # the inputs ``me`` co-signs, ascending
-    participants: frozenset             # the participant key sets of those inputs
+    key_sets: frozenset                 # (participant keys, taproot merkle root) of those inputs
     review: SpendReview                 # outputs, amounts and fee, from the transaction itself
 
 
@@ -37,7 +37,8 @@ def prepare_own_spend(tx: PartialTransaction, me: bytes) -> OwnSpend:
         raise ParticipantMismatch(0, "no input of this transaction is ours to co-sign")
     msgs = sighashes(tx)
     review = review_spend(tx, me, {i: msgs[i] for i in mine})
-    return OwnSpend(msgs, mine, frozenset(musig[i].participants for i in mine), review)
+    return OwnSpend(msgs, mine, frozenset((musig[i].participants, musig[i].merkle_root)
+                                          for i in mine), review)
 
 
 def review_psbt(tx: PartialTransaction, me: bytes,

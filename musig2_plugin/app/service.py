@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
-from ..coordinator import TxType
-from ..wallet_bridge import (InvalidParticipants, MusigOutput, StoredOutput, VaultStore,
+from ..coordinator import NoPublicEndpoint, TxType
+from ..wallet_bridge import (StoredOutput, VaultStore, create_recovery_output, import_output,
                              combine_psbts as bridge_combine_psbts)
 from .errors import BadArgument, check_nickname
+from .reach import NodeSettingsError
 
 if TYPE_CHECKING:
     from electrum.transaction import PartialTransaction
@@ -22,20 +23,20 @@ if TYPE_CHECKING:
 
 
 def create_output(vaults: VaultStore, me: bytes, *, keys: Optional[Iterable[bytes]] = None,
-                  descriptor: Optional[str] = None, label: str = "") -> StoredOutput:
-    """A MuSig2 output of ``me`` and the others (``keys``, or a ``tr(musig(...))`` descriptor
-    that must include ``me``), remembered in ``vaults``; ``me`` is added to ``keys`` if absent."""
+                  descriptor: Optional[str] = None, label: str = "",
+                  recovery: Optional[str] = None) -> StoredOutput:
+    """A MuSig2 output of ``me`` and the others, remembered in ``vaults``.
+
+    The creator gives ``keys`` (``me`` is added if absent) and optionally a ``recovery`` policy
+    (docs/recovery.md); a co-signer imports the creator's ``descriptor``, which must include
+    ``me`` and carry exactly the announced ``recovery`` policy (or none).
+    """
     if (keys is None) == (descriptor is None):
         raise BadArgument("give either keys or descriptor")
     if descriptor is not None:
-        out = MusigOutput.from_descriptor(str(descriptor))
-        if out.index_of(me) is None:
-            raise InvalidParticipants("your participant key is not in this descriptor")
+        out = import_output(str(descriptor), me, recovery)
     else:
-        given = [bytes(k) for k in keys]
-        if me not in given:
-            given.append(me)
-        out = MusigOutput.from_pubkeys(given)
+        out = create_recovery_output(me, [bytes(k) for k in keys], recovery)
     return vaults.add(out, label or "")
 
 
@@ -65,7 +66,10 @@ async def advertise(cosigner: "WalletCosigner", *, tx_types: Sequence["TxType | 
                   nickname=check_nickname(nickname), fee_per_signature_sat=fee_per_signature_sat)
     if max_amount_sat is not None:
         kwargs["max_amount_sat"] = max_amount_sat
-    return await cosigner.node.advertise_signer(**kwargs)
+    try:
+        return await cosigner.node.advertise_signer(**kwargs)
+    except NoPublicEndpoint as exc:       # a mainnet node on loopback: say what to set
+        raise NodeSettingsError(str(exc)) from None
 
 
 async def withdraw(cosigner: "WalletCosigner") -> bool:

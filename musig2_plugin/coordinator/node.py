@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -126,6 +126,8 @@ class Musig2Node:
         self._started = False
         #: The endpoint we publish in advertisements, requests and JOINs (None: none yet).
         self.public_endpoint: tuple[str, int] | None = None
+        #: What this node dropped from what it found, by reason (e.g. "non_public_endpoint").
+        self.stats: Counter = Counter()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -204,7 +206,18 @@ class Musig2Node:
     async def __aexit__(self, *exc) -> None:
         await self.stop()
 
-    def reach_status(self) -> dict:
+    def _usable_endpoint(self, host: str) -> bool:
+        """Whether an endpoint a stranger signed may be dialed on our chain: on mainnet,
+        testnet and signet a loopback/private/link-local one would aim us at our own machine
+        or home network (transport/addresses.py); it is dropped and counted."""
+        try:
+            check_publishable(host, self.chain)
+            return True
+        except EndpointNotPublic:
+            self.stats["non_public_endpoint"] += 1
+            return False
+
+    def network_status(self) -> dict:
         """How peers reach this node: its chain, where it listens, what it publishes."""
         listen = self.transport.endpoint
         return {"chain": self.chain.name,
@@ -292,6 +305,8 @@ class Musig2Node:
         for ad in ads:
             if ad.owner == self.pubkey and not include_self:
                 continue
+            if not self._usable_endpoint(ad.endpoint.host):
+                continue          # a LAN/loopback address on a real chain: never dialed, not listed
             self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
             if ad.owner not in self._discovered:
                 self._discovered[ad.owner] = None
@@ -367,7 +382,7 @@ class Musig2Node:
                          request=record, participants=tuple(keys))
         data = record.encode()
         targets = [k for k in keys if push and k != self.pubkey and k in self.endpoints]
-        await asyncio.gather(*(self._push(self.endpoints[k], data) for k in targets))
+        await asyncio.gather(*(self._push(self.endpoints[k], data, k) for k in targets))
         if self.dht is not None:
             try:
                 await self.dht.publish(record)
@@ -377,9 +392,9 @@ class Musig2Node:
             log.info("announced a request we are not a participant of")
         return record
 
-    async def _push(self, endpoint, data: bytes) -> bool:
+    async def _push(self, endpoint, data: bytes, key: bytes) -> bool:
         try:
-            await self.transport.push_request(endpoint, data)
+            await self.transport.push_request(endpoint, data, to=key)
             return True
         except (PeerUnreachable, PeerRefused) as exc:
             log.info("push of a signing request to %s failed: %s", endpoint, exc)
@@ -431,7 +446,7 @@ class Musig2Node:
             raise RequestRefused("conflicts with a signing request we already hold")
         for spec in specs:
             self.sessions.register(spec)
-        if record.endpoint is not None:
+        if record.endpoint is not None and self._usable_endpoint(record.endpoint.host):
             self.endpoints.setdefault(record.creator, (record.endpoint.host, record.endpoint.port))
         known = KnownRequest(record, payload, specs, via)
         self.requests[rid] = known
@@ -522,6 +537,8 @@ class Musig2Node:
             raise NotStarted("the DHT is off on this node")
 
         def remember(ad: Advertisement) -> None:
+            if not self._usable_endpoint(ad.endpoint.host):
+                return
             self.endpoints[ad.owner] = (ad.endpoint.host, ad.endpoint.port)
             if callback is not None:
                 callback(ad)

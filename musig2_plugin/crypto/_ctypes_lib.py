@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import CFUNCTYPE, c_char_p, c_int, c_size_t, c_uint, c_void_p
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 __all__ = ["CtypesFFI", "load", "STRUCT_SIZES", "MUSIG_FUNCTIONS", "CALLBACK_TYPE"]
 

@@ -72,8 +72,10 @@ def _select(choice: str):
         try:
             name, ffi_, lib_, cb, missing_base, missing_musig, path = (
                 _load_coincurve() if candidate == "coincurve" else _load_electrum_ecc())
-        except (ImportError, OSError) as exc:
-            failures.append(f"{candidate}: {exc}")
+        except Exception as exc:  # noqa: BLE001  a broken backend falls through to the next
+            # ImportError (not installed), OSError (library not loadable), or anything a broken
+            # install raises: the plugin must still import and say what is wrong, in one line.
+            failures.append(f"{candidate}: {type(exc).__name__}: {exc}")
             continue
         problem = None
         missing = missing_base + missing_musig

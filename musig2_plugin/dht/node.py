@@ -45,9 +45,10 @@ class _Server(Server):
 
 
 class DhtNode:
-    """A DHT node serving one chain: it stores, publishes and returns only that chain's
-    records (others are refused and counted as ``refused:WrongChain`` /
-    ``refused:lookup_WrongChain``), while routing with nodes of any chain."""
+    """A DHT node of one chain: it publishes and returns to its own lookups only that chain's
+    records (another chain's record found under our topic is refused and counted as
+    ``refused:lookup_WrongChain``). It routes with nodes of any chain and holds their
+    records under their own chains' topics (store.py says why), so chains may share a DHT."""
 
     def __init__(self, config: DhtConfig | None = None, *, chain: "Chain | bytes",
                  node_id: bytes | None = None, peers_file: PeersFile | None = None) -> None:

@@ -23,8 +23,8 @@ from collections import Counter
 from typing import Callable, Iterator
 
 from ..foundation import constants as C
-from ..foundation.chain import Chain, chain_id_of
-from ..records import Record, RecordError, decode_record
+from ..foundation.chain import Chain, chain_by_id, chain_id_of
+from ..records import Record, RecordError, decode_record, peek_chain
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,17 @@ def _ms(t: float) -> int:
 
 
 class RecordStore:
-    """Records of one chain (``chain``): a record of any other is refused (``WrongChain``)."""
+    """What one DHT node holds, for every chain.
+
+    Nodes of several chains may share one DHT, and a record is stored at the k nodes
+    closest to its topic whatever their chain: refusing other chains here would leave a
+    minority chain's records with no node to hold them. So records of every *known*
+    chain are held, each only under its own chain's topics (``accepted_topics`` hashes the
+    chain in); a chain id no known network has is refused (``refused:WrongChain``).
+    ``chain`` is the node's own chain: other chains' records are counted
+    (``held_other_chain``), and a node's lookups return only its own chain's records
+    (``DhtNode._merge``: ``refused:lookup_WrongChain``).
+    """
 
     def __init__(self, *, chain: "Chain | bytes", max_per_topic: int = C.DHT_MAX_RECORDS_PER_TOPIC,
                  max_topics: int = C.DHT_MAX_TOPICS,
@@ -85,15 +95,18 @@ class RecordStore:
         """Decode, verify and store bytes received from ``source``; returns the status."""
         if not isinstance(topic, bytes) or len(topic) != C.TOPIC_LEN:
             return self._refuse("bad_topic", source)
+        claimed = peek_chain(data)
+        if claimed is not None and chain_by_id(claimed) is None:
+            return self._refuse("WrongChain", source)        # no network we know has it
         try:
-            record = decode_record(data, chain=self.chain_id, now=self.clock())
+            record = decode_record(data, chain=claimed or self.chain_id, now=self.clock())
         except RecordError as exc:
             return self._refuse(type(exc).__name__, source, exc)
         return self.put(topic, record, source)
 
     def put(self, topic: bytes, record: Record, source: object = None) -> str:
         """Store an already verified record under ``topic``."""
-        if record.chain_id != self.chain_id:
+        if record.chain_id != self.chain_id and chain_by_id(record.chain_id) is None:
             return self._refuse("WrongChain", source)
         if topic not in record.accepted_topics():
             return self._refuse("wrong_topic", source)
@@ -136,6 +149,8 @@ class RecordStore:
         self._total += 1
         self._bytes += size
         self.stats[STORED] += 1
+        if record.chain_id != self.chain_id:
+            self.stats["held_other_chain"] += 1
         return STORED
 
     def _refuse(self, reason: str, source: object, exc: Exception | None = None) -> str:
@@ -159,7 +174,8 @@ class RecordStore:
         now = self.clock()
         for data in self.get_encoded(topic):
             try:
-                out.append(decode_record(data, chain=self.chain_id, now=now))
+                out.append(decode_record(data, chain=peek_chain(data) or self.chain_id,
+                                         now=now))
             except RecordError:  # expired between the two clock reads
                 continue
         return out

@@ -64,6 +64,22 @@ class Musig2Config:
     max_inbound_connections: int = 256
     #: Accepted difference between a message's timestamp and our clock (seconds).
     max_clock_skew: float = float(C.MAX_CLOCK_SKEW_S)
+    #: Failed connection attempts (and failed handshakes) allowed per peer endpoint per
+    #: minute, after a burst of ``endpoint_attempt_burst``: an endpoint named by many
+    #: advertisements (somebody else's address) cannot be hammered through us.
+    endpoint_attempts_per_minute: float = 20.0
+    endpoint_attempt_burst: int = 6
+    #: How long an endpoint whose listener failed the handshake for a key is ignored for that
+    #: key (it answered with another key or another chain), and how long an endpoint that does
+    #: not speak our protocol at all is ignored for every key.
+    wrong_key_ignore_s: float = 3600.0
+    dead_endpoint_ignore_s: float = 3600.0
+    #: Endpoints (and endpoint/key pairs) whose dial state is remembered (oldest forgotten).
+    max_dial_records: int = 4096
+    #: Handshakes (one signature each) answered per second node-wide, after a burst: more are
+    #: refused as busy (the dialer retries later), so hello floods cannot eat our CPU.
+    hello_rate_per_sec: float = 100.0
+    hello_burst: int = 200
     #: Invalid messages after which a peer is blocked (the anchor uses 10).
     block_after_invalid: int = 10
     #: How long a blocked participant key stays blocked (seconds).

@@ -4,7 +4,7 @@ Never imports Electrum. See docs/records-and-dht.md for the byte layout.
 """
 from .advertisement import Advertisement, Withdrawal
 from .base import Record, supersedes
-from .decode import RECORD_KINDS, decode_record, peek_slot
+from .decode import RECORD_KINDS, decode_record, peek_chain, peek_slot
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,
                      MalformedRecord, OversizedRecord, RecordError, UnknownRecordKind,
                      UnsupportedVersion, WrongChain)
@@ -14,7 +14,7 @@ from .topics import all_signer_topics, topic_for_requests, topic_for_type
 
 __all__ = [
     "Advertisement", "Withdrawal", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
-    "RECORD_KINDS", "peek_slot", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
+    "RECORD_KINDS", "peek_slot", "peek_chain", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
     "FutureRecord", "WrongChain", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
     "all_signer_topics", "tx_type",

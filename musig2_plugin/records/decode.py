@@ -74,6 +74,15 @@ def decode_record(data: bytes, *, chain: "Chain | bytes", now: float | None = No
     return record
 
 
+def peek_chain(data: bytes) -> bytes | None:
+    """The chain id a record claims, read from its header without verifying anything (None
+    when the bytes are not even a current-version header)."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) < HEADER_LEN + C.SCHNORR_SIG_LEN \
+            or data[0] != C.RECORD_VERSION:
+        return None
+    return bytes(data[2:OWNER_OFFSET])
+
+
 def peek_slot(data: bytes) -> bytes | None:
     """The slot a record claims, read from its header without verifying anything.
 

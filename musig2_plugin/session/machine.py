@@ -165,7 +165,7 @@ class Session:
         try:
             if endpoint is None:
                 raise PeerUnreachable("no known endpoint for this participant")
-            await self.transport.send(endpoint, env)
+            await self.transport.send(endpoint, env, to=key)
         except PeerUnreachable as exc:
             log.info("session %s: %s unreachable: %s", self.sid.hex()[:8], key.hex()[:10], exc)
             if on_fail is not None:

@@ -5,4 +5,4 @@ from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope, 
 from .addresses import EndpointNotPublic, check_publishable, publishable_endpoint
 from .guards import PeerScore, ReplayGuard, TokenBucket
 from .node import BadFetch, Transport, UnknownPayload, UnknownSession
-from .peer import ClientPool, Endpoint, PeerRefused, PeerUnreachable, TransportError
+from .peer import ClientPool, Endpoint, PeerIgnored, PeerRefused, PeerUnreachable, TransportError

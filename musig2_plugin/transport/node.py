@@ -25,6 +25,7 @@ from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
+from .hello import answer_hello
 from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
 from .peer import ERR_RATE, ClientPool, Endpoint, ServerSession, make_refusal
 
@@ -77,9 +78,10 @@ class Transport:
         self._counter = CounterSource()
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
-        self.pool = ClientPool(config)
+        self.pool = ClientPool(config, self.chain_id)
         self._request_bucket = TokenBucket(config.request_push_rate_per_sec,
                                            config.request_push_burst)
+        self._hello_bucket = TokenBucket(config.hello_rate_per_sec, config.hello_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
         self.endpoint: Endpoint | None = None
@@ -90,6 +92,8 @@ class Transport:
         self.observers: list[Callable[[Envelope], None]] = []
         #: Called with every envelope we sign before it is sent.
         self.sent_observers: list[Callable[[Envelope], None]] = []
+        #: Handshakes (hello.py) we answered: what fake advertisements naming us cost us.
+        self.hellos_answered = 0
         #: Refusals seen, by exception class name (observability and tests).
         self.refusals: dict[str, int] = {}
 
@@ -134,15 +138,17 @@ class Transport:
             observer(env)
         return env
 
-    async def send(self, endpoint: Endpoint, env: Envelope) -> None:
-        """Deliver one envelope; raises PeerUnreachable / PeerRefused."""
+    async def send(self, endpoint: Endpoint, env: Envelope, *, to: bytes | None = None) -> None:
+        """Deliver one envelope; raises PeerUnreachable / PeerRefused. ``to``: the participant
+        key we mean to reach there (the listener must prove it, see hello.py)."""
         if endpoint == self.endpoint:
             await self.accept(env.encode())
             return
-        await self.pool.request(endpoint, C.RPC_MESSAGE, [env.encode().hex()])
+        await self.pool.request(endpoint, C.RPC_MESSAGE, [env.encode().hex()], expect=to)
 
-    async def push_request(self, endpoint: Endpoint, record: bytes) -> None:
-        await self.pool.request(endpoint, C.RPC_SIGNING_REQUEST, [record.hex()])
+    async def push_request(self, endpoint: Endpoint, record: bytes, *,
+                           to: bytes | None = None) -> None:
+        await self.pool.request(endpoint, C.RPC_SIGNING_REQUEST, [record.hex()], expect=to)
 
     async def fetch_chunk(self, endpoint: Endpoint, env: Envelope) -> object:
         """Ask a request's creator for one chunk of its payload; the answer is unchecked."""
@@ -150,6 +156,15 @@ class Transport:
 
     # -- receiving --------------------------------------------------------------------
     async def _dispatch(self, method: str, args: list, conn: ServerSession) -> object:
+        if method == C.RPC_HELLO and len(args) == 1:
+            if not self._hello_bucket.take():
+                raise RPCError(ERR_RATE, "handshake rate exceeded; try later")
+            try:
+                answer = answer_hello(self._seckey, self.chain_id, args[0])
+                self.hellos_answered += 1
+                return answer
+            except ValueError:
+                raise make_refusal("bad hello nonce", conn.charge_invalid()) from None
         if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST, C.RPC_PAYLOAD) or len(args) != 1 \
                 or not isinstance(args[0], str) \
                 or len(args[0]) > 2 * self.config.max_message_bytes:

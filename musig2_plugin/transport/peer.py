@@ -19,9 +19,12 @@ from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
 
+from ..foundation import constants as C
 from ..foundation.config import Musig2Config
 from ..foundation.errors import Musig2Error
+from .dialguard import DialGuard, EndpointIgnored
 from .guards import TokenBucket
+from .hello import HandshakeFailed, check_hello, new_nonce
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,11 @@ class PeerUnreachable(TransportError):
 
 class PeerRefused(TransportError):
     """The peer answered with an error: our message was refused."""
+
+
+class PeerIgnored(PeerUnreachable):
+    """Not dialed: the endpoint failed its handshake for that key, or too many attempts to it
+    failed lately (dialguard.py). No traffic was sent."""
 
 
 Handler = Callable[[str, list, "ServerSession"], Awaitable[object]]
@@ -156,10 +164,16 @@ class ClientSession(RPCSession):
 
 
 class ClientPool:
-    """One reusable client connection per peer endpoint, created on first use."""
+    """One reusable client connection per peer endpoint, created on first use.
 
-    def __init__(self, config: Musig2Config) -> None:
+    A request that names the key it wants to reach (``expect``) first proves, once per
+    connection and key, that the listener holds that key (hello.py); failures and refused
+    connections are remembered and rate limited per endpoint (dialguard.py)."""
+
+    def __init__(self, config: Musig2Config, chain_id: bytes = b"") -> None:
         self._config = config
+        self._chain_id = chain_id
+        self.guard = DialGuard(config)
         self._sessions: OrderedDict[Endpoint, RPCSession] = OrderedDict()
         self._locks: dict[Endpoint, asyncio.Lock] = {}
         self._closed = False
@@ -197,18 +211,23 @@ class ClientPool:
         except Exception:
             pass
 
-    async def _session(self, endpoint: Endpoint) -> RPCSession:
+    async def _session(self, endpoint: Endpoint, expect: bytes | None = None) -> RPCSession:
         session = self._sessions.get(endpoint)
-        if session is not None and not session.is_closing():
+        if session is not None and not session.is_closing() and \
+                (expect is None or expect[-32:] in session.verified_keys):
             self._sessions.move_to_end(endpoint)
             return session
         lock = self._locks.setdefault(endpoint, asyncio.Lock())
         async with lock:
             session = self._sessions.get(endpoint)
             if session is not None and not session.is_closing():
+                if expect is not None and expect[-32:] not in session.verified_keys:
+                    self._guard_check(endpoint, expect, connecting=False)
+                    await self._hello(endpoint, session, expect)
                 return session
             if self._closed:
                 raise PeerUnreachable("transport stopped")
+            self._guard_check(endpoint, expect)
             loop = asyncio.get_running_loop()
             factory = partial(RSTransport, partial(ClientSession, self._config), None,
                               SessionKind.CLIENT)
@@ -217,16 +236,72 @@ class ClientPool:
                     loop.create_connection(factory, endpoint[0], endpoint[1]),
                     self._config.connect_timeout)
             except (OSError, asyncio.TimeoutError) as exc:
+                self.guard.connect_failed(endpoint)
                 raise PeerUnreachable(f"cannot connect to {endpoint[0]}:{endpoint[1]}: {exc!r}") \
                     from None
             session = protocol.session
             session.sent_request_timeout = self._config.request_timeout
+            session.verified_keys = set()
             self._sessions[endpoint] = session
             self._evict_idle(keep=endpoint)
+            if expect is not None:
+                await self._hello(endpoint, session, expect)
             return session
 
-    async def request(self, endpoint: Endpoint, method: str, args: list) -> object:
-        session = await self._session(endpoint)
+    def _guard_check(self, endpoint: Endpoint, expect: bytes | None, *,
+                     connecting: bool = True) -> None:
+        try:
+            self.guard.check(endpoint, expect, connecting=connecting)
+        except EndpointIgnored as exc:
+            raise PeerIgnored(str(exc)) from None
+
+    async def _hello(self, endpoint: Endpoint, session: RPCSession, expect: bytes) -> None:
+        """Prove that the listener holds ``expect``; a failure is remembered by the guard."""
+        nonce = new_nonce()
+        try:
+            try:
+                answer = await asyncio.wait_for(
+                    session.send_request(C.RPC_HELLO, [nonce.hex()]),
+                    self._config.request_timeout + 1)
+            except RPCError as exc:
+                if exc.code == ERR_RATE:          # a busy node of ours: try again later
+                    raise PeerUnreachable(f"{endpoint[0]}:{endpoint[1]} is busy") from None
+                raise HandshakeFailed(f"hello refused: {exc.message}",
+                                      speaks_protocol=False) from None
+            except PeerUnreachable:
+                raise
+            except (TaskTimeout, asyncio.TimeoutError):
+                # a silent listener: maybe a tarpit, maybe a node of ours under load. Not
+                # remembered (a busy co-signer must not be shunned for an hour), but it spends
+                # the endpoint's attempt budget, so a tarpit is dialed at a bounded rate.
+                self.guard.connect_failed(endpoint)
+                raise PeerUnreachable(f"no hello answer from {endpoint[0]}:{endpoint[1]}") \
+                    from None
+            except asyncio.CancelledError:
+                if not session.is_closing():       # we are being cancelled, not the peer
+                    raise
+                raise HandshakeFailed("the listener hung up", speaks_protocol=False) from None
+            except Exception as exc:              # timeout, lost connection, junk
+                raise HandshakeFailed(f"no hello answer ({type(exc).__name__})",
+                                      speaks_protocol=False) from None
+            check_hello(answer, expect=expect, chain_id=self._chain_id, nonce=nonce)
+        except HandshakeFailed as exc:
+            self.guard.handshake_failed(endpoint, expect, str(exc),
+                                        speaks_protocol=exc.speaks_protocol)
+            if not exc.speaks_protocol:
+                await self._drop(endpoint, session)
+            raise PeerIgnored(f"{endpoint[0]}:{endpoint[1]} failed the handshake: {exc}") \
+                from None
+        except PeerUnreachable:
+            await self._drop(endpoint, session)
+            raise
+        session.verified_keys.add(expect[-32:])
+
+    async def request(self, endpoint: Endpoint, method: str, args: list, *,
+                      expect: bytes | None = None) -> object:
+        """Send one request; with ``expect`` (the key we mean to reach) the listener must have
+        proved that key on this connection first."""
+        session = await self._session(endpoint, expect)
         try:
             return await asyncio.wait_for(session.send_request(method, args),
                                           self._config.request_timeout + 1)

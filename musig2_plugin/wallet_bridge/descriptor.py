@@ -1,8 +1,10 @@
 """``tr(musig(K1,...,Kn))`` descriptor text (BIP-380 / BIP-386 / BIP-390).
 
-We write and read exactly one shape: a key-path-only taproot output whose
+We write and read exactly two shapes: a key-path-only taproot output whose
 internal key is the MuSig2 aggregate of n plain compressed keys, written in
-BIP-327 KeySort order with the BIP-380 checksum. Being strict about the shape
+BIP-327 KeySort order with the BIP-380 checksum, and the same with one
+recovery leaf as its script tree (``tr(musig(...),and_v(...))``, see
+recovery_tree.py). Being strict about the shape
 is deliberate: this text is what users back up and paste, and anything we
 accepted but did not fully understand (script trees, derivation steps, xpubs)
 could make us show an address the keys cannot spend from.
@@ -13,7 +15,7 @@ descriptor is independent of the host; tests compare it with Electrum's.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .errors import DescriptorError
 
@@ -70,31 +72,43 @@ def split_checksum(text: str, *, require: bool = False) -> str:
     return body
 
 
-def musig_descriptor(sorted_pubkeys: Sequence[bytes]) -> str:
-    """``tr(musig(...))#checksum`` for keys the caller already sorted (BIP-327 KeySort)."""
+def musig_descriptor(sorted_pubkeys: Sequence[bytes], tree: Optional[str] = None) -> str:
+    """``tr(musig(...)[,TREE])#checksum`` for keys the caller already sorted (BIP-327 KeySort).
+
+    ``tree`` is the script tree in miniscript (one recovery leaf, see recovery_tree.py).
+    """
     keys = ",".join(bytes(k).hex() for k in sorted_pubkeys)
-    return add_checksum(f"tr(musig({keys}))")
+    return add_checksum(f"tr(musig({keys}),{tree})" if tree else f"tr(musig({keys}))")
 
 
-_SHAPE = re.compile(r"tr\(musig\(([0-9a-fA-F,]+)\)\)")
+_SHAPE = re.compile(r"tr\(musig\(([0-9a-fA-F,]+)\)(?:,([0-9a-z_:(),]+))?\)")
 
 
 def parse_musig_descriptor(text: str) -> list[bytes]:
-    """The participant keys of a ``tr(musig(...))`` descriptor, in written order.
+    """The participant keys of a key-path-only ``tr(musig(...))`` descriptor, in written order."""
+    keys, tree = parse_musig_tree_descriptor(text)
+    if tree is not None:
+        raise DescriptorError("this descriptor has a script tree; a key-path-only "
+                              "tr(musig(K1,...,Kn)) was expected")
+    return keys
+
+
+def parse_musig_tree_descriptor(text: str) -> tuple[list[bytes], Optional[str]]:
+    """(participant keys in written order, TREE text or None) of ``tr(musig(...)[,TREE])``.
 
     Only plain 33-byte compressed hex keys are accepted; the caller validates that
-    they are curve points (by aggregating them) and sorts.
+    they are curve points (by aggregating them) and sorts, and parses the tree.
     """
-    if not isinstance(text, str) or len(text) > 40 + 67 * 100:
+    if not isinstance(text, str) or len(text) > 80 + 67 * 100:
         raise DescriptorError("descriptor must be a string of sane length")
     body = split_checksum(text.strip())
     m = _SHAPE.fullmatch(body)
     if not m:
-        raise DescriptorError("only key-path descriptors tr(musig(K1,...,Kn)) with hex keys "
-                              "are supported")
+        raise DescriptorError("only tr(musig(K1,...,Kn)) descriptors with hex keys, optionally "
+                              "with one recovery leaf, are supported")
     keys = []
     for i, part in enumerate(m.group(1).split(",")):
         if len(part) != 66 or part[:2] not in ("02", "03"):
             raise DescriptorError(f"key {i} is not a 33-byte compressed public key")
         keys.append(bytes.fromhex(part))
-    return keys
+    return keys, m.group(2)

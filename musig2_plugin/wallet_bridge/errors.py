@@ -43,18 +43,40 @@ class OutputKeyMismatch(BridgeError):
     """Two independent computations of the taproot output key disagree."""
 
 
+# --- recovery leaves -----------------------------------------------------------
+class RecoveryPolicyError(DescriptorError):
+    """A recovery leaf (policy text, miniscript or script) we do not write ourselves."""
+
+
+class RecoveryPolicyMismatch(RecoveryPolicyError):
+    """A descriptor whose script tree is not the policy its creator announced."""
+
+
+class RecoveryNotMature(BridgeError):
+    """A recovery spend before the relative timelock has passed (BIP-68 would refuse it)."""
+
+
 # --- PSBTs and spends --------------------------------------------------------
 class MalformedPsbt(BridgeError):
     pass
 
 
 class PsbtFieldError(BridgeError):
-    """A BIP-373 (or taproot) PSBT field with a wrong length, duplicate or bad key."""
+    """A BIP-373 (or taproot) PSBT field with a wrong length, duplicate or bad key.
 
-    def __init__(self, input_index: int | None, reason: str):
-        self.input_index = input_index
+    ``section`` says whether ``index`` counts inputs or outputs: a user told
+    "input 1" about a field of output 1 looks at the wrong part of the PSBT.
+    ``input_index``/``output_index`` name it; the other one is None.
+    """
+
+    def __init__(self, index: int | None, reason: str, *, section: str = "input"):
+        if section not in ("input", "output"):
+            raise ValueError(f"unknown PSBT section {section!r}")
+        self.section = section
+        self.input_index = index if section == "input" else None
+        self.output_index = index if section == "output" else None
         self.reason = reason
-        where = f"input {input_index}: " if input_index is not None else ""
+        where = f"{section} {index}: " if index is not None else ""
         super().__init__(where + reason)
 
 

@@ -35,7 +35,7 @@ from ..foundation.constants import (MAX_PSBT_BYTES, MAX_SPEND_INPUTS, MAX_SPEND_
                          TAPROOT_KEYPATH_WITNESS_SIZE)
 from . import psbt_fields
 from .errors import (BridgeError, InvalidFinalSignature, MalformedPsbt, MissingInputInfo,
-                     NotAMusigInput, ParticipantMismatch, PsbtFieldError, SighashMismatch,
+                     NotAMusigInput, ParticipantMismatch, SighashMismatch,
                      SpendBuildError)
 from .musig_output import MusigOutput
 
@@ -72,7 +72,7 @@ def musig_txin(coin: MusigCoin) -> PartialTxInput:
     return txin
 
 
-def _txout(address: str, value: int) -> PartialTxOutput:
+def payment_output(address: str, value: int) -> PartialTxOutput:
     if not bitcoin.is_address(address):
         raise SpendBuildError(f"not an address of this network: {address!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -107,7 +107,7 @@ def build_spend(coins: Sequence[MusigCoin], outputs: Sequence[tuple[str, int]], 
     if feerate_sat_vb is not None and not (0 < feerate_sat_vb <= 10_000):
         raise SpendBuildError(f"bad feerate {feerate_sat_vb!r}")
     txins = [musig_txin(c) for c in coins]
-    txouts = [_txout(a, v) for a, v in outputs]
+    txouts = [payment_output(a, v) for a, v in outputs]
     total_in = sum(c.value_sats for c in coins)
     total_out = sum(o.value for o in txouts)
 
@@ -117,7 +117,7 @@ def build_spend(coins: Sequence[MusigCoin], outputs: Sequence[tuple[str, int]], 
         return tx
 
     if fee_sats is None:
-        probe_change = [_txout(change_address, 1_000_000)] if change_address else []
+        probe_change = [payment_output(change_address, 1_000_000)] if change_address else []
         vsize = assemble(probe_change).estimated_size()
         fee_sats = math.ceil(feerate_sat_vb * vsize)
         if change_address and total_in - total_out - fee_sats < _dust(change_address):
@@ -135,7 +135,7 @@ def build_spend(coins: Sequence[MusigCoin], outputs: Sequence[tuple[str, int]], 
     if change > 0:
         if not change_address:
             raise SpendBuildError(f"{change} sat would be left over: give a change address")
-        ch = _txout(change_address, change)
+        ch = payment_output(change_address, change)
         ch.is_change = True
         extra.append(ch)
     tx = assemble(extra)
@@ -239,6 +239,7 @@ class ReviewedOutput:
     value_sats: int
     script_hex: str
     musig: Optional[MusigOutput] = None
+    musig_path: Optional[tuple[int, ...]] = None   # BIP-328 path from the aggregate, () if none
 
 
 @dataclass
@@ -256,7 +257,9 @@ class SpendReview:
                 "inputs": self.inputs,
                 "outputs": [{"address": o.address, "value_sats": o.value_sats,
                              "script": o.script_hex,
-                             "musig_descriptor": o.musig.descriptor if o.musig else None}
+                             "musig_descriptor": o.musig.descriptor if o.musig else None,
+                             "musig_derivation": (list(o.musig_path) if o.musig_path
+                                                  else None)}
                             for o in self.outputs],
                 "sign_inputs": {str(i): m.hex() for i, m in sorted(self.messages.items())}}
 
@@ -294,18 +297,19 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
         total_in += txin.value_sats()
         review.inputs.append({"prevout": txin.prevout.to_str(), "value_sats": txin.value_sats(),
                               "address": txin.address, "musig": i in musig,
-                              "ours": i in musig and musig[i].index_of(my_pubkey) is not None})
+                              "ours": i in musig and musig[i].index_of(my_pubkey) is not None,
+                              # Every co-signer sees the way out of each input it signs for.
+                              "descriptor": musig[i].descriptor if i in musig else None,
+                              "recovery": (musig[i].recovery.describe()
+                                           if i in musig and musig[i].recovery else None)})
     total_out = 0
     for i, o in enumerate(tx.outputs()):
         total_out += o.value
-        got = psbt_fields.read_output_participants(o, i)
-        mo = None
-        if got is not None:
-            mo = MusigOutput.from_pubkeys(got[1])
-            if mo.scriptpubkey != o.scriptpubkey:
-                raise PsbtFieldError(i, "output participant keys do not produce its script")
+        info = psbt_fields.output_musig_info(o, i)
         review.outputs.append(ReviewedOutput(address=o.address, value_sats=o.value,
-                                             script_hex=o.scriptpubkey.hex(), musig=mo))
+                                             script_hex=o.scriptpubkey.hex(),
+                                             musig=info.output if info else None,
+                                             musig_path=info.path if info else None))
     if total_out > total_in:
         raise SpendBuildError("outputs exceed inputs")
     review.total_in_sats = total_in

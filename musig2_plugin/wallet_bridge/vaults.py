@@ -45,7 +45,10 @@ class StoredOutput:
         return {"descriptor": o.descriptor, "address": o.address(net=net), "label": self.label,
                 "participants": [k.hex() for k in o.participants],
                 "internal_key": o.internal_key.hex(), "output_key": o.output_key.hex(),
-                "created_at": self.created_at}
+                "created_at": self.created_at,
+                "recovery": ({"policy": o.recovery.spec, "miniscript": o.recovery.miniscript(),
+                              "blocks": o.recovery.blocks, "text": o.recovery.describe()}
+                             if o.recovery else None)}
 
 
 class VaultStore:

@@ -27,7 +27,7 @@ async def test_all_interfaces_is_never_advertised_on_a_real_chain(chain):
     await node.start("0.0.0.0", dht=True, bootstrap=[seed.dht_address])
     try:
         assert node.endpoint[0] == "0.0.0.0" and node.public_endpoint is None
-        assert node.reach_status()["reachable"] == "none"
+        assert node.network_status()["reachable"] == "none"
         with pytest.raises(NoPublicEndpoint, match="set a public host"):
             await node.advertise_signer()
         assert node.advertisement is None
@@ -59,7 +59,7 @@ async def test_the_public_endpoint_is_what_strangers_find():
         assert (ad.endpoint.host, ad.endpoint.port) == ("signer.example.org", 443)
         [found] = await seed.find_available_signers()
         assert (found.endpoint.host, found.endpoint.port) == ("signer.example.org", 443)
-        status = node.reach_status()
+        status = node.network_status()
         assert status == {"chain": "testnet", "listen": ["0.0.0.0", node.endpoint[1]],
                           "endpoint": ["signer.example.org", 443], "reachable": "direct",
                           "dht": list(node.dht_address)}
@@ -86,3 +86,25 @@ async def test_regtest_listening_on_all_interfaces_publishes_loopback_and_is_rea
         assert sigs[0] == sigs[1] and found.owner == node.pubkey
     finally:
         await asyncio.gather(seed.stop(), node.stop())
+
+
+@pytest.mark.parametrize("chain, listed", [(TESTNET, False), (REGTEST, True)])
+async def test_advertisements_naming_local_addresses_are_not_listed_on_real_chains(chain, listed):
+    """A stranger's advertisement naming 192.168.1.1 or 127.0.0.1 would aim us at our own home
+    network or machine: on a real chain it is dropped (counted); regtest keeps it."""
+    from musig2_plugin.records import Advertisement
+    seed = Musig2Node(os.urandom(32), chain=chain, config=CFG, dht_config=DHT)
+    me = Musig2Node(os.urandom(32), chain=chain, config=CFG, dht_config=DHT)
+    await seed.start(dht=True, public_host="203.0.113.20" if chain is TESTNET else None)
+    await me.start(dht=True, bootstrap=[seed.dht_address])
+    try:
+        for host in ("192.168.1.1", "127.0.0.1", "10.0.0.2"):
+            ad = Advertisement.create(os.urandom(32), chain=chain, tx_types="spend",
+                                      min_amount_sat=0, max_amount_sat=10**8, host=host, port=80)
+            await seed.dht.publish(ad)
+        found = await me.find_available_signers()
+        assert len(found) == (3 if listed else 0)
+        assert me.stats["non_public_endpoint"] == (0 if listed else 3)
+        assert len(me.endpoints) == (4 if listed else 1)        # ourselves (+ the listed ones)
+    finally:
+        await asyncio.gather(seed.stop(), me.stop())

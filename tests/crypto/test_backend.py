@@ -198,3 +198,55 @@ def test_electrum_ecc_without_musig_gives_one_line(tmp_path):
 
 def test_unavailable_is_a_crypto_error():
     assert issubclass(CryptoUnavailable, CryptoError)
+
+
+def _bundle_child(code: str, backend: str | None) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "PYTHONPATH": str(REPO)}
+    if backend is not None:
+        env["MUSIG2_CRYPTO_BACKEND"] = backend
+    return subprocess.run([str(require_bundle_env()), "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, cwd="/")
+
+
+def test_in_the_bundle_env_the_fallback_is_chosen_and_agrees_byte_for_byte():
+    """No coincurve there: the default choice is electrum_ecc, with the same outputs as the
+    development environment's coincurve backend."""
+    there = _bundle_child(FINGERPRINT, None)
+    assert there.returncode == 0, there.stderr[-2000:]
+    here = _child(FINGERPRINT, "coincurve")
+    assert here.returncode == 0, here.stderr[-2000:]
+    a = json.loads(there.stdout.strip().splitlines()[-1])
+    b = json.loads(here.stdout.strip().splitlines()[-1])
+    assert a.pop("backend") == "electrum_ecc" and b.pop("backend") == "coincurve"
+    assert a == b
+
+
+def test_forcing_an_absent_backend_says_which_and_why():
+    res = _bundle_child(UNKNOWN_CHILD, "coincurve")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["name"] == "none"
+    assert "no libsecp256k1 found (coincurve: ModuleNotFoundError" in out["problem"]
+    assert "\n" not in out["problem"] and out["ran"] == out["problem"]
+
+
+def test_secret_nonce_memory_is_zeroed_after_use_and_discard():
+    """On whichever backend runs: the secnonce struct's bytes are zero once signed or discarded."""
+    from musig2_plugin.crypto import KeyAggContext, SigningSession, nonce_gen
+    from musig2_plugin.crypto.secp import ffi
+    sks = [bytes([7 + i]) * 32 for i in range(2)]
+    pks = [plain_pubkey(sk) for sk in sks]
+    ka = KeyAggContext.from_pubkeys(pks)
+    msg = b"\x42" * 32
+    nonces = [nonce_gen(pubkey=pk, seckey=sk, keyagg=ka, msg=msg) for pk, sk in zip(pks, sks)]
+    size = ffi.sizeof("secp256k1_musig_secnonce")
+
+    def raw(n):
+        return bytes(ffi.buffer(n._secnonce, size))
+
+    assert all(any(raw(sn)) for sn, _ in nonces)            # fresh: secret material present
+    session = SigningSession.from_pubnonces(ka, [pn for _, pn in nonces], msg)
+    session.partial_sign(nonces[0][0], sks[0])
+    assert raw(nonces[0][0]) == bytes(size)                  # used: zeroed
+    nonces[1][0].discard()
+    assert raw(nonces[1][0]) == bytes(size)                  # discarded: zeroed

@@ -99,17 +99,24 @@ def test_put_bytes_counts_each_refusal_class():
     assert store.put_bytes(SPEND, bytes([C.RECORD_VERSION, 1]) + b"garbage") == \
         "refused:MalformedRecord"
     assert store.put_bytes(SPEND, b"\x01\x01garbage") == "refused:UnsupportedVersion"
+    # a chain id no known network has: refused before the signature is even checked
+    alien = bytearray(good)
+    alien[2:2 + C.CHAIN_ID_LEN] = b"\xff" * C.CHAIN_ID_LEN
+    assert store.put_bytes(SPEND, bytes(alien)) == "refused:WrongChain"
+    # another known chain's record: held, but only under its own chain's topics
     testnet_ad = make_ad(1, chain=TESTNET)
-    assert store.put_bytes(topic_for_type("spend", TESTNET), testnet_ad.encode()) == \
-        "refused:WrongChain"
-    assert store.put(topic_for_type("spend", TESTNET), testnet_ad) == "refused:WrongChain"
+    assert store.put_bytes(SPEND, testnet_ad.encode()) == "refused:wrong_topic"
+    assert store.put_bytes(topic_for_type("spend", TESTNET), testnet_ad.encode()) == "stored"
+    assert store.stats["held_other_chain"] == 1
+    assert store.get(topic_for_type("spend", TESTNET)) == [testnet_ad]
+    assert store.get(SPEND) == []
     assert store.put_bytes(SPEND, b"\x07" * 200) == "refused:UnsupportedVersion"
     assert store.put_bytes(SPEND, good + bytes(8000)) == "refused:OversizedRecord"
-    assert len(store) == 0
+    assert len(store) == 1                                   # the testnet advertisement
     assert {k for k in store.stats if k.startswith("refused:")} == {
         "refused:InvalidSignature", "refused:MalformedRecord", "refused:UnsupportedVersion",
-        "refused:OversizedRecord", "refused:WrongChain"}
-    assert store.stats["refused:WrongChain"] == 2
+        "refused:OversizedRecord", "refused:WrongChain", "refused:wrong_topic"}
+    assert store.stats["refused:WrongChain"] == 1
 
 
 def test_rate_limiter_refills_and_bounds_memory():

@@ -72,7 +72,8 @@ def test_review_psbt_and_prepare_own_spend(electrum_loop):
     msg = keypath_sighash(tx, 0)
     own = app.prepare_own_spend(tx, me)
     assert own.sighashes == {0: msg} and own.inputs == (0,)
-    assert own.participants == frozenset({musig_inputs(tx)[0].participants})
+    out = musig_inputs(tx)[0]
+    assert own.key_sets == frozenset({(out.participants, out.merkle_root)})
     assert own.review.to_json() == review_spend(tx, me, {0: msg}).to_json()
     assert app.review_psbt(tx, me).to_json() == own.review.to_json()
     with pytest.raises(SighashMismatch):

@@ -28,3 +28,17 @@ def test_the_cosigner_follows_electrums_network():
         assert electrum_chain() is chain_named("regtest")
     finally:
         saved.set_as_network()
+
+
+def test_a_network_the_plugin_does_not_support_is_one_clear_line():
+    """mutinynet shares signet's genesis block; simnet is unknown: the plugin refuses both."""
+    from musig2_plugin.app.reach import NodeSettingsError
+    from musig2_plugin.plugin import Musig2Plugin
+    saved = ec.net
+    try:
+        for net in (ec.BitcoinSimnet, ec.BitcoinMutinynet):
+            net.set_as_network()
+            with pytest.raises(NodeSettingsError, match="does not run on this network"):
+                Musig2Plugin.chain(object())
+    finally:
+        saved.set_as_network()

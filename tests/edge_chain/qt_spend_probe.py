@@ -131,7 +131,10 @@ try:
     stored = plugin.vaults(wallet).all()
     out["outputs"] = [s.output.address() for s in stored]
     address = stored[0].output.address()
-    expected = bridge.MusigOutput.from_pubkeys([me] + [bytes.fromhex(c.pubkey) for c in cosigners])
+    # the picker's default policy: a recovery leaf (me alone after the default timelock); the
+    # spend below is the key path, tweaked with its merkle root
+    expected = bridge.create_recovery_output(me, [bytes.fromhex(c.pubkey) for c in cosigners],
+                                             "funder")
     out["expected_address"] = expected.address()
     window.send_tab.payto_e.do_clear()
     mark("output created")

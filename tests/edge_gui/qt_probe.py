@@ -123,7 +123,10 @@ try:
         pi = window.send_tab.payto_e.payment_identifier
         out["payto"] = pi.text if pi is not None else None
         out["payto_valid"] = bool(pi is not None and pi.is_valid())
-        made = bridge.MusigOutput.from_pubkeys([me, bob.pubkey, carol.pubkey])
+        # the picker's default policy: a recovery leaf, me alone after the default timelock
+        made = bridge.create_recovery_output(me, [bob.pubkey, carol.pubkey], "funder")
+        out["backup_dialog"] = [d.text.toPlainText() for d in top("BackupDialog")]
+        out["expected_descriptor"] = made.descriptor
         out["expected_address"] = made.address()
         out["stored_outputs"] = [s.output.address() for s in plugin.vaults(wallet).all()]
         shot(window, "send_tab_pay_to_musig2.png")
@@ -177,6 +180,48 @@ try:
             shot(prog[0], "progress_dialog.png")
     ov = plugin.open_overview(window)
     ov.resize(900, 360)
+    # A co-signer's import of a recovery output (bob created it, alice imports it): a tree other
+    # than the announced policy is refused and nothing is stored; the announced one is imported.
+    bobs = bridge.create_recovery_output(bob.pubkey, [me], "funder:144")
+    imp = ov.import_descriptor()
+    imp.descriptor.setPlainText(bobs.descriptor)
+    imp.announced.setText(f"funder:{bob.pubkey.hex()}:1")
+    imp.do_import()
+    out["import_refused"] = [imp.status.text(), imp.stored is None,
+                             len(plugin.vaults(wallet).all())]
+    imp.announced.setText(f"funder:{bob.pubkey.hex()}:144")
+    imp.do_import()
+    out["import_ok"] = [imp.status.text(), imp.stored is not None and
+                        imp.stored.output.address() == bobs.address()]
+    imp.resize(660, 320)
+    shot(imp, "import_descriptor.png")
+    imp.close()
+    plugin.vaults(wallet).remove(bobs.address())
+    # A 2-of-3 recovery PSBT that a third signer already signed: alice reviews and signs it in
+    # the dialog; with 2 of 2 required signatures it is complete (broadcast needs the chain).
+    third = hashlib.sha256(b"gui third signer").digest()
+    trio = [me, bob.pubkey, bridge.spend.crypto.plain_pubkey(third)]
+    k2 = bridge.create_recovery_output(me, trio[1:], "2-of-3:6")
+    rtx = bridge.build_recovery_spend(
+        [bridge.MusigCoin(hashlib.sha256(b"gui rec coin").hexdigest(), 0, 80_000, k2)],
+        wallet.get_receiving_address(), fee_sats=800)
+    bridge.sign_recovery(rtx, third)
+    sr = ov.sign_recovery()
+    sr.psbt.setPlainText("not a psbt")
+    sr.review()
+    out["sign_recovery_garbage"] = [sr.status.text(), sr.sign_button.isEnabled()]
+    sr.psbt.setPlainText(bridge.psbt_base64(rtx))
+    sr.review()
+    out["sign_recovery_review"] = [sr.review_label.text(), sr.sign_button.isEnabled(),
+                                   sr.outputs.rowCount()]
+    sr.sign()
+    from electrum.transaction import tx_from_any
+    out["sign_recovery_done"] = [sr.status.text(), sr.broadcast_button.isEnabled(),
+                                 len(tx_from_any(sr.result["tx"]).inputs()[0]
+                                     .witness_elements()) if sr.result else None]
+    sr.resize(700, 460)
+    shot(sr, "sign_recovery_dialog.png")
+    sr.close()
     out["overview_outputs"] = ov.outputs_table.rowCount()
     out["overview_sessions"] = ov.sessions_table.rowCount()
     shot(ov, "outputs_and_sessions.png")
@@ -263,13 +308,24 @@ try:
     out["settings_long_nick_error"] = sd.error_label.text()
     out["settings_long_nick_open"] = sd.result() == 0
     out["settings_long_nick_saved"] = config.get("plugins.musig2_plugin.ad_nickname")
+    sd.public_host_edit.setText("0.0.0.0")
+    sd.accept()
+    out["settings_bad_public_error"] = sd.error_label.text()
+    out["settings_still_open_public"] = sd.result() == 0
+    sd.public_host_edit.setText("signer.example.org")
+    sd.public_port_spin.setValue(443)
+    sd.listen_all_checkbox.setChecked(True)
+    out["reach_text"] = sd.reach_label.text()
     sd.nick_edit.setText("alice")
     sd.advertise_checkbox.setChecked(True)
     shot(sd, "settings_dialog.png")
     sd.accept()
     out["settings_saved"] = [config.get("plugins.musig2_plugin.bootstrap"),
                              config.get("plugins.musig2_plugin.ad_nickname"),
-                             config.get("plugins.musig2_plugin.advertise")]
+                             config.get("plugins.musig2_plugin.advertise"),
+                             config.get("plugins.musig2_plugin.listen_host"),
+                             config.get("plugins.musig2_plugin.public_host"),
+                             config.get("plugins.musig2_plugin.public_port")]
     # An encrypted wallet opened with the node enabled: the plugin asks for the password once
     # (the user's typing is stood in for by answering the prompt) and the node starts.
     from electrum.gui.qt.main_window import ElectrumWindow

@@ -62,6 +62,9 @@ def test_signer_picker_lists_discovered_signers_and_fills_pay_to(probe):
         assert r[6] == "0/0"          # observed by this wallet: nothing yet
     assert probe["payto"] == probe["expected_address"] and probe["payto_valid"]
     assert probe["stored_outputs"] == [probe["expected_address"]]
+    # creating the output asks the user to back up its descriptor (text + QR)
+    assert probe["backup_dialog"] == [probe["expected_descriptor"]]
+    assert "and_v(v:pk(" in probe["expected_descriptor"]
 
 
 def test_approval_dialog_shows_the_transactions_real_outputs(probe):
@@ -94,7 +97,13 @@ def test_settings_validate_and_save(probe):
     assert f"at most {C.MAX_NICKNAME_BYTES}" in probe["settings_long_nick_error"]
     assert probe["settings_long_nick_open"] is True
     assert probe["settings_long_nick_saved"] is None
-    assert probe["settings_saved"] == ["127.0.0.1:4242", "alice", True]
+    assert "unspecified address" in probe["settings_bad_public_error"]
+    assert probe["settings_still_open_public"] is True
+    assert probe["settings_saved"] == ["127.0.0.1:4242", "alice", True, "0.0.0.0",
+                                       "signer.example.org", 443]
+    # how the running node is reached, as the dialog shows it
+    assert "regtest: listening on 127.0.0.1:" in probe["reach_text"]
+    assert "reached directly at 127.0.0.1:" in probe["reach_text"]
 
 
 def test_screenshots_written(probe):
@@ -111,6 +120,24 @@ def test_encrypted_wallet_with_node_enabled_asks_once_and_starts(probe):
 
 def test_switching_the_node_off_in_settings_stops_it(probe):
     assert probe["node_stopped_by_setting"] is True
+
+
+def test_import_refuses_a_tree_other_than_the_announced_policy(probe):
+    text, nothing_stored, count = probe["import_refused"]
+    assert text.startswith("Refused: RecoveryPolicyMismatch") and nothing_stored and count == 1
+    text, same_address = probe["import_ok"]
+    assert text.startswith("Imported ") and "after 144 blocks the funder" in text and same_address
+
+
+def test_sign_recovery_dialog_reviews_signs_and_completes_a_two_of_three(probe):
+    text, enabled = probe["sign_recovery_garbage"]
+    assert text.startswith("Refused: MalformedPsbt") and enabled is False
+    text, enabled, rows = probe["sign_recovery_review"]
+    assert "any 2 of the 3" in text and "Fee: 800 sat" in text and "can sign" in text
+    assert enabled is True and rows == 1
+    text, can_broadcast, witness_items = probe["sign_recovery_done"]
+    assert text.startswith("Complete: transaction") and can_broadcast is True
+    assert witness_items == 5     # sig, sig, empty, leaf script, control block
 
 
 def test_spend_and_fund_from_the_overview(probe):

@@ -1,0 +1,89 @@
+"""How a wallet's node listens and what it publishes, through a real (offline) Electrum 4.8
+daemon on regtest with the plugin zip: settings refusals are one clear line, the status says
+how the node is reached, and the node remembers its DHT peers in Electrum's data directory."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness.electrum import ElectrumDaemon, build_plugin_zip
+from tests.harness.wallets import DaemonRPC, ElectrumRPCError
+
+pytestmark = [pytest.mark.electrum, pytest.mark.slow]
+P = "musig2_plugin_"
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reach")
+    d = ElectrumDaemon(tmp / "e", plugin_zip=build_plugin_zip(tmp / "dist"), name="reach")
+    d.start()
+    d.create_wallet("alice")
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def rpc(daemon):
+    r = DaemonRPC(daemon.datadir)
+    alice = str(daemon.wallet_path("alice"))
+
+    def call(method, wallet=alice, **kw):
+        if wallet is not None:
+            kw["wallet_path"] = wallet
+        return r.call(P + method, **kw)
+    return call
+
+
+def _taken(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return False
+        except OSError:
+            return True
+
+
+def _refused(rpc, method, match, **kw):
+    with pytest.raises(ElectrumRPCError) as info:
+        rpc(method, **kw)
+    assert match in info.value.message and "\n" not in info.value.message, info.value.message
+
+
+def test_settings_in_the_status_and_refusals(rpc):
+    net = rpc("status")["network"]
+    assert net == {"chain": "regtest", "listen_host": "127.0.0.1", "listen_port": 18327,
+                   "public_host": None, "public_port": None, "bootstrap": [],
+                   "default_bootstrap": []}
+    _refused(rpc, "node_start", "NodeSettingsError: listen host '8.8.8.8'", listen_host="8.8.8.8")
+    _refused(rpc, "node_start", "a public port needs a public host", public_port=443)
+    _refused(rpc, "node_start", "unspecified address", public_host="0.0.0.0")
+    assert rpc("status")["node"] is None                     # nothing started by the refusals
+
+
+def test_all_interfaces_publishes_loopback_on_regtest_and_remembers_peers(daemon, rpc):
+    st = rpc("node_start", listen_host="0.0.0.0")
+    try:
+        reach = st["network"]
+        port = reach["listen"][1]
+        assert port == 18327 or _taken(18327)       # the chain's default port unless taken
+        assert reach["chain"] == "regtest" and reach["listen"] == ["0.0.0.0", port]
+        assert reach["endpoint"] == ["127.0.0.1", port] and reach["reachable"] == "direct"
+        ad = rpc("advertise", nickname="alice")
+        assert ad["endpoint"] == f"127.0.0.1:{port}"
+    finally:
+        assert rpc("node_stop") == {"stopped": True}
+    [peers] = (daemon.datadir / "musig2_plugin").glob("peers-*.json")
+    assert json.loads(peers.read_text())["chain"] == "regtest"
+
+
+def test_a_public_endpoint_is_what_the_node_advertises(rpc):
+    st = rpc("node_start", public_host="signer.example.org", public_port=443)
+    try:
+        assert st["network"]["endpoint"] == ["signer.example.org", 443]
+        assert rpc("advertise")["endpoint"] == "signer.example.org:443"
+        assert rpc("status")["node"]["network"]["endpoint"] == ["signer.example.org", 443]
+    finally:
+        rpc("node_stop")
