@@ -408,7 +408,8 @@ def _ad_json(ad) -> dict[str, Any]:
 async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=None,
                        plugin: "Musig2Plugin" = None) -> list[dict[str, Any]]:
     """Advertised co-signers found in the DHT (best first), each checked against its signature.
-    "observed" is this wallet's own count of sessions completed with / failed by each of them.
+    "observed" is this wallet's own count per signer: [sessions completed, failed on an invalid
+    contribution, failed by a timeout our node saw] (never another node's claim).
     arg:str:tx_type:transaction type they must accept (default spend)
     arg:int:amount:amount (satoshis) they must accept
     """
@@ -420,7 +421,7 @@ async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=No
             raise BadArgument("amount must be whole satoshis") from None
         ads = await app_find_signers(plugin.cosigner(wallet), tx_type, amount=wanted)
     observed = plugin.observed_reputation(wallet)
-    return [dict(_ad_json(ad), observed=observed.get(ad.owner.hex(), [0, 0])) for ad in ads]
+    return [dict(_ad_json(ad), observed=observed.get(ad.owner.hex(), [0, 0, 0])) for ad in ads]
 
 
 @plugin_command('w', PLUGIN_NAME)

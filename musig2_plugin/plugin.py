@@ -284,8 +284,11 @@ class Musig2Plugin(BasePlugin):
         return stored
 
     def observed_reputation(self, wallet: "Abstract_Wallet") -> dict[str, list[int]]:
-        """What this wallet saw of each co-signer: [sessions completed, sessions they failed]."""
-        return dict(self.get_storage(wallet).get("observed", {}))
+        """What this wallet saw of each co-signer: [sessions completed, sessions it failed
+        with a cryptographically invalid contribution, sessions it failed by a timeout this
+        wallet's node observed]. Only our node's own evidence counts (docs/sessions.md,
+        "Blame"); entries stored before the split count their failures as timeouts."""
+        return {k: _three(v) for k, v in self.get_storage(wallet).get("observed", {}).items()}
 
     def _observe(self, wallet, what: str, state) -> None:
         """Our own record of co-signers, from sessions we took part in (not what they claim)."""
@@ -296,12 +299,9 @@ class Musig2Plugin(BasePlugin):
         seen = dict(storage.get("observed", {}))
         cosigner = self.cosigners.get(id(wallet))
         mine = cosigner.pubkey if cosigner is not None else None
-        if what == RequestEvent.SIGNED:
-            targets, slot = [k for k in state.record.keys if k != mine], 0
-        else:
-            targets, slot = [k for k in getattr(state, "culprits", ()) if k != mine], 1
-        for key in targets:
-            counts = list(seen.get(key.hex(), [0, 0]))
+        targets = observed_slots(what, state, mine)
+        for key, slot in targets:
+            counts = _three(seen.get(key.hex(), []))
             counts[slot] += 1
             seen[key.hex()] = counts
         if targets:
@@ -490,3 +490,24 @@ class Musig2Plugin(BasePlugin):
 
     def requires_settings(self) -> bool:
         return True
+
+
+def observed_slots(what: str, state, mine: bytes | None) -> list[tuple[bytes, int]]:
+    """Which co-signer's count a finished request raises, and which slot (see
+    ``observed_reputation``): every other participant's "signed" on success; on failure only
+    the culprits our own node blamed, by the kind of its evidence."""
+    from .app import Evidence, RequestEvent
+    if what == RequestEvent.SIGNED:
+        return [(k, 0) for k in state.record.keys if k != mine]
+    evidence = getattr(state, "evidence", {})
+    return [(k, 1 if evidence.get(k) == Evidence.INVALID else 2)
+            for k in getattr(state, "culprits", ()) if k != mine]
+
+
+def _three(counts) -> list[int]:
+    """[signed, failed: invalid, failed: timeout]; a stored [signed, failed] pair predates
+    the split and keeps its failures as timeouts (the weaker claim)."""
+    counts = [int(c) for c in counts]
+    if len(counts) == 2:
+        return [counts[0], 0, counts[1]]
+    return (counts + [0, 0, 0])[:3]

@@ -71,7 +71,7 @@ class SignerPickerDialog(WindowModalDialog):
     """Co-signers found in the DHT; pick some and create the MuSig2 output with them."""
 
     COLUMNS = ["nickname", "key", "types", "range", "fee", "reputation (advertised)",
-               "observed (done/failed)"]
+               "observed (signed/invalid/timeout)"]
 
     def __init__(self, parent, plugin, wallet, *, on_created: Callable[[Any], None] | None = None):
         super().__init__(parent, _("Co-sign (MuSig2): choose co-signers"))
@@ -141,8 +141,8 @@ class SignerPickerDialog(WindowModalDialog):
         observed = self.plugin.observed_reputation(self.wallet)
 
         def seen(ad) -> str:
-            done, failed = observed.get(ad.owner.hex(), [0, 0])
-            return f"{done}/{failed}"
+            done, invalid, timeout = observed.get(ad.owner.hex(), [0, 0, 0])
+            return f"{done}/{invalid}/{timeout}"
         fill_table(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
                             ", ".join(t.value for t in ad.tx_types),
                             f"{ad.min_amount_sat:,}–{ad.max_amount_sat:,}",

@@ -4,7 +4,7 @@ It sits between the Electrum edge (``plugin``, ``commands``, ``qt``) and the cor
 (coordinator, wallet bridge); the edge calls it and it calls the layers below. This module is
 its public face: the edge imports from here, never from the modules inside.
 """
-from ..coordinator import TxType
+from ..coordinator import Evidence, TxType
 # The crypto backend in use (which libsecp256k1 binding, and why MuSig2 may be missing), for the
 # edge to report: it has no business importing the crypto layer itself.
 from ..crypto import backend as crypto_backend

@@ -160,6 +160,8 @@ class RequestState:
     musig: Optional[dict] = None
     payload: Any = None                # the decrypted payload the review was computed from
     culprits: tuple[bytes, ...] = ()
+    #: Culprit -> kind of our own evidence against it ("invalid" or "timeout").
+    evidence: dict[bytes, str] = field(default_factory=dict)
     # Network sends of the final transaction: one per request, however many callers ask
     # (the auto-broadcast and the broadcast_request command may overlap).
     broadcasts: int = 0
@@ -507,12 +509,13 @@ class WalletCosigner:
         return txid
 
     def _on_aborted(self, session_id: bytes, request_id: bytes, reason: str,
-                    culprits=(), **_kw) -> None:
+                    culprits=(), evidence=None, **_kw) -> None:
         state = self.requests.get(request_id)
         if state is None:
             return
         state.status = FAILED
         state.culprits = tuple(culprits)
+        state.evidence = dict(evidence or {})
         state.error = f"session aborted: {reason}" + (
             f" (culprits: {', '.join(c.hex() for c in culprits)})" if culprits else "")
         self._emit(RequestEvent.FAILED, state)

@@ -1,7 +1,7 @@
 """The coordinator API: advertise / find / announce / join / rounds / events."""
-from .node import (ApprovalDenied, CoordinatorError, KnownRequest, Musig2Node, NoPublicEndpoint,
-                   NotStarted,
-                   OversizedPayloadReply, PayloadFetchError, PayloadMismatch, RequestRefused,
+from .node import (Announcement, ApprovalDenied, CoordinatorError, Evidence, KnownRequest,
+                   Musig2Node, NoPublicEndpoint, NotStarted, OversizedPayloadReply,
+                   PayloadFetchError, PayloadMismatch, PushOutcome, PushStatus, RequestRefused,
                    WrongChainRequest, request_key)
 from .payload import PayloadFormatError, RequestPayload
 from .payload_crypto import PayloadError

@@ -11,6 +11,7 @@ on the loop of whoever subscribed (see events.py).
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import logging
 import os
@@ -26,9 +27,9 @@ from ..foundation.events import EventEmitter, Subscription
 from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, PayloadRef, RecordError, SigningRequest, TxType,
                        Withdrawal, WrongChain, decode_record)
-from ..session import (EndpointBook, SessionAborted, SessionManager,
-                       SessionSpec, SpecError, Tweak)
-from ..transport import (EndpointNotPublic, PeerRefused, PeerUnreachable, Transport,
+from ..session import (EndpointBook, Evidence, SessionAborted, SessionManager, SessionSpec,
+                       SpecError, Tweak)
+from ..transport import (EndpointNotPublic, PeerRefused, PeerUnreachable, PushAdmission, Transport,
                          check_publishable, publishable_endpoint)
 from .errors import (CoordinatorError, NoPublicEndpoint, OversizedPayloadReply, PayloadFetchError,
                      PayloadMismatch, RequestRefused, WrongChainRequest)
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 Approval = Callable[[SigningRequest, RequestPayload], "bool | Awaitable[bool]"]
 
 
-__all__ = ["Musig2Node", "KnownRequest", "CoordinatorError", "RequestRefused", "ApprovalDenied",
+__all__ = ["Musig2Node", "KnownRequest", "Announcement", "PushOutcome", "PushStatus", "Evidence",
+           "CoordinatorError",
+           "RequestRefused", "ApprovalDenied",
            "NotStarted", "PayloadFetchError", "PayloadMismatch", "OversizedPayloadReply",
            "WrongChainRequest", "NoPublicEndpoint", "request_key"]
 
@@ -70,6 +73,43 @@ def _request_key(chain_id: bytes, creator: bytes, record_id: bytes,
 
 def _encryption_context(request_id: bytes, creator: bytes, messages: Sequence[bytes]) -> bytes:
     return request_id + creator + b"".join(messages)
+
+
+class PushStatus(str, enum.Enum):
+    """What became of one push (``PushOutcome.status``)."""
+    DELIVERED = "delivered"
+    REFUSED = "refused"            # the peer answered no (e.g. over its admission budget)
+    UNREACHABLE = "unreachable"    # no connection, or no answer
+    NO_ENDPOINT = "no-endpoint"    # we know no address for it
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    """What became of the push of a request to one participant.
+
+    ``status``: "delivered", "refused" (the peer answered no, e.g. over its admission
+    budget), "unreachable" (no connection or no answer) or "no-endpoint" (we know no
+    address for it). Every participant not "delivered" learns of the request from the
+    DHT instead (its node polls every ``request_watch_interval`` seconds).
+    """
+    participant: bytes
+    status: PushStatus
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """The result of ``Musig2Node.announce``: the signed record and what its pushes did."""
+    record: SigningRequest
+    pushes: tuple[PushOutcome, ...]
+    stored_in_dht: bool
+
+    @property
+    def not_pushed(self) -> tuple[PushOutcome, ...]:
+        return tuple(p for p in self.pushes if p.status != PushStatus.DELIVERED)
 
 
 @dataclass
@@ -102,6 +142,10 @@ class Musig2Node:
         self._approve = approve
         self.endpoints: dict[bytes, tuple[str, int]] = EndpointBook(config.max_known_endpoints)
         self.sessions = SessionManager(self._seckey, config, self.events, self.endpoints)
+        #: Keys we created or joined a request with, or that the operator added: their
+        #: pushes draw on budgets of their own (see transport/admission.py). Bounded.
+        self._cosigners: OrderedDict[bytes, None] = OrderedDict()
+        self.admission = PushAdmission(config, self.is_known_cosigner)
         #: Encrypted payloads of our own requests too large for a DHT record (served on fetch).
         self.payloads = PayloadStore(config.max_known_requests)
         self.transport = Transport(self._seckey, config, chain=chain,
@@ -148,9 +192,12 @@ class Musig2Node:
                     dht_port: int | None = None,
                     bootstrap: Sequence[tuple[str, int]] = (),
                     public_host: str | None = None,
-                    public_port: int | None = None) -> tuple[str, int]:
+                    public_port: int | None = None,
+                    watch_requests: bool = True) -> tuple[str, int]:
         """Listen for peers on ``host:port`` (TCP); with ``dht``, also run a DHT node
-        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``.
+        (UDP, on ``dht_port``, by default the same port number) joined via ``bootstrap``
+        and, with ``watch_requests``, look in it every ``config.request_watch_interval``
+        seconds for requests addressed to us that no push brought.
 
         ``public_host``/``public_port``: the endpoint to publish (a port forward, a server's
         public address); without them the listen address is published when the chain allows
@@ -185,6 +232,10 @@ class Musig2Node:
             if bootstrap:
                 await self.dht.bootstrap(list(bootstrap))
         self._started = True
+        if self.dht is not None and watch_requests:
+            # The fallback of every push that was refused or lost: without it a participant
+            # the creator could not reach never hears of the request unless its own code polls.
+            self.watch_signing_requests(self.config.request_watch_interval, immediately=False)
         return endpoint
 
     async def stop(self) -> None:
@@ -232,8 +283,24 @@ class Musig2Node:
         return self.events.on(event, callback, loop)
 
     def add_peer(self, pubkey: bytes, endpoint: tuple[str, int]) -> None:
-        """Make a peer reachable without the DHT (tests, or endpoints learnt out of band)."""
+        """Make a peer reachable without the DHT (tests, or endpoints learnt out of band).
+        A peer the operator adds is a known co-signer for push admission."""
         self.endpoints[bytes(pubkey)] = (endpoint[0], int(endpoint[1]))
+        self._note_cosigners([bytes(pubkey)])
+
+    def _note_cosigners(self, keys: Sequence[bytes]) -> None:
+        for key in keys:
+            if key == self.pubkey:
+                continue
+            self._cosigners[key] = None
+            self._cosigners.move_to_end(key)
+        while len(self._cosigners) > self.config.max_known_cosigners:
+            self._cosigners.popitem(last=False)
+
+    def is_known_cosigner(self, key: bytes) -> bool:
+        """Whether ``key`` created or joined a request with us (or was added by the
+        operator): such a peer is never starved by strangers' pushes."""
+        return key in self._cosigners
 
     def _require_started(self) -> None:
         if not self._started:
@@ -334,15 +401,21 @@ class Musig2Node:
                      for i, msg in enumerate(record.messages))
 
     async def announce_signing_request(self, participants: Sequence[bytes],
-                                       messages: Sequence[bytes], *, app_data: bytes = b"",
-                                       tx_type: "TxType | str" = TxType.SPEND, metadata: str = "",
-                                       tweak: "Tweak | str" = Tweak.TAPROOT,
-                                       merkle_root: bytes | None = None,
-                                       ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S,
-                                       push: bool = True) -> SigningRequest:
+                                       messages: Sequence[bytes], **kwargs) -> SigningRequest:
+        """``announce`` for callers that only need the signed record (same arguments).
+        Pushes that failed are still reported by ``signing-request:push-failed`` events."""
+        return (await self.announce(participants, messages, **kwargs)).record
+
+    async def announce(self, participants: Sequence[bytes], messages: Sequence[bytes], *,
+                       app_data: bytes = b"", tx_type: "TxType | str" = TxType.SPEND,
+                       metadata: str = "", tweak: "Tweak | str" = Tweak.TAPROOT,
+                       merkle_root: bytes | None = None,
+                       ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S,
+                       push: bool = True) -> Announcement:
         """Sign a request to ``participants`` for ``messages`` (32-byte sighashes), push it to
         every participant whose endpoint we know (unless ``push`` is False) and store it in
-        the DHT for the others."""
+        the DHT for the others. Returns the record and each participant's push outcome; a
+        push that did not land also fires ``signing-request:push-failed``."""
         self._require_started()
         keys = key_sort([bytes(k) for k in participants])
         if len(app_data) > self.config.max_payload_bytes:
@@ -380,25 +453,41 @@ class Musig2Node:
             known = self._remember(record, "created")
         self.events.emit("signing-request:created", request_id=request_key(record),
                          request=record, participants=tuple(keys))
+        self._note_cosigners(keys)
         data = record.encode()
-        targets = [k for k in keys if push and k != self.pubkey and k in self.endpoints]
-        await asyncio.gather(*(self._push(self.endpoints[k], data, k) for k in targets))
+        others = [k for k in keys if k != self.pubkey]
+        pushes: tuple[PushOutcome, ...] = ()
+        if push:
+            pushes = tuple(await asyncio.gather(*(self._push(k, data) for k in others)))
+        stored = False
         if self.dht is not None:
             try:
                 await self.dht.publish(record)
+                stored = True
             except Exception:
                 log.exception("publishing the signing request to the DHT failed")
+        for outcome in pushes:
+            if outcome.status != PushStatus.DELIVERED:
+                self.events.emit("signing-request:push-failed", request_id=request_key(record),
+                                 participant=outcome.participant, status=outcome.status,
+                                 detail=outcome.detail, in_dht=stored)
         if known is None:
             log.info("announced a request we are not a participant of")
-        return record
+        return Announcement(record, pushes, stored)
 
-    async def _push(self, endpoint, data: bytes, key: bytes) -> bool:
+    async def _push(self, key: bytes, data: bytes) -> PushOutcome:
+        endpoint = self.endpoints.get(key)
+        if endpoint is None:
+            return PushOutcome(key, PushStatus.NO_ENDPOINT)
         try:
             await self.transport.push_request(endpoint, data, to=key)
-            return True
-        except (PeerUnreachable, PeerRefused) as exc:
-            log.info("push of a signing request to %s failed: %s", endpoint, exc)
-            return False
+            return PushOutcome(key, PushStatus.DELIVERED)
+        except PeerRefused as exc:
+            log.warning("push of a signing request to %s refused: %s", endpoint, exc)
+            return PushOutcome(key, PushStatus.REFUSED, str(exc))
+        except PeerUnreachable as exc:
+            log.warning("push of a signing request to %s failed: %s", endpoint, exc)
+            return PushOutcome(key, PushStatus.UNREACHABLE, str(exc))
 
     def _check_addressed(self, record: SigningRequest) -> None:
         if record.chain_id != self.chain.id:
@@ -464,7 +553,11 @@ class Musig2Node:
                              session_ids=tuple(s.session_id for s in known.specs))
         return known
 
-    async def _on_pushed_request(self, data: bytes) -> None:
+    async def _on_pushed_request(self, data: bytes, source: str) -> None:
+        """Verify first (decode + signature: cheap and size-bounded), then spend the signer's
+        push budget, then do the expensive part (ECDH, session set-up, maybe a fetch).
+        Unverifiable junk is refused unattributed (the transport charges its connection);
+        refusals after the signature held carry ``authentic`` (never the connection's)."""
         try:
             record = decode_record(data, chain=self.chain)
         except WrongChain as exc:
@@ -472,8 +565,15 @@ class Musig2Node:
         except RecordError as exc:
             raise RequestRefused(f"{type(exc).__name__}: {exc}") from None
         if not isinstance(record, SigningRequest):
-            raise RequestRefused("not a signing request")
-        await self._receive_fetching(record, "push")
+            refused = RequestRefused("not a signing request")
+            refused.authentic = True
+            raise refused
+        self.admission.admit(record.creator, source)        # PushRefused: over budget
+        try:
+            await self._receive_fetching(record, "push")
+        except RequestRefused as exc:
+            exc.authentic = True
+            raise
 
     async def _receive_fetching(self, record: SigningRequest, via: str) -> KnownRequest:
         """``_receive``, first fetching a committed payload from the creator if needed."""
@@ -507,13 +607,16 @@ class Musig2Node:
                 found.append(result.record)
         return found
 
-    def watch_signing_requests(self, interval: float = 10.0) -> asyncio.Task:
+    def watch_signing_requests(self, interval: float = 10.0, *,
+                               immediately: bool = True) -> asyncio.Task:
         """Background listener: poll the DHT for requests addressed to us every ``interval``
         seconds; each new one fires ``signing-request:received`` (``via="dht"``). Pushed
         requests fire it immediately anyway. Cancel the task (or stop the node) to end it."""
         self._require_started()
 
         async def loop() -> None:
+            if not immediately:
+                await asyncio.sleep(interval)
             while True:
                 try:
                     await self.find_signing_requests_for_me()
@@ -583,6 +686,7 @@ class Musig2Node:
             raise CoordinatorError(
                 f"joining would exceed max_sessions ({self.config.max_sessions}); "
                 "finish or abort other sessions first")
+        self._note_cosigners(known.record.keys)
         ids = []
         for spec in known.specs:
             session = self.sessions.session_for(spec, auto=auto)

@@ -82,19 +82,43 @@ class Musig2Config:
     hello_burst: int = 200
     #: Invalid messages after which a peer is blocked (the anchor uses 10).
     block_after_invalid: int = 10
+    #: Node-wide budget for traffic that does not verify (malformed, bad signature): once
+    #: spent, a connection is closed at its first such message instead of its tenth.
+    junk_rate_per_sec: float = 50.0
+    junk_burst: int = 200
     #: How long a blocked participant key stays blocked (seconds).
     block_duration: float = 3600.0
-    #: Width of the anti-replay window over a sender's counters (reordering tolerated).
+    #: Anti-replay window, in messages of one (session, sender) stream: how many of one
+    #: sender's messages in one session may overtake each other before an older one is
+    #: refused (every exact replay is refused; see transport/guards.py).
     replay_window: int = 256
 
     # --- signing requests -----------------------------------------------------------
     #: Peer endpoints remembered (key -> host, port); oldest forgotten first. Every signed
     #: JOIN refreshes its sender's entry, so forgetting one costs at most a re-learn.
     max_known_endpoints: int = 4096
-    #: Signing requests accepted by push per second, node-wide (each costs milliseconds of
-    #: CPU: signature, ECDH, one session set-up per message); a burst of this many more.
-    request_push_rate_per_sec: float = 20.0
-    request_push_burst: int = 40
+    #: Pushed signing requests are admitted after their signature is checked, on budgets
+    #: (token buckets: per second, burst) chosen by who signed them (transport/admission.py).
+    #: A known co-signer (a participant of a request we created or joined, or a peer added
+    #: by the operator) has its own budget, untouched by anyone else's traffic:
+    known_push_rate_per_sec: float = 20.0
+    known_push_burst: int = 200
+    #: A stranger's key has a small budget of its own ...
+    stranger_push_rate_per_sec: float = 1.0
+    stranger_push_burst: int = 5
+    #: ... and strangers also share one per source address and one for the whole node, so
+    #: that fresh keys (free to make) cannot multiply the work a flood costs us.
+    stranger_push_source_rate_per_sec: float = 5.0
+    stranger_push_source_burst: int = 20
+    stranger_push_total_rate_per_sec: float = 10.0
+    stranger_push_total_burst: int = 40
+    #: Keys and source addresses whose push budgets are remembered (oldest forgotten).
+    max_push_budgets: int = 4096
+    #: Co-signer keys remembered as "known" for push admission (oldest forgotten).
+    max_known_cosigners: int = 4096
+    #: How often the node looks in the DHT for requests addressed to it that no push
+    #: brought (a refused or lost push): the bound on how late a participant learns one.
+    request_watch_interval: float = 10.0
     #: Largest (plaintext) transaction payload a request may carry.
     max_payload_bytes: int = 128 * 1024
     #: Signing requests remembered per node (pushed or found), oldest evicted first.

@@ -27,7 +27,8 @@ SEED_EVENTS: tuple[str, ...] = (
     "round1:complete", "round2:complete", "signature:finalized",
 )
 #: Events we add on top of the seed's (observability of the protocol's recovery paths).
-EXTRA_EVENTS: tuple[str, ...] = ("session:failover", "session:attempt")
+EXTRA_EVENTS: tuple[str, ...] = ("session:failover", "session:attempt",
+                                  "signing-request:push-failed")
 EVENTS: frozenset[str] = frozenset(SEED_EVENTS + EXTRA_EVENTS)
 WILDCARD = "*"
 

@@ -1,6 +1,7 @@
 """MuSig2 signing sessions: state machine, coordinator election, timeouts and blame."""
-from .machine import (ABORTED, FINALIZED, InvalidContribution, NotCoordinator, Session,
-                      SessionAborted)
+from .errors import InvalidContribution, NotCoordinator, NotOurEpoch, SessionAborted
+from .machine import Session
+from .states import CoordinatorPhase, Evidence, SessionStatus
 from .manager import SessionLimit, SessionManager
 from .messages import BadBody, decode_body, encode_body
 from .endpoints import EndpointBook

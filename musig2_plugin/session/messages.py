@@ -50,7 +50,7 @@ def _endpoint(v: Any) -> tuple[str, int] | None:
 
 # Field specs: name -> parser(value, context). ``n`` is the session's participant count.
 _SPEC = {
-    MsgType.JOIN: ("e", "la", "f", "ep"),
+    MsgType.JOIN: ("e", "la", "f", "ep", "jn"),
     MsgType.READY: ("e", "a"),
     MsgType.NONCE: ("e", "a", "pn"),
     MsgType.NONCES: ("e", "a", "pns", "an"),
@@ -60,6 +60,7 @@ _SPEC = {
 }
 
 _NAMES = {"e": "epoch", "a": "attempt", "la": "last_attempt", "f": "fresh", "ep": "endpoint",
+          "jn": "join_nonce",
           "pn": "pubnonce", "pns": "pubnonces", "an": "aggnonce", "ps": "psig", "sig": "signature",
           "why": "reason", "who": "culprits"}
 
@@ -67,7 +68,7 @@ _NAMES = {"e": "epoch", "a": "attempt", "la": "last_attempt", "f": "fresh", "ep"
 def encode_body(msg_type: MsgType, **fields: Any) -> bytes:
     out: dict[str, Any] = {}
     for short in _SPEC[msg_type]:
-        value = fields[_NAMES[short]]
+        value = fields[_NAMES[short]] if short != "jn" else fields.get(_NAMES[short])
         if isinstance(value, (bytes, bytearray)):
             value = bytes(value).hex()
         elif isinstance(value, (list, tuple)):
@@ -105,6 +106,8 @@ def decode_body(msg_type: MsgType, body: bytes, n: int) -> dict[str, Any]:
             out[name] = v
         elif short == "ep":
             out[name] = _endpoint(v)
+        elif short == "jn":        # the public nonce for attempt last_attempt + 1, or null
+            out[name] = None if v is None else _hex(v, C.PUBNONCE_LEN, name)
         elif short in ("pn", "an"):
             out[name] = _hex(v, C.PUBNONCE_LEN, name)
         elif short == "pns":

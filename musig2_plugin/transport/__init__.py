@@ -3,6 +3,7 @@ from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope, 
                        MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage, WrongChainMessage)
 from .addresses import EndpointNotPublic, check_publishable, publishable_endpoint
+from .admission import PushAdmission, PushRefused
 from .guards import PeerScore, ReplayGuard, TokenBucket
 from .node import BadFetch, Transport, UnknownPayload, UnknownSession
 from .peer import ClientPool, Endpoint, PeerIgnored, PeerRefused, PeerUnreachable, TransportError

@@ -23,6 +23,7 @@ import enum
 import struct
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..foundation import constants as C
@@ -160,18 +161,31 @@ class Envelope:
 
 
 class CounterSource:
-    """Per-sender message counters that keep rising across restarts.
+    """Per-(session, sender) message sequence numbers: consecutive, and rising across restarts.
 
-    Starting from the wall clock in microseconds means a restarted process (which
-    has forgotten its last counter) still sends counters above the ones its peers
-    have seen, so its fresh messages are not mistaken for replays.
+    WHY per session and consecutive: the receiver's replay window is counted in
+    messages of one (session, sender) stream (``ReplayGuard``). A node-wide counter
+    taken from the wall clock made the window a span of microseconds, so two honest
+    messages sealed a millisecond apart and delivered in the other order were
+    refused as replays (issue 14, item 1). Each stream starts at the wall clock in
+    microseconds when this process first seals for that session, then counts by one:
+    a restarted process (which forgot its last counter) still starts above every
+    counter its peers saw, since no stream carries a message per microsecond.
+    Bounded: the least recently used streams are forgotten (a forgotten stream that
+    comes back restarts from the clock, again above everything it sent before).
     """
 
-    def __init__(self) -> None:
-        self._last = time.time_ns() // 1000
+    def __init__(self, max_streams: int = 16384) -> None:
+        self.max_streams = max_streams
+        self._last: OrderedDict[bytes, int] = OrderedDict()
         self._lock = threading.Lock()
 
-    def next(self) -> int:
+    def next(self, session_id: bytes = b"") -> int:
         with self._lock:
-            self._last = max(self._last + 1, time.time_ns() // 1000)
-            return self._last
+            last = self._last.get(session_id)
+            value = time.time_ns() // 1000 if last is None else last + 1
+            self._last[session_id] = value
+            self._last.move_to_end(session_id)
+            while len(self._last) > self.max_streams:
+                self._last.popitem(last=False)
+            return value

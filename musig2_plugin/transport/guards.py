@@ -13,12 +13,13 @@ from .envelope import Envelope, PeerBlocked, ReplayedMessage, StaleMessage
 
 
 class ReplayGuard:
-    """Anti-replay window per (session, sender): each counter accepted once.
+    """Anti-replay window per (session, sender), counted in messages: each counter once.
 
-    A strictly increasing counter would refuse messages that overtake each
-    other (they are handled concurrently); a window of recently seen counters
-    tolerates reordering while still refusing every exact replay and anything
-    older than the window.
+    Senders number the messages of each session consecutively (``CounterSource``),
+    so ``window`` is how many of one sender's messages in one session may overtake
+    each other (they are handled concurrently) before an older one is refused. Every
+    exact replay is refused whatever its age. A window of messages, not of time:
+    an honest sender never puts hundreds of messages of one session in flight.
     """
 
     def __init__(self, window: int, max_streams: int = 16384) -> None:
@@ -107,13 +108,23 @@ class PeerScore:
 
 
 class TokenBucket:
-    """Per-connection rate limit: ``rate`` messages per second with bursts of ``burst``."""
+    """A rate limit: ``rate`` messages per second with bursts of ``burst``."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.tokens = float(burst)
         self.stamp = time.monotonic()
+
+    def peek(self) -> bool:
+        """Whether one token is available now (takes nothing)."""
+        self._refill()
+        return self.tokens >= 1.0
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
 
     def take(self) -> bool:
         now = time.monotonic()

@@ -2,15 +2,25 @@
 
 Everything a peer sends passes the same pipeline before the session layer sees
 it: strict decoding, blocked-key check, BIP-340 signature, clock skew, "is the
-sender a participant of that session", then the replay window. Refusals whose
-signature held are charged to the sender's key (blocked after
-``block_after_invalid``); junk that cannot be pinned on a key is charged to the
-connection, which is closed after as many.
+sender a participant of that session", then the replay window. Who pays for a
+refusal (docs/security-review.md has the table):
+
+* junk that does not verify (malformed, bad signature) proves nothing about any
+  key: it is charged to the connection that delivered it, closed after
+  ``block_after_invalid``;
+* a correctly signed message whose content is wrong (bad body, not a participant,
+  invalid contribution) is the signer's doing: charged to its key (blocked after
+  as many);
+* a correctly signed message refused for a reason anyone could cause (a replay,
+  a stale copy, a blocked key) is dropped and counted against its signer's key
+  for observation only (``replays``), never charged to the delivering connection:
+  it may merely relay it (issue 12), and honest traffic must never close it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Awaitable, Callable, Collection
 
 from aiorpcx import RPCError
@@ -25,6 +35,7 @@ from ..crypto import plain_pubkey
 from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
                        EnvelopeError, MalformedEnvelope, MsgType, NotAParticipant, PeerBlocked,
                        ReplayedMessage, StaleMessage)
+from .admission import PushRefused
 from .hello import answer_hello
 from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
 from .peer import ERR_RATE, ClientPool, Endpoint, ServerSession, make_refusal
@@ -38,14 +49,16 @@ class UnknownSession(AuthenticRefusal):
 
 #: Refusals of correctly signed messages that prove nothing against the signing key: anyone
 #: who once saw a message (a participant, anyone on the path: TCP is plain) can send it again
-#: (replayed, or stale once old), and PeerBlocked is decided before the signature is checked.
-#: Charging them to the key would let a third party get an honest key blocked; they are
-#: charged to the connection that delivered them instead.
+#: (replayed, or stale once old), and a blocked key's message only repeats its known record.
+#: Blocking the key for them would let a third party get an honest key blocked, and closing
+#: the delivering connection would let a replay cut honest traffic (or punish a relay):
+#: they are dropped and counted per signer key (``Transport.replays``), nothing more.
 NOT_PROOF = (PeerBlocked, ReplayedMessage, StaleMessage)
 
 Membership = Callable[[bytes], "Collection[bytes] | None"]
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
-RequestHandler = Callable[[bytes], Awaitable[None]]
+#: Handles one pushed signing request: its bytes and the source address it came from.
+RequestHandler = Callable[[bytes, str], Awaitable[None]]
 #: Serves one admitted FETCH envelope: the chunk of the committed payload it asks for.
 FetchHandler = Callable[[Envelope], bytes]
 #: The participants of a request we created and still serve (None: no such request here).
@@ -79,8 +92,10 @@ class Transport:
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
         self.pool = ClientPool(config, self.chain_id)
-        self._request_bucket = TokenBucket(config.request_push_rate_per_sec,
-                                           config.request_push_burst)
+        #: Correctly signed messages refused as replays (or stale), by signer key: what a
+        #: key is "counted" for without being blocked (bounded; oldest keys forgotten).
+        self.replays: OrderedDict[bytes, int] = OrderedDict()
+        self._junk_budget = TokenBucket(config.junk_rate_per_sec, config.junk_burst)
         self._hello_bucket = TokenBucket(config.hello_rate_per_sec, config.hello_burst)
         self._server: asyncio.base_events.Server | None = None
         self._inbound: set = set()
@@ -133,7 +148,7 @@ class Transport:
     def seal(self, msg_type: MsgType, session_id: bytes, body: bytes) -> Envelope:
         env = Envelope.sign(self._seckey, chain=self.chain_id, msg_type=msg_type,
                             session_id=session_id, sender=self.pubkey,
-                            counter=self._counter.next(), body=body)
+                            counter=self._counter.next(session_id), body=body)
         for observer in list(self.sent_observers):
             observer(env)
         return env
@@ -164,44 +179,54 @@ class Transport:
                 self.hellos_answered += 1
                 return answer
             except ValueError:
-                raise make_refusal("bad hello nonce", conn.charge_invalid()) from None
+                raise make_refusal("bad hello nonce", self._charge_junk(conn)) from None
         if method not in (C.RPC_MESSAGE, C.RPC_SIGNING_REQUEST, C.RPC_PAYLOAD) or len(args) != 1 \
                 or not isinstance(args[0], str) \
                 or len(args[0]) > 2 * self.config.max_message_bytes:
-            raise make_refusal("unknown method or bad arguments", conn.charge_invalid())
+            raise make_refusal("unknown method or bad arguments", self._charge_junk(conn))
         try:
             data = bytes.fromhex(args[0])
         except ValueError:
-            raise make_refusal("argument is not hex", conn.charge_invalid()) from None
+            raise make_refusal("argument is not hex", self._charge_junk(conn)) from None
         if method == C.RPC_SIGNING_REQUEST:
-            # A pushed request costs a signature check, an ECDH and one session set-up per
-            # message (milliseconds, against microseconds for an envelope) and anyone may
-            # push one: a node-wide budget keeps a flood from freezing our event loop. What
-            # is refused here is not lost: requests also wait in the DHT.
-            if not self._request_bucket.take():
-                raise RPCError(ERR_RATE, "signing request rate exceeded; try later")
+            # Verified first, then budgeted by who signed it (transport/admission.py): the
+            # coordinator's handler does both. Junk that does not verify is the connection's;
+            # a verified push over its signer's budget is refused without any charge.
             try:
-                await self._on_request(data)
+                await self._on_request(data, _source_of(conn))
+            except PushRefused as exc:
+                self._count(exc)
+                raise RPCError(ERR_RATE, f"signing request refused: {exc}") from None
             except ValueError as exc:
                 self._count(exc)
-                raise make_refusal(f"signing request refused: {exc}", conn.charge_invalid()) \
-                    from None
+                disconnect = not getattr(exc, "authentic", False) and self._charge_junk(conn)
+                raise make_refusal(f"signing request refused: {exc}", disconnect) from None
             return True
         if method == C.RPC_PAYLOAD:
             try:
                 return self.serve_fetch(data).hex()
             except EnvelopeError as exc:
-                disconnect = (not exc.authentic or isinstance(exc, NOT_PROOF)) \
-                    and conn.charge_invalid()
+                disconnect = not exc.authentic and self._charge_junk(conn)
                 raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         try:
             await self.accept(data)
         except EnvelopeError as exc:
-            # Junk that cannot be pinned on a key is charged to the connection that sent it.
-            disconnect = (not exc.authentic or isinstance(exc, NOT_PROOF)) \
-                and conn.charge_invalid()
+            # Only junk that cannot be pinned on a key is charged to the connection.
+            disconnect = not exc.authentic and self._charge_junk(conn)
             raise make_refusal(f"{type(exc).__name__}: {exc}", disconnect) from None
         return True
+
+    def _charge_junk(self, conn: ServerSession) -> bool:
+        """Charge traffic that did not verify to its connection; True: close it now.
+
+        Unauthenticated traffic has a small node-wide budget of its own
+        (``junk_rate_per_sec``/``junk_burst``) besides each connection's count: honest
+        traffic verifies and never spends it, while an attacker who reconnects after
+        every ``block_after_invalid`` junk messages finds, once the budget is spent, each
+        new connection closed at its first junk message.
+        """
+        over_budget = not self._junk_budget.take()
+        return conn.charge_invalid() or over_budget
 
     def serve_fetch(self, data: bytes) -> bytes:
         """Admit a FETCH envelope like any message (signature, clock, participant of the
@@ -211,9 +236,9 @@ class Transport:
             env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type != MsgType.FETCH:
                 raise MalformedEnvelope("only FETCH messages ask for payloads")
-            self.scores.check(env.sender)
             if not env.verify():
                 raise BadSignature("message signature does not verify")
+            self.scores.check(env.sender)    # after the signature: a forgery is junk, not it
             check_clock(env, self.config)
             members = None if self._fetch_membership is None \
                 else self._fetch_membership(env.session_id)
@@ -224,7 +249,7 @@ class Transport:
             self.replay.check_and_record(env.session_id, env.sender, env.counter)
             return self._on_fetch(env)
         except EnvelopeError as exc:
-            self._count(exc)
+            self._count(exc, env)
             if exc.authentic and not isinstance(exc, (UnknownPayload,) + NOT_PROOF) \
                     and env is not None and env.sender != self.pubkey:
                 if self.scores.charge(env.sender):
@@ -234,13 +259,14 @@ class Transport:
 
     async def accept(self, data: bytes) -> Envelope:
         """The admission pipeline; raises an EnvelopeError subclass on refusal."""
+        env = None
         try:
             env = Envelope.decode(data, chain=self.chain_id)
             if env.msg_type == MsgType.FETCH:
                 raise MalformedEnvelope("FETCH messages travel only on the payload RPC")
-            self.scores.check(env.sender)
             if not env.verify():
                 raise BadSignature("message signature does not verify")
+            self.scores.check(env.sender)    # after the signature: a forgery is junk, not it
             check_clock(env, self.config)
             members = self._membership(env.session_id)
             if members is None:
@@ -256,7 +282,7 @@ class Transport:
                     log.exception("message observer failed")
             return env
         except EnvelopeError as exc:
-            self._count(exc)
+            self._count(exc, env)
             if exc.authentic and not isinstance(exc, (UnknownSession,) + NOT_PROOF) \
                     and env.sender != self.pubkey:   # our own stale local delivery: no charge
                 if self.scores.charge(env.sender):
@@ -270,6 +296,19 @@ class Transport:
             self._count(exc)
             raise MalformedEnvelope(f"message could not be processed: {exc!r}") from None
 
-    def _count(self, exc: Exception) -> None:
+    def _count(self, exc: Exception, env: Envelope | None = None) -> None:
         name = type(exc).__name__
         self.refusals[name] = self.refusals.get(name, 0) + 1
+        if env is not None and isinstance(exc, (ReplayedMessage, StaleMessage)):
+            self.replays[env.sender] = self.replays.get(env.sender, 0) + 1
+            self.replays.move_to_end(env.sender)
+            while len(self.replays) > self.scores.max_keys:
+                self.replays.popitem(last=False)
+
+
+def _source_of(conn: ServerSession) -> str:
+    """The address a connection comes from (the per-source push budget's name)."""
+    try:
+        return str(conn.remote_address().host)
+    except Exception:   # no peer address (a closed socket): one shared name
+        return "?"

@@ -13,8 +13,8 @@ import logging
 from collections import OrderedDict
 from typing import Awaitable, Callable
 
-from aiorpcx import (JSONRPCConnection, JSONRPCv2, NewlineFramer, ReplyAndDisconnect, RPCError,
-                     RPCSession, TaskTimeout)
+from aiorpcx import (JSONRPCConnection, JSONRPCv2, NewlineFramer, ReplyAndDisconnect, Request,
+                     RPCError, RPCSession, TaskTimeout)
 from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
@@ -162,6 +162,18 @@ class ClientSession(RPCSession):
     async def handle_request(self, request):
         raise RPCError(ERR_BAD_ARGS, "this connection carries no requests to us")
 
+    async def write_request(self, method: str, args: list) -> asyncio.Future:
+        """Put one request on the wire now; returns the future of its answer.
+
+        WHY not ``send_request``: that one queues behind aiorpcx's outgoing concurrency
+        semaphore before writing, so the moment a message reaches the wire is not the
+        moment it was sent. ``ClientPool`` writes under a per-peer lock instead, which is
+        what keeps one peer's messages in the order they were sent.
+        """
+        message, future = self.connection.send_request(Request(method, args))
+        await self._send_message(message)
+        return future
+
 
 class ClientPool:
     """One reusable client connection per peer endpoint, created on first use.
@@ -211,42 +223,38 @@ class ClientPool:
         except Exception:
             pass
 
-    async def _session(self, endpoint: Endpoint, expect: bytes | None = None) -> RPCSession:
+    async def _session(self, endpoint: Endpoint, expect: bytes | None = None) -> "ClientSession":
+        """The open connection to ``endpoint``, made (and the listener's key proved, when
+        ``expect`` names it) if needed. Call with the endpoint's lock held."""
         session = self._sessions.get(endpoint)
-        if session is not None and not session.is_closing() and \
-                (expect is None or expect[-32:] in session.verified_keys):
+        if session is not None and not session.is_closing():
             self._sessions.move_to_end(endpoint)
-            return session
-        lock = self._locks.setdefault(endpoint, asyncio.Lock())
-        async with lock:
-            session = self._sessions.get(endpoint)
-            if session is not None and not session.is_closing():
-                if expect is not None and expect[-32:] not in session.verified_keys:
-                    self._guard_check(endpoint, expect, connecting=False)
-                    await self._hello(endpoint, session, expect)
-                return session
-            if self._closed:
-                raise PeerUnreachable("transport stopped")
-            self._guard_check(endpoint, expect)
-            loop = asyncio.get_running_loop()
-            factory = partial(RSTransport, partial(ClientSession, self._config), None,
-                              SessionKind.CLIENT)
-            try:
-                _t, protocol = await asyncio.wait_for(
-                    loop.create_connection(factory, endpoint[0], endpoint[1]),
-                    self._config.connect_timeout)
-            except (OSError, asyncio.TimeoutError) as exc:
-                self.guard.connect_failed(endpoint)
-                raise PeerUnreachable(f"cannot connect to {endpoint[0]}:{endpoint[1]}: {exc!r}") \
-                    from None
-            session = protocol.session
-            session.sent_request_timeout = self._config.request_timeout
-            session.verified_keys = set()
-            self._sessions[endpoint] = session
-            self._evict_idle(keep=endpoint)
-            if expect is not None:
+            if expect is not None and expect[-32:] not in session.verified_keys:
+                self._guard_check(endpoint, expect, connecting=False)
                 await self._hello(endpoint, session, expect)
             return session
+        if self._closed:
+            raise PeerUnreachable("transport stopped")
+        self._guard_check(endpoint, expect)
+        loop = asyncio.get_running_loop()
+        factory = partial(RSTransport, partial(ClientSession, self._config), None,
+                          SessionKind.CLIENT)
+        try:
+            _t, protocol = await asyncio.wait_for(
+                loop.create_connection(factory, endpoint[0], endpoint[1]),
+                self._config.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.guard.connect_failed(endpoint)
+            raise PeerUnreachable(f"cannot connect to {endpoint[0]}:{endpoint[1]}: {exc!r}") \
+                from None
+        session = protocol.session
+        session.sent_request_timeout = self._config.request_timeout
+        session.verified_keys = set()
+        self._sessions[endpoint] = session
+        self._evict_idle(keep=endpoint)
+        if expect is not None:
+            await self._hello(endpoint, session, expect)
+        return session
 
     def _guard_check(self, endpoint: Endpoint, expect: bytes | None, *,
                      connecting: bool = True) -> None:
@@ -299,19 +307,34 @@ class ClientPool:
 
     async def request(self, endpoint: Endpoint, method: str, args: list, *,
                       expect: bytes | None = None) -> object:
-        """Send one request; with ``expect`` (the key we mean to reach) the listener must have
-        proved that key on this connection first."""
-        session = await self._session(endpoint, expect)
+        """Send one request and wait for its answer; with ``expect`` (the key we mean to
+        reach) the listener must have proved that key on this connection first.
+
+        Sends to one peer reach the wire in the order ``request`` was called: the
+        per-peer lock (asyncio locks are FIFO) covers connection set-up, the handshake
+        *and* the write. Before, a send arriving while earlier ones still waited for the
+        set-up lock found the fresh connection and overtook them (issue 14, item 1: a JOIN
+        reached the wire 420 ms after a READY sealed 62 ms later). Only the write is
+        serialised; the answers are awaited concurrently.
+        """
+        lock = self._locks.setdefault(endpoint, asyncio.Lock())
+        session = None
         try:
-            return await asyncio.wait_for(session.send_request(method, args),
-                                          self._config.request_timeout + 1)
+            async with lock:
+                session = await self._session(endpoint, expect)
+                future = await asyncio.wait_for(session.write_request(method, args),
+                                                self._config.request_timeout + 1)
+            return await asyncio.wait_for(future, self._config.request_timeout + 1)
+        except PeerUnreachable:
+            raise
         except RPCError as exc:
             raise PeerRefused(str(exc.message)) from None
         except (TaskTimeout, asyncio.TimeoutError):
             await self._drop(endpoint, session)
             raise PeerUnreachable(f"no answer from {endpoint[0]}:{endpoint[1]}") from None
         except (OSError, ConnectionError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not session.is_closing():
+            if isinstance(exc, asyncio.CancelledError) and \
+                    (session is None or not session.is_closing()):
                 raise
             await self._drop(endpoint, session)
             raise PeerUnreachable(f"connection to {endpoint[0]}:{endpoint[1]} lost") from None
@@ -320,7 +343,9 @@ class ClientPool:
             raise PeerUnreachable(f"connection to {endpoint[0]}:{endpoint[1]} failed: "
                                   f"{exc!r}") from None
 
-    async def _drop(self, endpoint: Endpoint, session: RPCSession) -> None:
+    async def _drop(self, endpoint: Endpoint, session: RPCSession | None) -> None:
+        if session is None:
+            return
         if self._sessions.get(endpoint) is session:
             del self._sessions[endpoint]
             lock = self._locks.get(endpoint)

@@ -57,7 +57,7 @@ def test_discover_fund_cosign_broadcast_confirm(regtest_chain, electrum_wallets,
     by_nick = {s["nickname"]: s for s in found}
     assert set(by_nick) >= {"bob", "carol"}
     assert by_nick["bob"]["pubkey"] == bob.cmd(P + "participant_key")["pubkey"]
-    assert by_nick["bob"]["observed"] == [0, 0]
+    assert by_nick["bob"]["observed"] == [0, 0, 0]
     timings["discover"] = time.monotonic() - t0
 
     made = alice.cmd(P + "create_output", keys=f'{by_nick["bob"]["pubkey"]},{by_nick["carol"]["pubkey"]}')
@@ -121,7 +121,7 @@ def test_discover_fund_cosign_broadcast_confirm(regtest_chain, electrum_wallets,
     assert chain.getrawtransaction(txid)["confirmations"] >= 1
     assert len(chain.getrawtransaction(txid)["vin"]) == n_inputs
     after = {s["nickname"]: s for s in alice.cmd(P + "find_signers")}
-    assert after["bob"]["observed"] == [1, 0] and after["carol"]["observed"] == [1, 0]
+    assert after["bob"]["observed"] == [1, 0, 0] and after["carol"]["observed"] == [1, 0, 0]
     _wait(lambda: carol.balance()["confirmed"] == Decimal(pay) / 10**8, what="carol sees the payment")
     timings["confirm"] = time.monotonic() - t3
     print("phase timings (s):", {k: round(v, 2) for k, v in timings.items()},

@@ -87,3 +87,22 @@ def test_a_public_endpoint_is_what_the_node_advertises(rpc):
         assert rpc("status")["node"]["network"]["endpoint"] == ["signer.example.org", 443]
     finally:
         rpc("node_stop")
+
+
+def test_a_second_wallet_falls_back_from_the_default_port_and_a_set_port_must_be_free(daemon,
+                                                                                       rpc):
+    daemon.create_wallet("bob")
+    bob = str(daemon.wallet_path("bob"))
+    a = rpc("node_start")
+    try:
+        b = rpc("node_start", wallet=bob)
+        try:
+            pa, pb = a["network"]["listen"][1], b["network"]["listen"][1]
+            assert pa != pb and (pa == 18327 or _taken(18327))
+            # a port set explicitly is not replaced: taken means one clear line
+            rpc("node_stop", wallet=bob)
+            _refused(rpc, "node_start", f"cannot listen on 127.0.0.1:{pa}", wallet=bob, port=pa)
+        finally:
+            rpc("node_stop", wallet=bob)
+    finally:
+        rpc("node_stop")

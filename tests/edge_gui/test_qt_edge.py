@@ -59,7 +59,7 @@ def test_signer_picker_lists_discovered_signers_and_fills_pay_to(probe):
     assert probe["picker_keys"] == probe["bob_carol_keys"]
     for r in rows:
         assert r[2] == "spend" and r[3] == "10,000–5,000,000" and r[4] == "150 sat" and r[5] == "3"
-        assert r[6] == "0/0"          # observed by this wallet: nothing yet
+        assert r[6] == "0/0/0"        # observed by this wallet: nothing yet
     assert probe["payto"] == probe["expected_address"] and probe["payto_valid"]
     assert probe["stored_outputs"] == [probe["expected_address"]]
     # creating the output asks the user to back up its descriptor (text + QR)
@@ -83,7 +83,7 @@ def test_approval_runs_both_rounds_to_a_valid_signature(probe):
     assert probe["overview_outputs"] == 1 and probe["overview_sessions"] == 1
     # the wallet's own record of the co-signer it just completed a session with
     bob = [k for k in probe["observed"]]
-    assert len(bob) == 1 and probe["observed"][bob[0]] == [1, 0]
+    assert len(bob) == 1 and probe["observed"][bob[0]] == [1, 0, 0]
     assert bob[0] in probe["bob_carol_keys"]
 
 

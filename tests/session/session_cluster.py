@@ -37,7 +37,7 @@ class Recorder:
 
 
 class WireLog:
-    """Every NONCE / PSIG envelope a node signed or admitted (decoded bodies).
+    """Every public nonce (NONCE, or with a JOIN) and PSIG a node signed or admitted.
 
     Used to prove that no secret nonce was ever used twice: all public nonces
     differ, and each public nonce has at most one partial signature. A message
@@ -58,6 +58,10 @@ class WireLog:
         if env.msg_type == MsgType.NONCE:
             b = json.loads(env.body)
             self._nonces[(env.sender, b["a"])].add(bytes.fromhex(b["pn"]))
+        elif env.msg_type == MsgType.JOIN:
+            b = json.loads(env.body)       # a nonce sent with the JOIN is for attempt la + 1
+            if b.get("jn") is not None:
+                self._nonces[(env.sender, b["la"] + 1)].add(bytes.fromhex(b["jn"]))
         elif env.msg_type == MsgType.PSIG:
             b = json.loads(env.body)
             self._psigs[(env.sender, b["a"])].add(bytes.fromhex(b["ps"]))

@@ -28,12 +28,21 @@ async def _setup(n: int, **cluster_kw):
     return nodes, record, spec, msg, coordinator, victim
 
 
-async def _expect_abort_everywhere(nodes, sid, culprit: bytes, phrase: str):
+async def _expect_abort_everywhere(nodes, sid, culprit: bytes, phrase: str, *, witness: bytes,
+                                   kind: str):
+    """Everyone ends the session; only ``witness`` (who saw the fault itself) blames the
+    culprit, on evidence ``kind``; the others keep the witness's claim as ``reported`` and
+    blame nobody on its word (issue 14, item 3)."""
     for node in nodes:
         with pytest.raises(SessionAborted) as info:
             await node.get_final_signature(sid, timeout=15)
-        assert info.value.culprits == (culprit,), node.pubkey.hex()
         assert phrase in info.value.reason
+        if node.pubkey == witness:
+            assert info.value.culprits == (culprit,), node.pubkey.hex()
+            assert info.value.evidence == {culprit: kind}
+        else:
+            assert info.value.culprits == () and info.value.evidence == {}, node.pubkey.hex()
+            assert info.value.reported == (culprit,)
 
 
 async def test_drop_out_in_round1_is_named():
@@ -46,11 +55,14 @@ async def test_drop_out_in_round1_is_named():
         await victim.join_signing_request(record, auto=False)
         await wait_event(victim, "session:ready", 10)
         await victim.stop()
-        await _expect_abort_everywhere(others, spec.session_id, victim.pubkey, "round 1")
+        await _expect_abort_everywhere(others, spec.session_id, victim.pubkey, "round 1",
+                                       witness=coord.pubkey, kind="timeout")
         await asyncio.sleep(0.1)
-        for r in recs.values():
+        for key, r in recs.items():
             (ab,) = r.of("session:aborted")
-            assert ab["culprits"] == (victim.pubkey,) and ab["session_id"] == spec.session_id
+            assert ab["culprits"] == ((victim.pubkey,) if key == coord.pubkey else ())
+            assert ab["reported"] == (() if key == coord.pubkey else (victim.pubkey,))
+            assert ab["session_id"] == spec.session_id
             assert ab["request_id"] == request_key(record) and "round 1" in ab["reason"]
             assert r.of("session:closed")[-1]["outcome"] == "aborted"
             assert r.of("signature:finalized") == []
@@ -66,7 +78,8 @@ async def test_drop_out_in_round2_is_named():
         (sid,) = await victim.join_signing_request(record, auto=False)
         await victim.start_round1(sid, timeout=10)        # sends its nonce, then vanishes
         await victim.stop()
-        await _expect_abort_everywhere(others, sid, victim.pubkey, "round 2")
+        await _expect_abort_everywhere(others, sid, victim.pubkey, "round 2",
+                                       witness=coord.pubkey, kind="timeout")
     finally:
         await stop_all(nodes)
 
@@ -88,7 +101,8 @@ async def test_wrong_partial_signature_is_blamed():
     try:
         await asyncio.gather(*(x.join_signing_request(record) for x in nodes))
         await _expect_abort_everywhere(nodes, spec.session_id, victim.pubkey,
-                                       "invalid partial signature")
+                                       "invalid partial signature", witness=coord.pubkey,
+                                       kind="invalid")
         assert coord.transport.scores.invalid_count(victim.pubkey) >= 1
         for x in nodes:
             if x is not coord:
@@ -199,7 +213,8 @@ async def test_coordinator_that_never_returns_is_named():
         (sid,) = await coord.join_signing_request(record, auto=False)
         await coord.start_round1(sid, 10)
         await coord.stop()
-        await _expect_abort_everywhere(others, sid, coord.pubkey, "never joined")
+        await _expect_abort_everywhere(others, sid, coord.pubkey, "never joined",
+                                       witness=spec.order[1], kind="timeout")
     finally:
         await stop_all(nodes)
 
@@ -249,29 +264,38 @@ async def test_session_lifetime_ends_a_session_that_never_becomes_ready():
         for x in others:
             with pytest.raises(SessionAborted) as info:
                 await x.get_final_signature(ids[0][0], 10)
-            assert "lifetime" in info.value.reason and info.value.culprits == (victim.pubkey,)
+            assert "lifetime" in info.value.reason
+            if x.pubkey == coord.pubkey:                 # it saw the JOIN missing itself
+                assert info.value.culprits == (victim.pubkey,)
+            else:
+                assert info.value.culprits == () and info.value.reported == (victim.pubkey,)
     finally:
         await stop_all(nodes)
 
 
 async def test_one_early_failover_does_not_split_the_session():
-    """A participant whose link flaps fails over on its own; the coordinator of the next epoch
-    announces itself and everyone follows it, instead of two halves waiting on each other."""
+    """A participant whose link flaps fails over on its own. Nobody follows it (an epoch
+    ends only on evidence each participant sees itself), and it returns to the epoch-0
+    coordinator as soon as that one's signed READY proves it alive: one session, one
+    signature, nobody blamed."""
     nodes, record, spec, msg, coord, victim = await _setup(4, config=FAST.with_(round_timeout=5))
     recs = {x.pubkey: Recorder(x) for x in nodes}
     try:
         (sid,) = await victim.join_signing_request(record)
         victim.sessions.get(sid)._coordinator_silent(0)     # as if the coordinator looked dead
+        assert victim.sessions.get(sid).epoch == 1
         await asyncio.gather(*(x.join_signing_request(record) for x in nodes if x is not victim))
         sigs = await asyncio.gather(*(x.get_final_signature(sid, 20) for x in nodes))
         assert len(set(sigs)) == 1 and schnorr_verify(spec.aggregate_xonly, msg, sigs[0])
         for x in nodes:
-            assert x.sessions.get(sid).epoch == 1
-            assert x.sessions.get(sid).coordinator == spec.order[1]
+            assert x.sessions.get(sid).epoch == 0
+            assert x.sessions.get(sid).coordinator == spec.order[0]
+            assert x.sessions.get(sid).culprits == ()
         await asyncio.sleep(0.05)
-        for r in recs.values():   # everyone moved to epoch 1 (possibly after an epoch-0 READY)
+        for key, r in recs.items():
             assert r.of("signature:finalized")[0]["signature"] == sigs[0]
-            assert [kw["epoch"] for kw in r.of("session:failover")] == [1]
+            assert [kw["epoch"] for kw in r.of("session:failover")] == \
+                ([1, 0] if key == victim.pubkey else [])
     finally:
         await stop_all(nodes)
 
@@ -295,8 +319,8 @@ class InvalidPublicNonce(Session):
     """A deliberately faulty participant that announces a public nonce off the curve
     (its real secret nonce is generated, then destroyed unused)."""
 
-    def _make_nonce(self):
-        secnonce, _ = super()._make_nonce()
+    def _make_nonce(self, attempt=None):
+        secnonce, _ = super()._make_nonce(attempt)
         secnonce.discard()
         return secnonce, b"\x02" + b"\xff" * 32 + b"\x02" + b"\xff" * 32
 
@@ -308,7 +332,8 @@ async def test_invalid_public_nonce_is_blamed_at_once():
         await asyncio.gather(*(x.join_signing_request(record) for x in nodes))
         # round_timeout is 30 s: an abort well before it proves the blame was immediate.
         await _expect_abort_everywhere(nodes, spec.session_id, victim.pubkey,
-                                       "invalid public nonce")
+                                       "invalid public nonce", witness=coord.pubkey,
+                                       kind="invalid")
         assert coord.transport.scores.invalid_count(victim.pubkey) == 1
     finally:
         await stop_all(nodes)

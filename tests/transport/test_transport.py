@@ -8,6 +8,7 @@ the receiver's (nothing delivered, counters charged to the right party).
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -52,7 +53,8 @@ class Peer:
             raise InvalidBody("body refused by the session layer")
         self.inbox.append(env)
 
-    async def _on_req(self, data: bytes) -> None:
+    async def _on_req(self, data: bytes, source: str) -> None:
+        assert source == "127.0.0.1"
         if data.startswith(b"bad"):
             raise ValueError("not a record")
         self.requests.append(data)
@@ -128,11 +130,29 @@ def test_replay_window_tolerates_reordering_but_not_repeats():
     guard.check_and_record(SID_B, k, 10)                # other session: own stream
 
 
-def test_counter_source_is_strictly_increasing_and_above_a_previous_process():
+def test_counters_are_consecutive_per_session_and_above_a_previous_process():
     first = CounterSource()
-    a = [first.next() for _ in range(100)]
-    assert a == sorted(set(a))
-    assert CounterSource().next() > a[0]                # a restart starts above earlier runs
+    a = [first.next(SID_A) for _ in range(100)]
+    b = [first.next(SID_B) for _ in range(3)]
+    assert a == list(range(a[0], a[0] + 100))          # one stream counts messages, by one
+    assert b == list(range(b[0], b[0] + 3))            # another session: its own stream
+    time.sleep(0.001)        # a restart takes longer than a microsecond per message sent
+    assert CounterSource().next(SID_A) > a[-1]         # a restart starts above earlier runs
+
+
+async def test_messages_sealed_apart_in_time_may_arrive_in_any_order(pair):
+    """Regression (issue 14, item 1): counters were wall-clock microseconds and the window
+    256 of them, so two messages sealed 2 ms apart and delivered in the other order (they
+    are handled concurrently, and the old client pool could even put them on the wire in
+    that order) made the second a "replay". The window now counts messages."""
+    alice, bob = pair
+    older = alice.t.seal(MsgType.JOIN, SID_A, b"{}")
+    await asyncio.sleep(0.002)
+    newer = alice.t.seal(MsgType.NONCE, SID_A, b"{}")
+    await alice.t.send(bob.t.endpoint, newer)
+    await alice.t.send(bob.t.endpoint, older)
+    assert [e.msg_type for e in bob.inbox] == [MsgType.NONCE, MsgType.JOIN]
+    assert bob.t.refusals == {}
 
 
 async def test_delivery_and_replay_refused_over_sockets(pair):
@@ -315,6 +335,44 @@ async def test_default_config_blocks_after_ten_invalid_messages():
         assert bob.t.scores.is_blocked(alice.t.pubkey)
         with pytest.raises(PeerRefused, match="PeerBlocked"):
             await alice.t.send(bob.t.endpoint, alice.t.seal(MsgType.JOIN, SID_A, b"{}"))
+    finally:
+        await alice.t.stop()
+        await bob.t.stop()
+
+
+async def test_sends_to_one_peer_reach_it_in_the_order_they_were_made():
+    """Regression (issue 14, item 1): while the first sends to a peer waited for the
+    connection set-up lock, a later send found the fresh connection and went first (a JOIN
+    reached the wire 420 ms after a READY sealed 62 ms later). The connection here goes
+    through a 20 ms delaying proxy so set-up is slow, and sends keep coming while it is
+    made and while the queued ones drain: Bob must see them in exactly the sealed order."""
+    from tests.harness.delay_proxy import DelayProxy
+    cfg = Musig2Config()
+    members = {SID_A: {plain_pubkey(key(0)), plain_pubkey(key(1))}}
+    alice, bob = Peer(key(0), cfg, members), Peer(key(1), cfg, members)
+    await alice.t.start()
+    await bob.t.start()
+    try:
+        async with DelayProxy(bob.t.endpoint, delay=0.02) as proxy:
+            sealed, tasks = [], []
+
+            def send_one() -> None:
+                env = alice.t.seal(MsgType.JOIN, SID_A, b"{}")
+                sealed.append(env.counter)
+                tasks.append(asyncio.ensure_future(alice.t.send(proxy.endpoint, env)))
+
+            for _ in range(100):            # these queue up behind the slow connect
+                send_one()
+            while proxy.endpoint not in alice.t.pool._sessions:
+                send_one()
+                await asyncio.sleep(0.001)
+            for _ in range(100):            # one per loop turn while the queue drains
+                send_one()
+                await asyncio.sleep(0)
+            await asyncio.gather(*tasks)
+            assert proxy.connections == 1
+        assert [e.counter for e in bob.inbox] == sealed
+        assert bob.t.refusals == {}
     finally:
         await alice.t.stop()
         await bob.t.stop()
