@@ -355,6 +355,21 @@ async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, list
     return c.status()
 
 
+@plugin_command('', PLUGIN_NAME)
+async def network(self: "Commands", mode=None, proxy=None, tor_control=None, wallet=None,
+                  plugin: "Musig2Plugin" = None) -> dict[str, Any]:
+    """Show or set how the co-signing node reaches the network. A setting that would send traffic
+    outside Electrum's (or the plugin's) proxy is refused and nothing is changed.
+    arg:str:mode:auto (follow the proxy if one is set), direct (UDP DHT + TCP), or proxy (only through one)
+    arg:str:proxy:the plugin's own SOCKS5 proxy, socks5:host:port ('none' clears it)
+    arg:str:tor_control:Tor's control port (host:port on loopback) for an onion service ('none' clears it); password via setconfig plugins.musig2_plugin.tor_control_password, else cookie authentication
+    """
+    with clear_errors():
+        if mode is None and proxy is None and tor_control is None:
+            return plugin.network_status()
+        return plugin.set_network(mode=mode, proxy=proxy, tor_control=tor_control)
+
+
 @plugin_command('w', PLUGIN_NAME)
 async def node_stop(self: "Commands", wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Stop this wallet's co-signing node (open sessions are dropped with their secret nonces)."""

@@ -197,12 +197,19 @@ class Musig2Plugin(BasePlugin):
         from .app import require_musig
         require_musig()
         from .app import EndpointNotPublic, NodeSettingsError, WalletCosigner, peers_path
+        from .network_settings import network_plan, tor_control
+        from .tor import socks_connector
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing
         chain = self.chain()
         reach = self.reach_settings(listen_host=host, listen_port=port, public_host=public_host,
                                     public_port=public_port)
+        # Before any socket: a configuration that would go around the proxy is refused here.
+        plan = network_plan(self.config, reach.listen_host, public_host=reach.public_host)
+        control = tor_control(self.config)
+        if plan.proxy is not None:
+            dht = False   # UDP cannot cross Tor
         boot = self.bootstrap_peers() if bootstrap is None else list(bootstrap)
         boot += [a for a in chain.default_bootstrap if a not in boot]
         secret = self.participant_secret(wallet, password)
@@ -215,7 +222,9 @@ class Musig2Plugin(BasePlugin):
             cosigner = WalletCosigner(wallet, secret,
                                       notify=lambda what, st: self._notify(wallet, what, st),
                                       approvals=storage["approved_requests"], chain=chain,
-                                      peers_path=peers_path(self.config.path, pubkey))
+                                      peers_path=peers_path(self.config.path, pubkey),
+                                      connector=None if plan.proxy is None
+                                      else socks_connector(plan.proxy))
             try:
                 await cosigner.start(reach.listen_host, listen_port, dht=dht, bootstrap=boot,
                                      public_host=reach.public_host, public_port=reach.public_port)
@@ -228,6 +237,12 @@ class Musig2Plugin(BasePlugin):
                                             f"{exc.strerror or exc}") from None
                 get_logger(__name__).info(f"default port {listen_port} is taken ({exc}); "
                                           "listening on any free port")
+        if control is not None:
+            try:
+                await cosigner.attach_onion(control)
+            except BaseException:
+                await cosigner.stop()   # configured as an onion, never advertised as anything else
+                raise
         self.cosigners[id(wallet)] = cosigner
         self.node = cosigner
         if self.config.get(CONFIG_ADVERTISE, False):
@@ -471,6 +486,7 @@ class Musig2Plugin(BasePlugin):
             "wallet": wallet.basename() if wallet is not None else None,
             "loaded_wallets": sorted(w.basename() for w in loaded),
             "network": self.network_settings_status(),
+            "proxy_policy": self.network_status(),
         }
 
     def network_settings_status(self) -> dict[str, Any]:
@@ -487,6 +503,27 @@ class Musig2Plugin(BasePlugin):
                 "public_host": reach.public_host, "public_port": reach.public_port,
                 "bootstrap": [f"{h}:{p}" for h, p in boot],
                 "default_bootstrap": [f"{h}:{p}" for h, p in chain.default_bootstrap]}
+
+    def _listen_and_public_host(self) -> tuple[str, Optional[str]]:
+        try:
+            reach = self.reach_settings()
+            return reach.listen_host, reach.public_host
+        except Exception:
+            return str(self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1")), None
+
+    def network_status(self) -> dict[str, Any]:
+        """The proxy policy's verdict: the path the node would take, or why it is refused."""
+        from .network_settings import describe
+        return describe(self.config, *self._listen_and_public_host())
+
+    def set_network(self, *, mode: Optional[str] = None, proxy: Optional[str] = None,
+                    tor_control: Optional[str] = None) -> dict[str, Any]:
+        """Save the plugin's network mode / own proxy / Tor control port after the leak check
+        (refused: unchanged)."""
+        from .network_settings import save_network_settings
+        save_network_settings(self.config, *self._listen_and_public_host(),
+                              mode=mode, proxy=proxy, control=tor_control)
+        return self.network_status()
 
     def requires_settings(self) -> bool:
         return True

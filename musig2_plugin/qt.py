@@ -1,7 +1,8 @@
 """Entry point Electrum loads for the desktop GUI (gui name ``qt``).
 
 * Settings: the co-signing node (on/off, listen on this machine or all interfaces, listen port,
-  public host/port, bootstrap peers; how a running node is reached) and "advertise me"
+  public host/port, bootstrap peers; how a running node is reached; network: proxy policy and
+  Tor control port, docs/tor.md) and "advertise me"
   (accepted types, amount range, fee, nickname), saved in Electrum's config on OK only.
 * Send tab: a **Co-sign (MuSig2)** button next to Electrum's own buttons opens the signer picker
   (fed by DHT discovery); the new MuSig2 output's address is put in "Pay to", so funding it is an
@@ -16,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Optional
 
 from PyQt6.QtCore import QObject, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton,
                              QSpinBox, QVBoxLayout, QWidget)
 
 from electrum.i18n import _
@@ -101,6 +102,7 @@ class SettingsDialog(WindowModalDialog):
         self.nick_edit.setMaxLength(MAX_NICKNAME_BYTES)
         ad.addRow(_("Nickname"), self.nick_edit)
         vbox.addLayout(ad)
+        self._add_network_rows(vbox)
         self.state_label = QLabel()
         self.reach_label = WWLabel("")
         self.refresh_state()
@@ -109,6 +111,41 @@ class SettingsDialog(WindowModalDialog):
         self.error_label = QLabel("")
         vbox.addWidget(self.error_label)
         vbox.addLayout(Buttons(CloseButton(self), OkButton(self)))
+
+    def _add_network_rows(self, vbox: QVBoxLayout) -> None:
+        """Network: mode, the plugin's own proxy, Tor's control port, and how the node would
+        be reached (or why the settings are refused) -- docs/tor.md."""
+        from .network_settings import CONFIG_NETWORK_MODE, CONFIG_PROXY, CONFIG_TOR_CONTROL
+        cfg = self.plugin.config
+        net = QFormLayout()
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(["auto", "direct", "proxy"])
+        self.mode_combo.setCurrentText(str(cfg.get(CONFIG_NETWORK_MODE, "auto") or "auto"))
+        net.addRow(_("Network"), self.mode_combo)
+        self.proxy_edit = QLineEdit(str(cfg.get(CONFIG_PROXY, "") or ""))
+        self.proxy_edit.setPlaceholderText(_("Electrum's proxy, if any (or socks5:host:port)"))
+        net.addRow(_("Own proxy"), self.proxy_edit)
+        self.control_edit = QLineEdit(str(cfg.get(CONFIG_TOR_CONTROL, "") or ""))
+        self.control_edit.setPlaceholderText(_("127.0.0.1:9051 for an onion service"))
+        net.addRow(_("Tor control port"), self.control_edit)
+        vbox.addLayout(net)
+        status = self.plugin.network_status()
+        self.network_label = WWLabel(
+            _("Refused: ") + status["refused"] if "refused" in status else
+            _("Reachable: {}. Connections: {}").format(status["reachability"], status["path"]))
+        vbox.addWidget(self.network_label)
+
+    def network_values(self, listen_host: str, public_host: Optional[str]) -> dict:
+        """The network settings, checked by the proxy policy together with the listen and
+        public host chosen in this dialog (PolicyError, a ValueError, when they would leak or
+        cannot work: the dialog stays open and nothing is saved)."""
+        from .network_settings import (CONFIG_NETWORK_MODE, CONFIG_PROXY, CONFIG_TOR_CONTROL,
+                                       network_plan, parse_tor_control)
+        mode, proxy = self.mode_combo.currentText(), self.proxy_edit.text().strip()
+        network_plan(self.plugin.config, listen_host, public_host, mode=mode, proxy=proxy or "none")
+        parse_tor_control(self.control_edit.text())
+        return {CONFIG_NETWORK_MODE: mode, CONFIG_PROXY: proxy,
+                CONFIG_TOR_CONTROL: self.control_edit.text().strip()}
 
     def refresh_state(self) -> None:
         running = self.plugin.is_node_running()
@@ -156,7 +193,8 @@ class SettingsDialog(WindowModalDialog):
         # the same checks as the node's start (raises NodeSettingsError with the reason)
         self.plugin.reach_settings(listen_host=listen_host, listen_port=self.port_spin.value(),
                                    public_host=public_host, public_port=public_port or 0)
-        return {CONFIG_LISTEN_PORT: self.port_spin.value(),
+        network = self.network_values(listen_host, public_host or None)
+        return {**network, CONFIG_LISTEN_PORT: self.port_spin.value(),
                 CONFIG_LISTEN_HOST: listen_host,
                 CONFIG_PUBLIC_HOST: public_host,
                 CONFIG_PUBLIC_PORT: public_port or 0,

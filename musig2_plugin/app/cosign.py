@@ -185,12 +185,15 @@ class WalletCosigner:
     def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
                  peers_path=None,
                  notify: Optional[Callable[[RequestEvent, "RequestState"], None]] = None,
-                 auto_broadcast: bool = True, approvals: Optional[dict] = None):
+                 auto_broadcast: bool = True, approvals: Optional[dict] = None,
+                 connector: object = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
         a restart such a request is rejoined without asking again (its nonces are fresh: the
         session restarts round 1). Public data only; bounded. ``chain``: by default the chain
         of Electrum's network (a testnet wallet signs and looks for testnet signers only)."""
         kwargs = {} if config is None else {"config": config}
+        if connector is not None:   # a SOCKS5 proxy: every outbound session goes through it
+            kwargs["connector"] = connector
         self.wallet = wallet
         self.node = Musig2Node(seckey, chain=chain or electrum_chain(), approve=self._approve,
                                peers_path=peers_path, **kwargs)
@@ -207,8 +210,10 @@ class WalletCosigner:
                     bootstrap: Sequence[tuple[str, int]] = (),
                     public_host: Optional[str] = None, public_port: Optional[int] = None,
                     poll_interval: float = REQUEST_POLL_INTERVAL_S) -> tuple[str, int]:
+        # The node's own DHT watcher is started below with our interval (one watcher, not two).
         endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap,
-                                         public_host=public_host, public_port=public_port)
+                                         public_host=public_host, public_port=public_port,
+                                         watch_requests=False)
         loop = asyncio.get_running_loop()
         self._subs = [self.node.on("signing-request:received", self._on_received, loop),
                       self.node.on("signature:finalized", self._on_finalized, loop),
@@ -220,11 +225,24 @@ class WalletCosigner:
             # The background listener's second ear (requests stored in the DHT: pushes that
             # could not reach us, or sent while we were offline) is the coordinator's own
             # watcher; the node cancels it when it stops.
-            self._poller = self.node.watch_signing_requests(poll_interval)
+            self._poller = self.node.watch_signing_requests(poll_interval, immediately=False)
         self._running = True
         return endpoint
 
+    async def attach_onion(self, control) -> tuple[str, int]:
+        """Publish an ephemeral onion service for our listener (``control``: a
+        musig2_plugin.tor.ControlSettings) and advertise its address from now on."""
+        from ..tor import OnionService
+        self.onion = await OnionService.create(control, self.node.endpoint)
+        self.node.set_public_endpoint(self.onion.endpoint)
+        return self.onion.endpoint
+
+    onion = None   # the OnionService, when reachable as one
+
     async def stop(self) -> None:
+        if self.onion is not None:
+            await self.onion.close()
+            self.onion = None
         self._running = False
         if self._poller is not None:
             self._poller.cancel()
@@ -244,6 +262,9 @@ class WalletCosigner:
                 "endpoint": list(self.node.endpoint) if self.is_running() else None,
                 "dht": list(self.node.dht_address) if self.node.dht_address else None,
                 "advertising": self.node.advertisement is not None,
+                "reachability": "onion" if self.onion is not None else "direct",
+                "public_endpoint": list(self.node.public_endpoint)
+                if self.is_running() and self.node.public_endpoint else None,
                 "requests": len(self.requests),
                 # how strangers reach this node: chain, listen address, published endpoint
                 "network": self.node.network_status() if self.is_running() else None}

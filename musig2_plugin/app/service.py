@@ -8,7 +8,7 @@ amounts as ints): parsing what a user typed stays in the front end that received
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 from ..coordinator import NoPublicEndpoint, TxType
 from ..wallet_bridge import (StoredOutput, VaultStore, create_recovery_output, import_output,
@@ -50,10 +50,18 @@ def tx_type(value: "TxType | str") -> TxType:
 
 
 async def find_signers(cosigner: "WalletCosigner", kind: "TxType | str" = TxType.SPEND, *,
-                       amount: Optional[int] = None, min_reputation: Optional[int] = None):
-    """Advertised co-signers from the DHT, best first, each checked against its signature."""
+                       amount: Optional[int] = None, min_reputation: Optional[int] = None,
+                       history: Optional[Callable[[bytes], Optional[tuple[int, int]]]] = None):
+    """Advertised co-signers from the DHT, best first, each checked against its signature.
+
+    ``history``: owner key -> (sessions signed, sessions failed) as this wallet saw them; the
+    discovery ranks by it ahead of what signers claim about themselves (docs/records-and-dht.md).
+    """
     if amount is not None and (not isinstance(amount, int) or amount < 0):
         raise BadArgument("the amount must be a whole number of satoshis, at least 0")
+    discovery = getattr(cosigner.node, "discovery", None)
+    if history is not None and discovery is not None:
+        discovery.history = history
     return await cosigner.node.find_available_signers(tx_type(kind), amount=amount,
                                                       min_reputation=min_reputation)
 

@@ -52,6 +52,17 @@ class ApprovalDenied(CoordinatorError):
     pass
 
 
+class AdvertiseNotStored(CoordinatorError):
+    """No DHT node accepted our advertisement (shard full, quotas, nobody answered).
+
+    ``result`` is the ``PublishResult`` (``.refused``: {status: count}); the
+    advertisement stays ours and the republish loop keeps trying."""
+
+    def __init__(self, result) -> None:
+        super().__init__(f"no node stored the advertisement: {dict(result.refused)}")
+        self.result = result
+
+
 class NotStarted(CoordinatorError):
     pass
 
@@ -127,11 +138,13 @@ class KnownRequest:
 class Musig2Node:
     def __init__(self, seckey: bytes, *, chain: Chain, config: Musig2Config = DEFAULT_CONFIG,
                  approve: Approval | None = None, dht_config: Any = None,
-                 peers_path: "str | os.PathLike | None" = None) -> None:
+                 peers_path: "str | os.PathLike | None" = None,
+                 connector: object | None = None) -> None:
         """``chain``: the one chain this node signs for; its records, topics and envelopes
         carry it, and those of any other chain are refused (see foundation/chain.py).
         ``peers_path``: file of remembered DHT peers (kept across restarts, so a later start
-        needs no bootstrap node; see dht/peers.py)."""
+        needs no bootstrap node; see dht/peers.py). ``connector``: opens our outbound TCP
+        connections (a SOCKS5 proxy, musig2_plugin.tor); None: direct."""
         if not isinstance(chain, Chain):
             raise TypeError("chain must be a musig2_plugin.foundation.chain.Chain")
         self.chain = chain
@@ -153,7 +166,7 @@ class Musig2Node:
                                    on_envelope=self.sessions.on_envelope,
                                    on_request=self._on_pushed_request,
                                    fetch_membership=self.payloads.members,
-                                   on_fetch=self.payloads.serve)
+                                   on_fetch=self.payloads.serve, connector=connector)
         self.sessions.attach(self.transport)
         self._dht_config = dht_config
         self._peers_path = peers_path
@@ -274,13 +287,24 @@ class Musig2Node:
         return {"chain": self.chain.name,
                 "listen": None if listen is None else list(listen),
                 "endpoint": None if self.public_endpoint is None else list(self.public_endpoint),
-                "reachable": "direct" if self.public_endpoint is not None else "none",
+                "reachable": self._reach_kind if self.public_endpoint is not None else "none",
                 "dht": None if self.dht is None else list(self.dht.address)}
 
     def on(self, event: str, callback: Callable[..., Any],
            loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
         """Subscribe to one of the 14 seed events (or "*"); see docs/sessions.md for arguments."""
         return self.events.on(event, callback, loop)
+
+    def set_public_endpoint(self, endpoint: tuple[str, int], kind: str = "onion") -> None:
+        """Publish ``endpoint`` (our onion service) in advertisements, requests and JOINs from
+        now on; the listener stays where it is. ``kind`` is what network_status reports."""
+        self._require_started()
+        check_publishable(str(endpoint[0]), self.chain)   # EndpointNotPublic, nothing changed
+        self.public_endpoint = (str(endpoint[0]), int(endpoint[1]))
+        self.transport.public_endpoint = self.public_endpoint
+        self._reach_kind = kind
+
+    _reach_kind = "direct"
 
     def add_peer(self, pubkey: bytes, endpoint: tuple[str, int]) -> None:
         """Make a peer reachable without the DHT (tests, or endpoints learnt out of band).
@@ -330,8 +354,11 @@ class Musig2Node:
         self.advertisement = ad
         if self.discovery is not None:
             self._own_records.put(self._seckey, ad, ttl)
-            await self.discovery.advertise(ad)           # emits signer:advertised
+            # emits signer:advertised (stored=, refused=) and, on refusals, signer:store-refused
+            self.last_advertise = await self.discovery.advertise(ad)
             self._ensure_republishing()
+            if int(self.last_advertise) == 0:
+                raise AdvertiseNotStored(self.last_advertise)
         else:
             self.events.emit("signer:advertised", advertisement=ad, stored=0)
         return ad
@@ -366,8 +393,9 @@ class Musig2Node:
         self._require_started()
         if self.discovery is None:
             raise NotStarted("the DHT is off on this node")
-        ads = await self.discovery.find_signers(tx_type, amount=amount,
-                                                min_reputation=min_reputation)
+        ads = await self.discovery.find_signers(
+            tx_type, amount=amount, min_reputation=min_reputation,
+            max_results=None if max_results is None else max_results + 1)  # + ourselves
         out = []
         for ad in ads:
             if ad.owner == self.pubkey and not include_self:

@@ -10,7 +10,8 @@ from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature
                      UnsupportedVersion, WrongChain)
 from .fields import Endpoint, TxType, tx_type
 from .request import PayloadRef, SigningRequest
-from .topics import all_signer_topics, topic_for_requests, topic_for_type
+from .topics import (shard_of, signer_topic, signer_topics, topic_for_requests, topic_for_type,
+                     type_topics)
 
 __all__ = [
     "Advertisement", "Withdrawal", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
@@ -18,4 +19,5 @@ __all__ = [
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
     "FutureRecord", "WrongChain", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
     "all_signer_topics", "tx_type",
+    "shard_of", "signer_topic", "signer_topics", "type_topics",
 ]

@@ -78,7 +78,7 @@ class Transport:
                  membership: Membership,
                  on_envelope: EnvelopeHandler, on_request: RequestHandler,
                  fetch_membership: FetchMembership | None = None,
-                 on_fetch: FetchHandler | None = None) -> None:
+                 on_fetch: FetchHandler | None = None, connector: object | None = None) -> None:
         self._seckey = seckey
         self.pubkey = plain_pubkey(seckey)
         self.chain_id = chain_id_of(chain)   # every envelope we sign or admit is of this chain
@@ -91,7 +91,7 @@ class Transport:
         self._counter = CounterSource()
         self.replay = ReplayGuard(config.replay_window)
         self.scores = PeerScore(config.block_after_invalid, config.block_duration)
-        self.pool = ClientPool(config, self.chain_id)
+        self.pool = ClientPool(config, self.chain_id, connector=connector)
         #: Correctly signed messages refused as replays (or stale), by signer key: what a
         #: key is "counted" for without being blocked (bounded; oldest keys forgotten).
         self.replays: OrderedDict[bytes, int] = OrderedDict()

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Awaitable, Callable
 
 from aiorpcx import (JSONRPCConnection, JSONRPCv2, NewlineFramer, ReplyAndDisconnect, Request,
-                     RPCError, RPCSession, TaskTimeout)
+                     RPCError, RPCSession, SOCKSError, TaskTimeout)
 from aiorpcx.rawsocket import RSTransport
 from aiorpcx.session import SessionKind
 from functools import partial
@@ -180,10 +180,16 @@ class ClientPool:
 
     A request that names the key it wants to reach (``expect``) first proves, once per
     connection and key, that the listener holds that key (hello.py); failures and refused
-    connections are remembered and rate limited per endpoint (dialguard.py)."""
+    connections are remembered and rate limited per endpoint (dialguard.py).
 
-    def __init__(self, config: Musig2Config, chain_id: bytes = b"") -> None:
+    ``connector``: what opens the TCP connections, an object with asyncio's
+    ``create_connection(factory, host, port)``; None is the event loop (direct). A SOCKS5
+    proxy (musig2_plugin.tor.socks_connector) sends every connection through Tor."""
+
+    def __init__(self, config: Musig2Config, chain_id: bytes = b"", *,
+                 connector: object | None = None) -> None:
         self._config = config
+        self.connector = connector
         self._chain_id = chain_id
         self.guard = DialGuard(config)
         self._sessions: OrderedDict[Endpoint, RPCSession] = OrderedDict()
@@ -235,15 +241,19 @@ class ClientPool:
             return session
         if self._closed:
             raise PeerUnreachable("transport stopped")
+        if self.connector is None and str(endpoint[0]).lower().rstrip(".").endswith(".onion"):
+            # RFC 7686: never resolve .onion names (a DNS query would leak whom we look for).
+            raise PeerUnreachable(f"{endpoint[0]} is an onion service: reaching it needs a Tor "
+                                  "proxy (Electrum's or the plugin's proxy setting)")
         self._guard_check(endpoint, expect)
         loop = asyncio.get_running_loop()
         factory = partial(RSTransport, partial(ClientSession, self._config), None,
                           SessionKind.CLIENT)
         try:
             _t, protocol = await asyncio.wait_for(
-                loop.create_connection(factory, endpoint[0], endpoint[1]),
+                (self.connector or loop).create_connection(factory, endpoint[0], endpoint[1]),
                 self._config.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError, SOCKSError) as exc:
             self.guard.connect_failed(endpoint)
             raise PeerUnreachable(f"cannot connect to {endpoint[0]}:{endpoint[1]}: {exc!r}") \
                 from None
