@@ -347,8 +347,8 @@ class DhtNode:
         accepts, so the new version replaces the old one there too. Returns how many
         stores were accepted (ours included when we are among the closest), summed
         over topics, as a ``PublishResult`` that also lists the refusals; a store
-        refused as full or over a quota is retried at the next closest nodes. A record we would refuse ourselves is never sent:
-        ``RecordError`` is raised instead.
+        refused as full or over a quota is retried at the next closest nodes. A record
+        we would refuse ourselves is never sent: ``RecordError`` is raised instead.
         """
         data = record.encode()
         decode_record(data, chain=self.chain_id, now=self.config.clock())  # as our peers will

@@ -351,3 +351,33 @@ async def test_junk_has_a_small_node_wide_budget_honest_traffic_never_spends():
         for c in clients:
             await c.stop()
         await srv.stop()
+
+
+def test_push_admission_budgets_by_signer_and_source():
+    """transport/admission.py on its own: a known co-signer's budget is its own; strangers
+    meet a per-key, a per-source-address and a shared budget, and a refused push spends no
+    token of any of them."""
+    from musig2_plugin.transport import PushAdmission, PushRefused
+    cfg = CFG.with_(known_push_burst=3, known_push_rate_per_sec=0.001,
+                    stranger_push_burst=2, stranger_push_rate_per_sec=0.001,
+                    stranger_push_source_burst=3, stranger_push_source_rate_per_sec=0.001,
+                    stranger_push_total_burst=5, stranger_push_total_rate_per_sec=0.001)
+    known = {b"K"}
+    adm = PushAdmission(cfg, lambda key: key in known)
+    adm.admit(b"s1", "10.0.0.1")
+    adm.admit(b"s1", "10.0.0.1")
+    with pytest.raises(PushRefused):                 # per key
+        adm.admit(b"s1", "10.0.0.1")
+    adm.admit(b"s2", "10.0.0.1")
+    with pytest.raises(PushRefused):                 # per source address (3 spent)
+        adm.admit(b"s3", "10.0.0.1")
+    adm.admit(b"s3", "10.0.0.2")                     # s3 spent nothing when refused
+    adm.admit(b"s3", "10.0.0.3")
+    with pytest.raises(PushRefused):                 # all strangers together (5 spent)
+        adm.admit(b"s4", "10.0.0.4")
+    for _ in range(3):                               # the co-signer: untouched by all that
+        adm.admit(b"K", "10.0.0.1")
+    with pytest.raises(PushRefused):                 # ... and bounded by its own budget
+        adm.admit(b"K", "10.0.0.1")
+    assert adm.counts == {"stranger": 5, "stranger-refused": 3, "known": 3,
+                          "known-refused": 1}
