@@ -67,8 +67,9 @@ def _fill(t: QTableWidget, rows: list[list[str]]) -> None:
 class SignerPickerDialog(WindowModalDialog):
     """Co-signers found in the DHT; pick some and create the MuSig2 output with them."""
 
-    COLUMNS = ["nickname", "key", "types", "range", "fee", "reputation (advertised)",
-               "observed (signed/invalid/timeout)"]
+    # "claimed" columns are the signer's own words; "checked" ones come from this wallet
+    COLUMNS = ["nickname", "key", "types", "range", "fee", "reputation (claimed by signer)",
+               "sessions with you (checked: signed/invalid/timeout)"]
 
     def __init__(self, parent, plugin, wallet, *, on_created: Callable[[Any], None] | None = None):
         super().__init__(parent, _("Co-sign (MuSig2): choose co-signers"))
@@ -120,6 +121,12 @@ class SignerPickerDialog(WindowModalDialog):
         except Exception as exc:
             self.status.setText(str(exc))
             return
+        observed = self.plugin.observed_reputation(self.wallet)
+        if getattr(node, "discovery", None) is not None:  # rank by what this wallet saw itself
+            def history(owner: bytes) -> tuple[int, int] | None:
+                counts = observed.get(owner.hex())     # [signed, invalid, timeout]
+                return None if not counts else (counts[0], sum(counts[1:]))
+            node.discovery.history = history
         self.status.setText(_("Searching…"))
         self.refresh_button.setEnabled(False)
         self._runner = AsyncRunner()
@@ -145,7 +152,9 @@ class SignerPickerDialog(WindowModalDialog):
                             f"{ad.min_amount_sat:,}–{ad.max_amount_sat:,}",
                             sats(ad.fee_per_signature_sat), str(ad.reputation), seen(ad)]
                            for ad in self.ads])
-        self.status.setText(_("{} signers found").format(len(self.ads)))
+        self.status.setText(_("{} signers found. Order: your own sessions with each signer, then "
+                              "how long you have seen its key; the claimed reputation does not "
+                              "move anyone up.").format(len(self.ads)))
 
     def selected(self) -> list:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})

@@ -53,6 +53,17 @@ class ApprovalDenied(CoordinatorError):
     pass
 
 
+class AdvertiseNotStored(CoordinatorError):
+    """No DHT node accepted our advertisement (shard full, quotas, nobody answered).
+
+    ``result`` is the ``PublishResult`` (``.refused``: {status: count}); the
+    advertisement stays ours and the republish loop keeps trying."""
+
+    def __init__(self, result) -> None:
+        super().__init__(f"no node stored the advertisement: {dict(result.refused)}")
+        self.result = result
+
+
 class NotStarted(CoordinatorError):
     pass
 
@@ -344,8 +355,11 @@ class Musig2Node:
         self.advertisement = ad
         if self.discovery is not None:
             self._own_records.put(self._seckey, ad, ttl)
-            await self.discovery.advertise(ad)           # emits signer:advertised
+            # emits signer:advertised (stored=, refused=) and, on refusals, signer:store-refused
+            self.last_advertise = await self.discovery.advertise(ad)
             self._ensure_republishing()
+            if int(self.last_advertise) == 0:
+                raise AdvertiseNotStored(self.last_advertise)
         else:
             self.events.emit("signer:advertised", advertisement=ad, stored=0)
         return ad
@@ -380,8 +394,9 @@ class Musig2Node:
         self._require_started()
         if self.discovery is None:
             raise NotStarted("the DHT is off on this node")
-        ads = await self.discovery.find_signers(tx_type, amount=amount,
-                                                min_reputation=min_reputation)
+        ads = await self.discovery.find_signers(
+            tx_type, amount=amount, min_reputation=min_reputation,
+            max_results=None if max_results is None else max_results + 1)  # + ourselves
         out = []
         for ad in ads:
             if ad.owner == self.pubkey and not include_self:

@@ -18,6 +18,7 @@ class DhtConfig:
     alpha: int = C.DHT_ALPHA
     rpc_timeout: float = C.DHT_RPC_TIMEOUT_S
     max_records_per_topic: int = C.DHT_MAX_RECORDS_PER_TOPIC
+    max_records_per_source: int | None = None  # per source group and topic; None: 1/8 of a topic
     max_topics: int = C.DHT_MAX_TOPICS
     max_total_records: int = C.DHT_MAX_TOTAL_RECORDS
     max_store_bytes: int = C.DHT_MAX_STORE_BYTES
@@ -34,6 +35,8 @@ class DhtConfig:
     prune_interval: float = C.DHT_PRUNE_INTERVAL_S
     replicate_max: int = 64          # records pushed to one newly met close node
     unresponsive_ttl: float = C.DHT_UNRESPONSIVE_TTL_S
+    max_outstanding: int = C.DHT_MAX_OUTSTANDING
+    max_outstanding_per_peer: int = C.DHT_MAX_OUTSTANDING_PER_PEER
     peers_save_interval: float = C.PEERS_SAVE_INTERVAL_S   # remembered peers written this often
     clock: Callable[[], float] = field(default=time.time)
 

@@ -19,6 +19,7 @@ contact met instead of a full RPC timeout per round.
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 from kademlia.node import Node
 
@@ -26,25 +27,40 @@ from .protocol import RecordProtocol, page_shape_ok, parse_nodes
 
 NEW, PENDING, OK, FAILED = "new", "pending", "ok", "failed"
 LINGER = 2  # soft timeouts an open query may delay the end of a walk with nothing left to ask
+FEW_LINGER = 8  # ... when fewer than k/2 nodes answered (or a publishing walk has < k)
 
 
 class RecordCrawl:
     def __init__(self, protocol: RecordProtocol, node: Node, peers: list[Node], ksize: int,
-                 alpha: int, max_pages: int, soft_timeout: float | None = None) -> None:
+                 alpha: int, max_pages: int, soft_timeout: float | None = None,
+                 start: "int | bytes | Callable[[], bytes]" = 0, limit: int | None = None,
+                 thorough: bool = False) -> None:
         self.protocol = protocol
         self.target = node
         self.ksize = ksize
         self.alpha = alpha
         self.max_pages = max_pages
-        self.soft_timeout = soft_timeout if soft_timeout is not None else \
-            min(0.25, protocol._wait_timeout / 4)
+        self.start = start  # first cursor: 0, a slot to start from, or a callable (one per peer)
+        self.limit = limit  # records per page asked for (None: as many as fit a datagram)
+        self.thorough = thorough  # publishing: wait longer for stragglers among the closest
+        self._fixed_soft = soft_timeout  # None: follow the protocol's live RTT estimate
         self._nodes: dict[bytes, Node] = {}
         self._state: dict[bytes, str] = {}
         self.found: list[bytes] = []
         self.by_peer: dict[bytes, tuple[Node, list[bytes]]] = {}
         self.responders = 0
         self._suspects: set[bytes] = set()
+        self._progress: dict[bytes, float] = {}  # peer -> when its last page arrived (paging)
+        self._task_peer: dict[asyncio.Task, bytes] = {}
         self._add(peers, seeds=True)
+
+    @property
+    def soft_timeout(self) -> float:
+        """Read live: replies slowed by a burst raise the estimate within the same walk."""
+        if self._fixed_soft is not None:
+            return self._fixed_soft
+        estimate = getattr(self.protocol, "soft_timeout", None)
+        return estimate() if callable(estimate) else min(0.25, self.protocol._wait_timeout / 4)
 
     def _add(self, peers: list[Node], seeds: bool = False) -> None:
         """Contacts that recently failed to answer (``protocol.is_unresponsive``) are still
@@ -66,7 +82,17 @@ class RecordCrawl:
     @property
     def nearest(self) -> list[Node]:
         """The k closest nodes that answered, closest first."""
-        return [n for n in self._ordered() if self._state[n.id] == OK][: self.ksize]
+        return self.answered[: self.ksize]
+
+    @property
+    def candidates(self) -> list[Node]:
+        """Every node met that has not failed, closest first (answered or never asked)."""
+        return [n for n in self._ordered() if self._state[n.id] != FAILED]
+
+    @property
+    def answered(self) -> list[Node]:
+        """Every node that answered, closest first (publishers retry past the k closest)."""
+        return [n for n in self._ordered() if self._state[n.id] == OK]
 
     def _finished(self) -> bool:
         alive = [n for n in self._ordered() if self._state[n.id] != FAILED]
@@ -84,15 +110,28 @@ class RecordCrawl:
         in_flight: dict[asyncio.Task, float] = {}
         while not self._finished():
             now = loop.time()
-            fresh = sum(1 for started in in_flight.values() if now - started < self.soft_timeout)
+            for task, started in list(in_flight.items()):  # a peer still sending pages is alive
+                progress = self._progress.get(self._task_peer.get(task))
+                if progress is not None and progress > started:
+                    in_flight[task] = progress
+            fresh = 0
+            for task, started in in_flight.items():
+                if now - started < self.soft_timeout:
+                    fresh += 1
+                else:  # silent past the soft timeout: a suspect for every walk until it speaks
+                    self.protocol.suspect(self._nodes[self._task_peer[task]])
             for peer in self._ordered():
                 if fresh >= self.alpha:
                     break
                 if self._state[peer.id] == NEW:
                     self._state[peer.id] = PENDING
                     task = asyncio.ensure_future(self._query(peer))
+                    self._task_peer[task] = peer.id
                     if peer.id in self._suspects:
                         in_flight[task] = now - LINGER * self.soft_timeout  # asked; holds no slot, blocks no end
+                    elif (peer.ip, peer.port) not in self.protocol._cookies:
+                        in_flight[task] = now + self.soft_timeout  # first contact: 2 round trips
+                        fresh += 1
                     else:
                         in_flight[task] = now
                         fresh += 1
@@ -114,24 +153,31 @@ class RecordCrawl:
         by k nodes, so waiting a full RPC timeout for them buys almost nothing."""
         if any(state == NEW for state in self._state.values()):
             return False
-        if self.responders < max(1, self.ksize // 2):
+        if self.responders < 1:
             return False
-        return all(now - started >= LINGER * self.soft_timeout for started in in_flight.values())
+        # with fewer than k/2 answers (a small or freshly churned network) wait longer,
+        # still in units of the measured soft timeout, never a full RPC timeout per contact
+        linger = LINGER if self.responders >= max(1, self.ksize // 2) and not self.thorough \
+            else FEW_LINGER
+        return all(now - started >= linger * self.soft_timeout for started in in_flight.values())
 
     async def _query(self, peer: Node) -> None:
-        ok, value = await self.protocol.call_find_records(peer, self.target, 0)
+        start = self.start() if callable(self.start) else self.start
+        ok, value = await self.protocol.call_find_records(peer, self.target, start, self.limit)
         if not ok or not page_shape_ok(value):
             self._state[peer.id] = FAILED
             return
         self._add(parse_nodes(value["nodes"]))
         records = list(value["records"])
+        self._progress[peer.id] = asyncio.get_running_loop().time()
         cursor = value["next"]
         pages = 1
         while cursor is not None and pages < self.max_pages:
-            ok, more = await self.protocol.call_find_records(peer, self.target, cursor)
+            ok, more = await self.protocol.call_find_records(peer, self.target, cursor, self.limit)
             if not ok or not page_shape_ok(more) or (more["next"] is not None and more["next"] <= cursor):
                 break
             records.extend(more["records"])
+            self._progress[peer.id] = asyncio.get_running_loop().time()
             cursor = more["next"]
             pages += 1
         self.found.extend(records)

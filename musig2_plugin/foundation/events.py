@@ -26,7 +26,7 @@ SEED_EVENTS: tuple[str, ...] = (
 )
 #: Events we add on top of the seed's (observability of the protocol's recovery paths).
 EXTRA_EVENTS: tuple[str, ...] = ("session:failover", "session:attempt",
-                                  "signing-request:push-failed")
+                                  "signing-request:push-failed", "signer:store-refused")
 EVENTS: frozenset[str] = frozenset(SEED_EVENTS + EXTRA_EVENTS)
 WILDCARD = "*"
 

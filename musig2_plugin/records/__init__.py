@@ -10,12 +10,13 @@ from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature
                      UnsupportedVersion, WrongChain)
 from .fields import Endpoint, TxType
 from .request import PayloadRef, SigningRequest
-from .topics import all_signer_topics, topic_for_requests, topic_for_type
+from .topics import (shard_of, signer_topic, signer_topics, topic_for_requests, topic_for_type,
+                     type_topics)
 
 __all__ = [
     "Advertisement", "Withdrawal", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
     "RECORD_KINDS", "peek_slot", "peek_chain", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
     "FutureRecord", "WrongChain", "Endpoint", "TxType", "topic_for_type", "topic_for_requests",
-    "all_signer_topics",
+    "shard_of", "signer_topic", "signer_topics", "type_topics",
 ]

@@ -2,8 +2,8 @@
 
 An advertisement tells searchers that the owner key co-signs transactions of
 some types within an amount range, and where to reach it. It is stored under
-one topic per accepted type. A withdrawal occupies the same slot with a higher
-seq and is stored under every signer topic, so it buries the advertisement
+one topic per accepted type, in the owner's shard (records/topics.py). A withdrawal occupies the same slot with a higher
+seq and is stored under every signer topic of the owner's shard, so it buries the advertisement
 wherever a copy may live, until the withdrawal itself expires.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .codec import Reader, Writer
 from .errors import InvalidField
 from .fields import (Endpoint, TxType, check_int, check_text, check_trust_requirements,
                      decode_text, mask_to_tx_types, tx_type, tx_types_to_mask)
-from .topics import all_signer_topics, topic_for_type
+from .topics import signer_topic, signer_topics
 
 KIND_ADVERTISEMENT = 1
 KIND_WITHDRAWAL = 2
@@ -67,13 +67,13 @@ class Advertisement(Record):
         return SIGNER_SLOT_PREFIX + self.owner_xonly
 
     def topics(self) -> tuple[bytes, ...]:
-        return tuple(topic_for_type(t, self.chain_id) for t in self.tx_types)
+        return tuple(signer_topic(t, self.owner, self.chain_id) for t in self.tx_types)
 
     def accepted_topics(self) -> tuple[bytes, ...]:
         """Any signer topic: an update that drops a type is also published under the
         dropped type's topic, where it replaces the older version that still lists
-        the type (searchers filter by ``accepts``)."""
-        return all_signer_topics(self.chain_id)
+        the type (searchers filter by ``accepts``). Only the owner's own shard."""
+        return signer_topics(self.owner, self.chain_id)
 
     def accepts(self, kind: "TxType | str") -> bool:
         return tx_type(kind) in self.tx_types
@@ -175,7 +175,7 @@ class Withdrawal(Record):
         return SIGNER_SLOT_PREFIX + self.owner_xonly
 
     def topics(self) -> tuple[bytes, ...]:
-        return all_signer_topics(self.chain_id)
+        return signer_topics(self.owner, self.chain_id)
 
     def _validate_body(self) -> None:
         return None

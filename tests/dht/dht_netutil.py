@@ -7,7 +7,8 @@ import random
 
 from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.dht import DhtConfig, DhtNode
-from musig2_plugin.records import Advertisement
+from musig2_plugin.crypto import plain_pubkey
+from musig2_plugin.records import Advertisement, shard_of
 
 # Every node of a test network shares 127.0.0.1, so rate budgets are kept per
 # (IP, port) here ("address"); production keys them per IP ("host"), which
@@ -34,8 +35,21 @@ async def network(n: int, config: DhtConfig = FAST, seed: int = 1):
             await node.stop()
 
 
-def seckey(i: int) -> bytes:
-    return (0xA11CE000 + i).to_bytes(32, "big")
+_IN_SHARD: dict[int, list[bytes]] = {}
+_NEXT_CANDIDATE = [0xA11CE000]
+
+
+def seckey(i: int, shard: int | None = 0) -> bytes:
+    """The i-th test key whose signer shard is ``shard`` (deterministic), so tests can put
+    many signers in one shard topic; ``shard=None``: keys spread over all shards."""
+    if shard is None:
+        return (0xB0B00000 + i).to_bytes(32, "big")
+    keys = _IN_SHARD.setdefault(shard, [])
+    while len(keys) <= i:
+        k = _NEXT_CANDIDATE[0].to_bytes(32, "big")
+        _NEXT_CANDIDATE[0] += 1
+        _IN_SHARD.setdefault(shard_of(plain_pubkey(k)), []).append(k)
+    return keys[i]
 
 
 def make_ad(i: int, *, tx_types=("spend",), lo=10_000, hi=10_000_000, reputation=50, fee=100,

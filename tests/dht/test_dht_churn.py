@@ -10,7 +10,7 @@ from dht_netutil import FAST, make_ad, network, wait_until
 from musig2_plugin.foundation.chain import REGTEST
 from musig2_plugin.dht import DhtNode, Discovery, topic_for_type
 
-SPEND = topic_for_type("spend", chain=REGTEST)
+SPEND = topic_for_type("spend", REGTEST, 0)
 
 N_NODES = 40
 N_SIGNERS = 40
@@ -52,6 +52,7 @@ async def test_node_that_lost_every_contact_rejoins_through_its_bootstrap_nodes(
         await loner.start(bootstrap=[nodes[3].address])
         try:
             assert loner.stats["contacts"] > 1
+            await asyncio.sleep(0.5)  # replication pushes to the newcomer are over
             loner.protocol.router.flush()  # every contact gone (e.g. the host was offline)
             found = await Discovery(loner).find_signers("spend")
             assert {a.owner for a in found} == {a.owner for a in ads}

@@ -7,6 +7,7 @@ signing requests by addressed key and the signer:discovered watch.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from kademlia.node import Node
 
@@ -18,7 +19,7 @@ from musig2_plugin.records import (Advertisement, SigningRequest, Withdrawal, to
                                    topic_for_type)
 
 N_NODES = 30
-SPEND = topic_for_type("spend", chain=REGTEST)
+SPEND = topic_for_type("spend", REGTEST, 0)
 
 
 async def publish_signers(nodes, ads):
@@ -101,12 +102,12 @@ async def test_withdrawal_disappears_everywhere():
 
 async def test_expired_records_disappear():
     async with network(N_NODES) as nodes:
-        short = [make_ad(i, ttl=1.0) for i in range(5)]
+        short = [make_ad(i, ttl=3.0) for i in range(5)]  # publish + a 16-shard sweep fit in 3 s
         long = [make_ad(10 + i, ttl=60) for i in range(5)]
         await publish_signers(nodes, short + long)
         d = Discovery(nodes[-1])
         assert len(await d.find_signers("spend")) == 10
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(max(0.0, max(a.expires_at for a in short) - time.time()) + 0.2)
         found = await d.find_signers("spend")
         assert {a.owner for a in found} == {a.owner for a in long}
         # the nodes' prune loops (0.2 s here) dropped the expired copies
@@ -192,7 +193,7 @@ async def test_lookup_merges_newest_across_nodes_holding_different_versions():
         # one node closest to the topic holds only the newer version
         closest = await nodes[0].closest_nodes(SPEND)
         holder = next(n for n in nodes if n.node_id == closest[0].id)
-        holder.records._topics[SPEND].clear()
+        holder.records._topics.pop(SPEND)
         holder.records._total = 0
         assert holder.records.put(SPEND, new) == "stored"
         found = await Discovery(nodes[-1]).find_signers("spend")
@@ -209,7 +210,8 @@ async def test_records_beyond_one_datagram_are_paged():
         await publish_signers(nodes, ads)
         holder = max(nodes, key=lambda n: len(n.records.get(SPEND)))
         assert len(holder.records.get(SPEND)) == 20
-        page = holder.protocol.rpc_find_records(nodes[1].address, nodes[1].node_id, SPEND, 0)
+        cookie = holder.protocol.cookie(nodes[1].address)
+        page = holder.protocol.rpc_find_records(nodes[1].address, nodes[1].node_id, SPEND, 0, cookie)
         assert page["next"] is not None and 0 < len(page["records"]) < 20
         assert sum(len(r) + 5 for r in page["records"]) <= 1500
         found = await Discovery(nodes[-1]).find_signers("spend")

@@ -13,8 +13,8 @@ from musig2_plugin.dht import DUPLICATE, STORED, RecordStore
 from musig2_plugin.dht.ratelimit import RateLimiter
 from musig2_plugin.records import SigningRequest, Withdrawal, topic_for_requests, topic_for_type
 
-SPEND = topic_for_type("spend", chain=REGTEST)
-SWAP = topic_for_type("swap", chain=REGTEST)
+SPEND = topic_for_type("spend", REGTEST, 0)
+SWAP = topic_for_type("swap", REGTEST, 0)
 
 
 class Clock:
@@ -72,7 +72,7 @@ def test_bounds_per_topic_topics_and_total():
     assert store.put(SPEND, make_ad(0, seq=2**62)) == STORED
     assert store.put(SWAP, make_ad(10, tx_types=("swap",))) == STORED
     assert store.put(SWAP, make_ad(11, tx_types=("swap",))) == "refused:store_full"  # total 4
-    third = topic_for_type("custody", chain=REGTEST)
+    third = topic_for_type("custody", REGTEST, 0)
     store.max_total = 100
     assert store.put(third, make_ad(12, tx_types=("custody",))) == "refused:store_full"  # topics 2
     assert store.stats["refused:topic_full"] == 1 and store.stats["refused:store_full"] == 2
@@ -106,9 +106,9 @@ def test_put_bytes_counts_each_refusal_class():
     # another known chain's record: held, but only under its own chain's topics
     testnet_ad = make_ad(1, chain=TESTNET)
     assert store.put_bytes(SPEND, testnet_ad.encode()) == "refused:wrong_topic"
-    assert store.put_bytes(topic_for_type("spend", TESTNET), testnet_ad.encode()) == "stored"
+    assert store.put_bytes(topic_for_type("spend", TESTNET, 0), testnet_ad.encode()) == "stored"
     assert store.stats["held_other_chain"] == 1
-    assert store.get(topic_for_type("spend", TESTNET)) == [testnet_ad]
+    assert store.get(topic_for_type("spend", TESTNET, 0)) == [testnet_ad]
     assert store.get(SPEND) == []
     assert store.put_bytes(SPEND, b"\x07" * 200) == "refused:UnsupportedVersion"
     assert store.put_bytes(SPEND, good + bytes(8000)) == "refused:OversizedRecord"

@@ -35,11 +35,11 @@ def test_unknown_chains_are_refused():
 
 def test_topics_are_per_chain():
     key = plain_pubkey(SK)
-    assert topic_for_type("spend", MAINNET) != topic_for_type("spend", TESTNET)
+    assert topic_for_type("spend", MAINNET, 0) != topic_for_type("spend", TESTNET, 0)
     assert topic_for_requests(key, REGTEST) != topic_for_requests(key, TESTNET4)
-    assert topic_for_type("spend", REGTEST.id) == topic_for_type("spend", REGTEST)
+    assert topic_for_type("spend", REGTEST.id, 0) == topic_for_type("spend", REGTEST, 0)
     with pytest.raises(UnknownChain):
-        topic_for_type("spend", b"\x01")
+        topic_for_type("spend", b"\x01", 0)
 
 
 def _records(chain):

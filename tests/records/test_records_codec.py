@@ -14,7 +14,8 @@ from musig2_plugin.records import (Advertisement, ExpiredRecord, FutureRecord, I
                                    InvalidSignature, MalformedRecord, OversizedRecord,
                                    RecordError, SigningRequest, TxType, UnknownRecordKind,
                                    UnsupportedVersion, Withdrawal, decode_record, supersedes,
-                                   topic_for_requests, topic_for_type)
+                                   shard_of, signer_topic, topic_for_requests, topic_for_type,
+                                   type_topics)
 
 
 def key(i: int) -> bytes:
@@ -46,7 +47,7 @@ def test_advertisement_roundtrip_and_fields():
     assert b.trust_requirements == ("kyc:none", "min-rep=50")  # canonical: sorted
     assert b.endpoint.host == "127.0.0.1" and b.endpoint.port == 50001
     assert b.expires_at - b.created_at == pytest.approx(600)
-    assert set(b.topics()) == {topic_for_type("spend", chain=REGTEST), topic_for_type(TxType.SWAP, chain=REGTEST)}
+    assert set(b.topics()) == {signer_topic("spend", b.owner, REGTEST), signer_topic(TxType.SWAP, b.owner, REGTEST)}
     assert b.covers_amount(10_000) and b.covers_amount(5_000_000) and not b.covers_amount(9_999)
 
 
@@ -67,7 +68,7 @@ def test_withdrawal_and_request_roundtrip():
     w = Withdrawal.for_advertisement(key(1), a)
     assert w.seq > a.seq and w.expires_at > a.expires_at and w.slot == a.slot
     assert decode_record(w.encode(), chain=REGTEST) == w
-    assert set(w.topics()) == {topic_for_type(t, chain=REGTEST) for t in TxType}
+    assert set(w.topics()) == {topic_for_type(t, REGTEST, shard_of(w.owner)) for t in TxType}
     keys = [plain_pubkey(key(i)) for i in range(3)]
     r = SigningRequest.create(key(0), keys=keys, messages=[os.urandom(32), os.urandom(32)],
                               payload=os.urandom(900), metadata="rent", host="127.0.0.1",
@@ -85,9 +86,26 @@ def test_topic_of_both_parities_is_the_same():
     k = plain_pubkey(key(5))
     flipped = bytes([k[0] ^ 1]) + k[1:]
     assert topic_for_requests(k, chain=REGTEST) == topic_for_requests(flipped, chain=REGTEST) == topic_for_requests(k[1:], chain=REGTEST)
-    assert len(topic_for_type("spend", chain=REGTEST)) == 20 and topic_for_type("spend", chain=REGTEST) != topic_for_type("swap", chain=REGTEST)
+    assert shard_of(k) == shard_of(flipped) == shard_of(k[1:])
+    assert signer_topic("spend", k, REGTEST) == signer_topic("spend", flipped, REGTEST)
+    assert len(topic_for_type("spend", REGTEST, 0)) == 20
+    assert topic_for_type("spend", REGTEST, 0) != topic_for_type("swap", REGTEST, 0)
     with pytest.raises(InvalidField):
-        topic_for_type("loan", chain=REGTEST)
+        topic_for_type("loan", REGTEST, 0)
+    for bad in (-1, C.SIGNER_TOPIC_SHARDS, True, "1"):
+        with pytest.raises(InvalidField):
+            topic_for_type("spend", REGTEST, bad)
+
+
+def test_signer_topics_are_sharded_by_owner_key():
+    """One type's market is spread over SIGNER_TOPIC_SHARDS topics (issue 15 item 1)."""
+    shards = type_topics("spend", REGTEST)
+    assert len(set(shards)) == C.SIGNER_TOPIC_SHARDS > 1
+    owners = [plain_pubkey(key(i)) for i in range(200)]
+    used = {shard_of(o) for o in owners}
+    assert used == set(range(C.SIGNER_TOPIC_SHARDS))  # 200 keys reach every shard
+    for o in owners[:20]:
+        assert signer_topic("spend", o, REGTEST) == shards[shard_of(o)]
 
 
 def test_parity_byte_is_authenticated():
