@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from electrum.commands import plugin_command
 from electrum.util import UserFacingException
 
+from .foundation.errors import BadArgument, Musig2Error
 from .plugin import PLUGIN_NAME
 
 if TYPE_CHECKING:
@@ -31,17 +32,15 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _clear_errors():
-    """Our typed errors -> one-line user-facing messages (class name first)."""
-    from . import crypto
-    from .tor import PolicyError, TorControlError
-    from .wallet_bridge import BridgeError
+def clear_errors():
+    """Our typed errors (one root, Musig2Error) -> the user's sentence (app.user_message)."""
+    from .app import user_message
     try:
         yield
     except UserFacingException:
         raise
-    except (BridgeError, crypto.CryptoError, PolicyError, TorControlError) as exc:
-        raise UserFacingException(f"{type(exc).__name__}: {exc}") from None
+    except Musig2Error as exc:
+        raise UserFacingException(user_message(exc)) from None
 
 
 def _json_list(value: Any, what: str) -> list:
@@ -53,20 +52,20 @@ def _json_list(value: Any, what: str) -> list:
             try:
                 got = json.loads(text)
             except ValueError:
-                raise UserFacingException(f"BadArgument: {what} is not valid JSON") from None
+                raise BadArgument(f"{what} is not valid JSON") from None
             if isinstance(got, list):
                 return got
         return [part.strip() for part in text.split(",") if part.strip()]
-    raise UserFacingException(f"BadArgument: {what} must be a list")
+    raise BadArgument(f"{what} must be a list")
 
 
 def _hex_key(text: Any, i: int) -> bytes:
     try:
         key = bytes.fromhex(str(text).strip())
     except ValueError:
-        raise UserFacingException(f"BadArgument: key {i} is not hex") from None
+        raise BadArgument(f"key {i} is not hex") from None
     if len(key) != 33:
-        raise UserFacingException(f"BadArgument: key {i} is not a 33-byte compressed public key")
+        raise BadArgument(f"key {i} is not a 33-byte compressed public key")
     return key
 
 
@@ -78,14 +77,14 @@ def _payees(outputs: Any) -> list[tuple[str, int]]:
         if isinstance(item, str) and ":" in item:
             item = item.rsplit(":", 1)
         if not (isinstance(item, (list, tuple)) and len(item) == 2):
-            raise UserFacingException(f"BadArgument: output {i} must be [address, satoshis]")
+            raise BadArgument(f"output {i} must be [address, satoshis]")
         try:
             amount = int(item[1])
         except (TypeError, ValueError):
-            raise UserFacingException(f"BadArgument: output {i} amount is not an integer") from None
+            raise BadArgument(f"output {i} amount is not an integer") from None
         result.append((str(item[0]), amount))
     if not result:
-        raise UserFacingException("BadArgument: no outputs given")
+        raise BadArgument("no outputs given")
     return result
 
 
@@ -125,7 +124,7 @@ async def participant_key(self: "Commands", password=None, wallet=None,
     """Show this wallet's MuSig2 participant key: the public key other co-signers use.
     It is derived from the wallet's seed at <keystore>/327h/0h, so a restore from seed recovers it.
     """
-    with _clear_errors():
+    with clear_errors():
         key = plugin.participant_key(wallet, password)
     return {"pubkey": key.pubkey.hex(), "path": key.path,
             "keystore_xpub": key.keystore_xpub}
@@ -143,22 +142,18 @@ async def create_output(self: "Commands", keys=None, descriptor=None, label="", 
     arg:str:label:a label for this output
     arg:str:recovery:with keys: the recovery policy, funder[:N] (you alone after N blocks) or k-of-n[:N]; with descriptor: the policy its creator announced (funder:<key>:N or k-of-n:N), refused if the tree differs
     """
-    from .wallet_bridge import create_recovery_output, import_output
-    with _clear_errors():
+    with clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
         if (keys is None) == (descriptor is None):
-            raise UserFacingException("BadArgument: give either keys or descriptor")
-        if descriptor is not None:
-            out = import_output(str(descriptor), me, recovery)
-        else:
-            given = [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))]
-            out = create_recovery_output(me, given, recovery)
-        stored = plugin.vaults(wallet).add(out, label or "")
-        wallet.save_db()
-        plugin.watch_output(out)
+            raise BadArgument("give either keys or descriptor")
+        given = (None if keys is None else
+                 [_hex_key(k, i) for i, k in enumerate(_json_list(keys, "keys"))])
+        stored = plugin.create_output(wallet, me, keys=given,
+                                      descriptor=None if descriptor is None else str(descriptor),
+                                      label=label or "", recovery=recovery)
     result = stored.to_json()
     result["backup"] = ("back up this descriptor (with your seed it recovers the output and "
-                        "both spend paths): " + out.descriptor)
+                        "both spend paths): " + stored.output.descriptor)
     return result
 
 
@@ -168,7 +163,7 @@ async def list_outputs(self: "Commands", wallet=None,
     """List this wallet's MuSig2 outputs with balance and coins (followed on the wallet's server).
     Amounts in satoshis.
     """
-    with _clear_errors():
+    with clear_errors():
         stored = plugin.vaults(wallet).all()
         watcher = plugin.watcher
         if watcher is not None:
@@ -205,33 +200,31 @@ async def request_spend(self: "Commands", outputs, from_output=None, fee=None, f
     arg:str:change_address:where change goes (default: a receiving address of this wallet)
     arg:bool:announce:announce through the co-signing node (default: when it runs)
     """
-    from .wallet_bridge import psbt_base64, review_spend, sighashes
-    with _clear_errors():
+    from .app import prepare_own_spend
+    from .wallet_bridge import psbt_base64
+    with clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
+        try:
+            fee_sats = int(fee) if fee is not None else None
+            feerate_sat_vb = float(feerate) if feerate is not None else None
+        except (TypeError, ValueError):
+            raise BadArgument("fee must be whole satoshis and feerate a number of sat/vbyte") \
+                from None
         tx = await plugin.build_spend_request(
             wallet, password, _payees(outputs),
             from_refs=_json_list(from_output, "from_output") if from_output else None,
-            fee_sats=int(fee) if fee is not None else None,
-            feerate_sat_vb=float(feerate) if feerate is not None else None,
-            change_address=change_address)
-        msgs = sighashes(tx)
-        review = review_spend(tx, me, {i: m for i, m in msgs.items() if _input_has(tx, i, me)})
+            fee_sats=fee_sats, feerate_sat_vb=feerate_sat_vb, change_address=change_address)
+        own = prepare_own_spend(tx, me)      # sighashes and review: computed once, here
         result = {"psbt": psbt_base64(tx), "txid": tx.txid(),
-                  "sighashes": {str(i): m.hex() for i, m in sorted(msgs.items())},
-                  "review": review.to_json(), "request_id": None}
+                  "sighashes": {str(i): m.hex() for i, m in sorted(own.sighashes.items())},
+                  "review": own.review.to_json(), "request_id": None}
         running = id(wallet) in plugin.cosigners and plugin.cosigners[id(wallet)].is_running()
         if announce is None:
             announce = running
         if announce:
-            state = await plugin.cosigner(wallet).request_spend(tx)
+            state = await plugin.cosigner(wallet).request_spend(tx, prepared=own)
             result["request_id"] = state.key.hex()
     return result
-
-
-def _input_has(tx, i, me) -> bool:
-    from .wallet_bridge import musig_inputs
-    out = musig_inputs(tx).get(i)
-    return out is not None and out.index_of(me) is not None
 
 
 def _claimed(sighashes_arg) -> Optional[dict[int, bytes]]:
@@ -241,13 +234,13 @@ def _claimed(sighashes_arg) -> Optional[dict[int, bytes]]:
         try:
             sighashes_arg = json.loads(sighashes_arg)
         except ValueError:
-            raise UserFacingException("BadArgument: sighashes must be a JSON object") from None
+            raise BadArgument("sighashes must be a JSON object") from None
     if not isinstance(sighashes_arg, dict):
-        raise UserFacingException("BadArgument: sighashes must map input index to hex")
+        raise BadArgument("sighashes must map input index to hex")
     try:
         return {int(k): bytes.fromhex(v) for k, v in sighashes_arg.items()}
     except (TypeError, ValueError):
-        raise UserFacingException("BadArgument: sighashes must map input index to hex") from None
+        raise BadArgument("sighashes must map input index to hex") from None
 
 
 @plugin_command('wp', PLUGIN_NAME)
@@ -258,15 +251,11 @@ async def psbt_review(self: "Commands", psbt, sighashes=None, password=None, wal
     arg:str:psbt:the PSBT (base64 or hex)
     arg:str:sighashes:optional JSON object input index -> sighash hex, as claimed by the requester
     """
-    from .wallet_bridge import keypath_sighash, musig_inputs, parse_psbt, review_spend
-    with _clear_errors():
+    from .app import review_psbt
+    from .wallet_bridge import parse_psbt
+    with clear_errors():
         me = plugin.participant_key(wallet, password).pubkey
-        tx = parse_psbt(psbt)
-        claimed = _claimed(sighashes)
-        if claimed is None:
-            claimed = {i: keypath_sighash(tx, i) for i, out in musig_inputs(tx).items()
-                       if out.index_of(me) is not None}
-        return review_spend(tx, me, claimed).to_json()
+        return review_psbt(parse_psbt(psbt), me, _claimed(sighashes)).to_json()
 
 
 @plugin_command('wp', PLUGIN_NAME)
@@ -278,7 +267,7 @@ async def psbt_nonce(self: "Commands", psbt, sighashes=None, password=None, wall
     arg:str:sighashes:optional JSON object input index -> sighash hex, as claimed by the requester
     """
     from .wallet_bridge import parse_psbt, psbt_base64
-    with _clear_errors():
+    with clear_errors():
         signer = plugin.psbt_signer(wallet, password)
         tx = parse_psbt(psbt)
         review = signer.round1(tx, _claimed(sighashes))
@@ -292,7 +281,7 @@ async def psbt_sign(self: "Commands", psbt, password=None, wallet=None,
     arg:str:psbt:the PSBT with all public nonces (base64 or hex)
     """
     from .wallet_bridge import parse_psbt, psbt_base64
-    with _clear_errors():
+    with clear_errors():
         signer = plugin.psbt_signer(wallet, password)
         tx = parse_psbt(psbt)
         signed = signer.round2(tx, lambda: plugin.participant_secret(wallet, password))
@@ -304,22 +293,14 @@ async def psbt_combine(self: "Commands", psbts, wallet=None, plugin: "Musig2Plug
     """Merge PSBTs of the same transaction (each participant's nonces or partial signatures).
     arg:str:psbts:JSON list of PSBTs (base64 or hex)
     """
-    from .wallet_bridge import MalformedPsbt, parse_psbt, psbt_base64
-    with _clear_errors():
+    from .app import combine_psbts
+    from .wallet_bridge import MAX_COMBINED_PSBTS, psbt_base64
+    with clear_errors():
         items = _json_list(psbts, "psbts")
-        if not items or len(items) > 100:
-            raise UserFacingException("BadArgument: give 1 to 100 PSBTs")
-        first = parse_psbt(items[0])
-        for other in items[1:]:
-            tx = parse_psbt(other)
-            if tx.txid() != first.txid():
-                raise MalformedPsbt("the PSBTs are not for the same transaction")
-            for a, b in zip(first.inputs(), tx.inputs()):
-                for k, v in b._unknown.items():
-                    if k in a._unknown and a._unknown[k] != v:
-                        raise MalformedPsbt("the PSBTs disagree on a MuSig2 field")
-            first.combine_with_other_psbt(tx)
-    return {"psbt": psbt_base64(first)}
+        if not items or len(items) > MAX_COMBINED_PSBTS:
+            raise BadArgument(f"give 1 to {MAX_COMBINED_PSBTS} PSBTs")
+        combined = combine_psbts(items)
+    return {"psbt": psbt_base64(combined)}
 
 
 @plugin_command('', PLUGIN_NAME)
@@ -328,7 +309,7 @@ async def psbt_finalize(self: "Commands", psbt, wallet=None, plugin: "Musig2Plug
     arg:str:psbt:the PSBT with all partial signatures (base64 or hex)
     """
     from .wallet_bridge import aggregate_all, finalize, parse_psbt
-    with _clear_errors():
+    with clear_errors():
         tx = parse_psbt(psbt)
         aggregate_all(tx)
         final = finalize(tx)
@@ -342,7 +323,7 @@ async def broadcast(self: "Commands", tx, wallet=None, plugin: "Musig2Plugin" = 
     """
     from electrum.transaction import tx_from_any
     from .wallet_bridge import MalformedPsbt, broadcast as bridge_broadcast
-    with _clear_errors():
+    with clear_errors():
         try:
             parsed = tx_from_any(str(tx))
         except Exception as exc:
@@ -366,7 +347,7 @@ async def node_start(self: "Commands", port=None, bootstrap=None, dht=True, list
     arg:int:public_port:port strangers connect to (default: the listen port)
     """
     from .plugin import parse_peers
-    with _clear_errors():
+    with clear_errors():
         peers = parse_peers(bootstrap) if bootstrap is not None else None
         c = await plugin.start_node(wallet, password, port=None if port is None else int(port),
                                     bootstrap=peers, dht=bool(dht), host=listen_host,
@@ -383,7 +364,7 @@ async def network(self: "Commands", mode=None, proxy=None, tor_control=None, wal
     arg:str:proxy:the plugin's own SOCKS5 proxy, socks5:host:port ('none' clears it)
     arg:str:tor_control:Tor's control port (host:port on loopback) for an onion service ('none' clears it); password via setconfig plugins.musig2_plugin.tor_control_password, else cookie authentication
     """
-    with _clear_errors():
+    with clear_errors():
         if mode is None and proxy is None and tor_control is None:
             return plugin.network_status()
         return plugin.set_network(mode=mode, proxy=proxy, tor_control=tor_control)
@@ -398,10 +379,10 @@ async def reach(self: "Commands", peers=None, wallet=None,
     arg:str:peers:peers to ask, host:port,host:port (default: the bootstrap peers and DHT contacts)
     """
     from .plugin import parse_peers
-    with _clear_errors():
+    with clear_errors():
         c = plugin.cosigner(wallet)
         asked = parse_peers(peers) if peers else plugin.bootstrap_peers()
-        return await c.node.reach_out(asked)
+        return await c.reach(asked)
 
 
 @plugin_command('w', PLUGIN_NAME)
@@ -428,20 +409,21 @@ async def advertise(self: "Commands", tx_types=None, min_amount=None, max_amount
                         ("fee_per_signature_sat", fee), ("nickname", nickname)):
         if value is not None:
             overrides[name] = value
-    with _clear_errors():
+    with clear_errors():
         try:
             ad = await plugin.advertise(wallet, **overrides)
         except ValueError as exc:     # records refuse bad types/ranges/nicknames with ValueError
-            raise UserFacingException(f"BadArgument: {exc}") from None
+            raise BadArgument(str(exc)) from None
     return _ad_json(ad)
 
 
 @plugin_command('w', PLUGIN_NAME)
 async def withdraw(self: "Commands", wallet=None, plugin: "Musig2Plugin" = None) -> dict[str, Any]:
     """Withdraw this wallet's advertisement (a signed tombstone replaces it in the DHT)."""
-    with _clear_errors():
-        w = await plugin.cosigner(wallet).node.withdraw_advertisement()
-    return {"withdrawn": w is not None}
+    from .app import withdraw as app_withdraw
+    with clear_errors():
+        withdrawn = await app_withdraw(plugin.cosigner(wallet))
+    return {"withdrawn": withdrawn}
 
 
 def _ad_json(ad) -> dict[str, Any]:
@@ -464,12 +446,13 @@ async def find_signers(self: "Commands", tx_type="spend", amount=None, wallet=No
     arg:str:tx_type:transaction type they must accept (default spend)
     arg:int:amount:amount (satoshis) they must accept
     """
-    with _clear_errors():
+    from .app import find_signers as app_find_signers
+    with clear_errors():
         try:
-            ads = await plugin.cosigner(wallet).node.find_available_signers(
-                tx_type, amount=None if amount is None else int(amount))
-        except ValueError as exc:
-            raise UserFacingException(f"BadArgument: {exc}") from None
+            wanted = None if amount is None else int(amount)
+        except (TypeError, ValueError):
+            raise BadArgument("amount must be whole satoshis") from None
+        ads = await app_find_signers(plugin.cosigner(wallet), tx_type, amount=wanted)
     observed = plugin.observed_reputation(wallet)
     return [dict(_ad_json(ad), observed=observed.get(ad.owner.hex(), [0, 0, 0])) for ad in ads]
 
@@ -481,7 +464,7 @@ async def list_requests(self: "Commands", poll=True, wallet=None,
     review computed from each transaction: outputs, amounts, fee; or why it was refused.
     arg:bool:poll:also look in the DHT for requests stored while we were away (default true)
     """
-    with _clear_errors():
+    with clear_errors():
         c = plugin.cosigner(wallet)
         if poll:
             await c.poll_requests()
@@ -494,7 +477,7 @@ async def approve(self: "Commands", request_id, wallet=None,
     """Approve a pending signing request and join its sessions; both rounds then run by themselves.
     arg:str:request_id:the request id from list_requests
     """
-    with _clear_errors():
+    with clear_errors():
         state = await plugin.cosigner(wallet).approve(request_id)
     return state.to_json()
 
@@ -505,7 +488,7 @@ async def reject(self: "Commands", request_id, wallet=None,
     """Refuse a pending signing request (nothing is signed; the others' session will time out).
     arg:str:request_id:the request id from list_requests
     """
-    with _clear_errors():
+    with clear_errors():
         return plugin.cosigner(wallet).reject(request_id).to_json()
 
 
@@ -515,7 +498,7 @@ async def session_status(self: "Commands", request_id, wallet=None,
     """Progress of a signing request: joined, rounds, signed inputs, final transaction, broadcast.
     arg:str:request_id:the request id
     """
-    with _clear_errors():
+    with clear_errors():
         return plugin.cosigner(wallet).get(request_id).to_json()
 
 
@@ -525,7 +508,7 @@ async def broadcast_request(self: "Commands", request_id, wallet=None,
     """Broadcast the finalized transaction of a signing request through the wallet's network.
     arg:str:request_id:the request id
     """
-    with _clear_errors():
+    with clear_errors():
         c = plugin.cosigner(wallet)
         state = c.get(request_id)
         if state.broadcast_txid:
@@ -541,7 +524,7 @@ async def export_psbt(self: "Commands", request_id, wallet=None,
     arg:str:request_id:the request id
     """
     from .wallet_bridge import psbt_base64
-    with _clear_errors():
+    with clear_errors():
         state = plugin.cosigner(wallet).get(request_id)
         if state.tx is None:
             raise UserFacingException(f"Refused: this request has no usable PSBT ({state.error})")

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from .tor.control import ControlSettings
-from .tor.policy import (NetworkMode, NetworkPlan, PolicyError, ProxyConfigError, ProxySpec,
+from .foundation.constants import PLUGIN_NAME
+from .tor import (ControlSettings, NetworkMode, NetworkPlan, PolicyError, ProxyConfigError, ProxySpec,
                          is_loopback, parse_proxy, plan_network)
 
 if TYPE_CHECKING:
     from electrum.simple_config import SimpleConfig
 
-PLUGIN_NAME = "musig2_plugin"
 CONFIG_NETWORK_MODE = f"plugins.{PLUGIN_NAME}.network_mode"   # auto | direct | proxy
 CONFIG_PROXY = f"plugins.{PLUGIN_NAME}.proxy"                 # [socks5:]host:port, or empty
 CONFIG_TOR_CONTROL = f"plugins.{PLUGIN_NAME}.tor_control"     # host:port of Tor's control port

@@ -13,16 +13,16 @@ from electrum.logging import get_logger
 from electrum.plugin import BasePlugin, hook
 from electrum.version import ELECTRUM_VERSION
 
-from .wallet_bridge.vaults import VaultStore, VaultWatcher
-from .wallet_bridge import (ParticipantKey, PsbtSigner, cached_participant_key, check_supported,
-                            ensure_participant_key, participant_secret_checked)
+from .foundation.constants import PLUGIN_NAME
+from .wallet_bridge import (ParticipantKey, PsbtSigner, VaultStore, VaultWatcher,
+                            cached_participant_key, check_supported, ensure_participant_key,
+                            participant_secret_checked)
 
 if TYPE_CHECKING:
-    from .app.cosign import WalletCosigner
+    from .app import WalletCosigner
     from electrum.simple_config import SimpleConfig
     from electrum.wallet import Abstract_Wallet
 
-PLUGIN_NAME = "musig2_plugin"
 # Config key (in Electrum's own config file, next to plugins.<name>.enabled) of the user's choice
 # to run the co-signing node; kept in Electrum's config so both GUIs and the daemon see one value.
 CONFIG_NODE_ENABLED = f"plugins.{PLUGIN_NAME}.node_enabled"
@@ -100,7 +100,7 @@ class Musig2Plugin(BasePlugin):
         # Why MuSig2 cannot run here (a libsecp256k1 without the MuSig2 module), as the one line
         # the user sees: logged once now, shown by the settings dialog and the status command,
         # and the node refuses to start. Nothing else in Electrum is touched.
-        from .crypto import backend as crypto_backend
+        from .app import crypto_backend
         self.crypto_backend = crypto_backend.NAME
         self.crypto_problem: Optional[str] = crypto_backend.PROBLEM
         if self.crypto_problem is not None:
@@ -175,8 +175,7 @@ class Musig2Plugin(BasePlugin):
     def chain(self):
         """The chain of Electrum's network; NodeSettingsError on a network the plugin does not
         support (simnet, mutinynet, ...), so a command says so in one line."""
-        from .app.cosign import electrum_chain
-        from .app.reach import NodeSettingsError
+        from .app import NodeSettingsError, electrum_chain
         from .foundation.chain import UnknownChain
         try:
             return electrum_chain()
@@ -185,7 +184,7 @@ class Musig2Plugin(BasePlugin):
 
     def reach_settings(self, **overrides):
         """The checked listen/public settings of the chain Electrum runs on (app/reach.py)."""
-        from .app.reach import read_reach_settings
+        from .app import read_reach_settings
         return read_reach_settings(self.config.get, REACH_KEYS, self.chain(), **overrides)
 
     async def start_node(self, wallet: "Abstract_Wallet", password: Optional[str], *,
@@ -203,13 +202,11 @@ class Musig2Plugin(BasePlugin):
         Raises CryptoUnavailable (its message: the one line) before anything else when the
         libsecp256k1 in use lacks the MuSig2 module.
         """
-        from .crypto.backend import require_musig
+        from .app import require_musig
         require_musig()
-        from .app.cosign import WalletCosigner
-        from .app.reach import NodeSettingsError, peers_path
+        from .app import EndpointNotPublic, NodeSettingsError, WalletCosigner, peers_path
         from .network_settings import network_plan, tor_control
         from .tor import socks_connector
-        from .transport import EndpointNotPublic
         existing = self.cosigners.get(id(wallet))
         if existing is not None and existing.is_running():
             return existing
@@ -283,26 +280,36 @@ class Musig2Plugin(BasePlugin):
         return c
 
     async def advertise(self, wallet: "Abstract_Wallet", **overrides):
-        """Publish 'advertise me' with the settings' values (overridable per call)."""
-        from .records import TxType
+        """Publish 'advertise me' with the settings' values (overridable per call).
+
+        The nickname is checked first, against the records' own limit: a too-long one is
+        refused with the limit in words (BadArgument), never cut short silently.
+        """
+        from . import app
+        nickname = app.check_nickname(str(overrides.get("nickname",
+                                                        self.config.get(CONFIG_AD_NICK, ""))))
         c = self.cosigner(wallet)
         types = overrides.get("tx_types") or [t.strip() for t in str(
             self.config.get(CONFIG_AD_TYPES, "spend")).split(",") if t.strip()]
-        kwargs = dict(tx_types=tuple(TxType(t) for t in types),
-                      min_amount_sat=int(overrides.get("min_amount_sat",
-                                                       self.config.get(CONFIG_AD_MIN, 0))),
-                      nickname=str(overrides.get("nickname", self.config.get(CONFIG_AD_NICK, "")))[:64],
-                      fee_per_signature_sat=int(overrides.get("fee_per_signature_sat",
-                                                              self.config.get(CONFIG_AD_FEE, 0))))
         max_amount = overrides.get("max_amount_sat", self.config.get(CONFIG_AD_MAX, None))
-        if max_amount is not None:
-            kwargs["max_amount_sat"] = int(max_amount)
-        from .app.reach import NodeSettingsError
-        from .coordinator import NoPublicEndpoint
-        try:
-            return await c.node.advertise_signer(**kwargs)
-        except NoPublicEndpoint as exc:       # a mainnet node on loopback: say what to set
-            raise NodeSettingsError(str(exc)) from None
+        return await app.advertise(
+            c, tx_types=types, nickname=nickname,
+            min_amount_sat=int(overrides.get("min_amount_sat", self.config.get(CONFIG_AD_MIN, 0))),
+            max_amount_sat=None if max_amount is None else int(max_amount),
+            fee_per_signature_sat=int(overrides.get("fee_per_signature_sat",
+                                                    self.config.get(CONFIG_AD_FEE, 0))))
+
+    def create_output(self, wallet: "Abstract_Wallet", me: bytes, *, keys=None,
+                      descriptor: Optional[str] = None, label: str = "",
+                      recovery: Optional[str] = None):
+        """A new MuSig2 output remembered in the wallet (saved) and followed on its server: the
+        one path of the create_output command and the signer picker."""
+        from . import app
+        stored = app.create_output(self.vaults(wallet), me, keys=keys, descriptor=descriptor,
+                                   label=label, recovery=recovery)
+        wallet.save_db()
+        self.watch_output(stored.output)
+        return stored
 
     def observed_reputation(self, wallet: "Abstract_Wallet") -> dict[str, list[int]]:
         """What this wallet saw of each co-signer: [sessions completed, sessions it failed
@@ -313,7 +320,8 @@ class Musig2Plugin(BasePlugin):
 
     def _observe(self, wallet, what: str, state) -> None:
         """Our own record of co-signers, from sessions we took part in (not what they claim)."""
-        if what not in ("signed", "failed"):
+        from .app import RequestEvent
+        if what not in (RequestEvent.SIGNED, RequestEvent.FAILED):
             return
         storage = self.get_storage(wallet)
         seen = dict(storage.get("observed", {}))
@@ -538,10 +546,10 @@ def observed_slots(what: str, state, mine: bytes | None) -> list[tuple[bytes, in
     """Which co-signer's count a finished request raises, and which slot (see
     ``observed_reputation``): every other participant's "signed" on success; on failure only
     the culprits our own node blamed, by the kind of its evidence."""
-    if what == "signed":
+    from .app import Evidence, RequestEvent
+    if what == RequestEvent.SIGNED:
         return [(k, 0) for k in state.record.keys if k != mine]
     evidence = getattr(state, "evidence", {})
-    from .coordinator import Evidence
     return [(k, 1 if evidence.get(k) == Evidence.INVALID else 2)
             for k in getattr(state, "culprits", ()) if k != mine]
 

@@ -24,7 +24,9 @@ from electrum.i18n import _
 from electrum.plugin import hook
 from electrum.gui.qt.util import Buttons, CloseButton, OkButton, WindowModalDialog, WWLabel
 
-from .foundation.constants import MAX_OPEN_APPROVAL_DIALOGS
+from .app import RequestEvent, RequestStatus, check_nickname, user_message
+from .foundation.constants import MAX_NICKNAME_BYTES, MAX_OPEN_APPROVAL_DIALOGS
+from .foundation.errors import Musig2Error
 from .plugin import (CONFIG_AD_FEE, CONFIG_AD_MAX, CONFIG_AD_MIN, CONFIG_AD_NICK, CONFIG_AD_TYPES,
                      CONFIG_ADVERTISE, CONFIG_BOOTSTRAP, CONFIG_LISTEN_HOST, CONFIG_LISTEN_PORT,
                      CONFIG_PUBLIC_HOST, CONFIG_PUBLIC_PORT, Musig2Plugin, parse_peers)
@@ -96,7 +98,8 @@ class SettingsDialog(WindowModalDialog):
         self.fee_edit = QLineEdit(str(cfg.get(CONFIG_AD_FEE, 0)))
         ad.addRow(_("Fee per signature (sat)"), self.fee_edit)
         self.nick_edit = QLineEdit(str(cfg.get(CONFIG_AD_NICK, "") or ""))
-        self.nick_edit.setMaxLength(64)
+        # Characters, not bytes: a non-ASCII name can still be too long; values() says so.
+        self.nick_edit.setMaxLength(MAX_NICKNAME_BYTES)
         ad.addRow(_("Nickname"), self.nick_edit)
         vbox.addLayout(ad)
         self._add_network_rows(vbox)
@@ -177,7 +180,7 @@ class SettingsDialog(WindowModalDialog):
             if not text.isdigit():
                 raise ValueError(_("amounts are whole satoshis"))
             return int(text)
-        from .records import TxType
+        from .app import TxType
         types = [t.strip() for t in self.types_edit.text().split(",") if t.strip()]
         for t in types:
             TxType(t)                                      # raises ValueError on unknown
@@ -198,14 +201,18 @@ class SettingsDialog(WindowModalDialog):
                 CONFIG_BOOTSTRAP: self.bootstrap_edit.text().strip(),
                 CONFIG_ADVERTISE: self.advertise_checkbox.isChecked(),
                 CONFIG_AD_TYPES: ",".join(types) or "spend", CONFIG_AD_MIN: lo, CONFIG_AD_MAX: hi,
-                CONFIG_AD_FEE: amount(self.fee_edit, 0), CONFIG_AD_NICK: self.nick_edit.text()}
+                CONFIG_AD_FEE: amount(self.fee_edit, 0),
+                CONFIG_AD_NICK: check_nickname(self.nick_edit.text())}
 
     def accept(self) -> None:
         try:
             values = self.values()
-        except Exception as exc:
-            self.error_label.setText(str(exc))
+        except Musig2Error as exc:
+            self.error_label.setText(user_message(exc))
             return                      # stay open; nothing saved
+        except ValueError as exc:
+            self.error_label.setText(str(exc))
+            return
         self.save(values)
         super().accept()
 
@@ -339,13 +346,16 @@ class Plugin(Musig2Plugin):
                 msg=_("Your MuSig2 participant key is derived from your seed."))
             if not password:
                 return False
-        from electrum.util import get_asyncio_loop
-        import asyncio
-        fut = asyncio.run_coroutine_threadsafe(self.start_node(wallet, password), get_asyncio_loop())
+        # Electrum's own non-blocking wait: a modal "please wait" dialog with a Cancel button
+        # keeps the GUI event loop running while the node starts on the asyncio thread.
+        from electrum.util import UserCancelled
         try:
-            fut.result(timeout=30)
+            window.run_coroutine_dialog(self.start_node(wallet, password),
+                                        _("Starting the co-signing node…"))
+        except UserCancelled:
+            return False
         except Exception as exc:
-            window.show_error(_("The co-signing node did not start: {}").format(exc))
+            window.show_error(_("The co-signing node did not start: {}").format(user_message(exc)))
             return False
         return True
 
@@ -383,7 +393,7 @@ class Plugin(Musig2Plugin):
                 return
             if result:               # accepted only after the approval joined the sessions
                 ProgressDialog(window, self, window.wallet, state).show()
-            elif state.status == "pending":
+            elif state.status == RequestStatus.PENDING:
                 cosigner.reject(state.key)
         d.finished.connect(on_finished)
         d.show()
@@ -393,16 +403,16 @@ class Plugin(Musig2Plugin):
         window = self._windows.get(id(wallet))
         if window is None:
             return
-        if what == "received":
+        if what == RequestEvent.RECEIVED:
             window.notify(_("MuSig2 signing request from {}").format(state.record.creator.hex()[:12]))
             # Only requests that passed the review get a dialog, and only a few at once:
             # anyone who knows our public key can send requests.
             open_now = [d for d in self._approval_dialogs if d.isVisible()]
             self._approval_dialogs = open_now
-            if (self.auto_open_approval and state.status == "pending"
+            if (self.auto_open_approval and state.status == RequestStatus.PENDING
                     and len(open_now) < MAX_OPEN_APPROVAL_DIALOGS):
                 self._approval_dialogs.append(self.open_approval(window, state))
-        elif what in ("broadcast", "failed"):
+        elif what in (RequestEvent.BROADCAST, RequestEvent.FAILED):
             window.notify(_("MuSig2 request {}: {}").format(state.key.hex()[:12], state.status))
 
 

@@ -19,8 +19,11 @@ from electrum.i18n import _
 from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabel
 from electrum.util import get_asyncio_loop
 
+from .app import RequestEvent, RequestStatus, find_signers, user_message
+from .foundation.errors import Musig2Error
+
 if TYPE_CHECKING:
-    from .app.cosign import RequestState
+    from .app import RequestState
 
 
 def short_key(key_hex: str) -> str:
@@ -45,7 +48,7 @@ class AsyncRunner(QObject):
         fut.add_done_callback(done)
 
 
-def _table(headers: list[str]) -> QTableWidget:
+def make_table(headers: list[str]) -> QTableWidget:
     t = QTableWidget(0, len(headers))
     t.setHorizontalHeaderLabels(headers)
     t.verticalHeader().setVisible(False)
@@ -56,7 +59,7 @@ def _table(headers: list[str]) -> QTableWidget:
     return t
 
 
-def _fill(t: QTableWidget, rows: list[list[str]]) -> None:
+def fill_table(t: QTableWidget, rows: list[list[str]]) -> None:
     t.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
@@ -95,7 +98,7 @@ class SignerPickerDialog(WindowModalDialog):
                   QLabel(_("Reputation")), self.rep_edit, self.refresh_button):
             filters.addWidget(w)
         vbox.addLayout(filters)
-        self.table = _table([_(c) for c in self.COLUMNS])
+        self.table = make_table([_(c) for c in self.COLUMNS])
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         vbox.addWidget(self.table)
         from .qt_recovery import PolicyBox
@@ -117,26 +120,26 @@ class SignerPickerDialog(WindowModalDialog):
     def refresh(self) -> None:
         kind, amount, rep = self._filters()
         try:
-            node = self.plugin.cosigner(self.wallet).node
-        except Exception as exc:
-            self.status.setText(str(exc))
+            cosigner = self.plugin.cosigner(self.wallet)
+        except Musig2Error as exc:
+            self.status.setText(user_message(exc))
             return
         observed = self.plugin.observed_reputation(self.wallet)
-        if getattr(node, "discovery", None) is not None:  # rank by what this wallet saw itself
-            def history(owner: bytes) -> tuple[int, int] | None:
-                counts = observed.get(owner.hex())     # [signed, invalid, timeout]
-                return None if not counts else (counts[0], sum(counts[1:]))
-            node.discovery.history = history
+
+        def history(owner: bytes) -> tuple[int, int] | None:   # ranks by what we saw ourselves
+            counts = observed.get(owner.hex())     # [signed, invalid, timeout]
+            return None if not counts else (counts[0], sum(counts[1:]))
         self.status.setText(_("Searching…"))
         self.refresh_button.setEnabled(False)
         self._runner = AsyncRunner()
-        self._runner.run(node.find_available_signers(kind, amount=amount, min_reputation=rep),
+        self._runner.run(find_signers(cosigner, kind, amount=amount, min_reputation=rep,
+                                      history=history),
                          self._on_found)
 
     def _on_found(self, ads, exc) -> None:
         self.refresh_button.setEnabled(True)
         if exc is not None:
-            self.status.setText(_("Search failed: {}").format(exc))
+            self.status.setText(_("Search failed: {}").format(user_message(exc)))
             return
         self.set_signers(ads)
 
@@ -147,7 +150,7 @@ class SignerPickerDialog(WindowModalDialog):
         def seen(ad) -> str:
             done, invalid, timeout = observed.get(ad.owner.hex(), [0, 0, 0])
             return f"{done}/{invalid}/{timeout}"
-        _fill(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
+        fill_table(self.table, [[ad.nickname or "—", short_key(ad.owner.hex()),
                             ", ".join(t.value for t in ad.tx_types),
                             f"{ad.min_amount_sat:,}–{ad.max_amount_sat:,}",
                             sats(ad.fee_per_signature_sat), str(ad.reputation), seen(ad)]
@@ -162,7 +165,6 @@ class SignerPickerDialog(WindowModalDialog):
 
     def create_output(self) -> None:
         from .qt_recovery import BackupDialog
-        from .wallet_bridge import create_recovery_output
         picked = self.selected()
         if not picked:
             self.show_error(_("Select at least one co-signer."))
@@ -171,19 +173,19 @@ class SignerPickerDialog(WindowModalDialog):
         if me is None:
             self.show_error(_("Start the co-signing node first (it derives your key)."))
             return
-        try:
-            out = create_recovery_output(me.pubkey, [ad.owner for ad in picked],
-                                         self.policy.spec(len(picked) + 1))
-        except Exception as exc:
-            self.show_error(str(exc))
-            return
         nick = ", ".join(ad.nickname or short_key(ad.owner.hex()) for ad in picked)
-        self.created = self.plugin.vaults(self.wallet).add(out, _("with {}").format(nick))
-        self.wallet.save_db()
-        self.plugin.watch_output(out)
+        try:
+            self.created = self.plugin.create_output(self.wallet, me.pubkey,
+                                                     keys=[ad.owner for ad in picked],
+                                                     label=_("with {}").format(nick),
+                                                     recovery=self.policy.spec(len(picked) + 1))
+        except Musig2Error as exc:
+            self.show_error(user_message(exc))
+            return
         if self.on_created is not None:
             self.on_created(self.created)
-        self.backup = BackupDialog(self.parent(), out)    # the user is asked to back it up
+        # the user is asked to back it up
+        self.backup = BackupDialog(self.parent(), self.created.output)
         self.backup.show()
         self.accept()
 
@@ -215,11 +217,11 @@ class ApprovalDialog(WindowModalDialog):
         vbox.addLayout(grid)
         if review is None:
             vbox.addWidget(WWLabel(_("This request was refused: {}").format(state.error)))
-            self.outputs_table = _table([_("address"), _("amount")])
+            self.outputs_table = make_table([_("address"), _("amount")])
             self.fee_label = QLabel("")
         else:
             vbox.addWidget(QLabel(_("Outputs (computed from the transaction itself):")))
-            self.outputs_table = _table([_("address"), _("amount"), _("note")])
+            self.outputs_table = make_table([_("address"), _("amount"), _("note")])
             rows = []
             for o in review.outputs:
                 note = []
@@ -228,12 +230,12 @@ class ApprovalDialog(WindowModalDialog):
                 if wallet is not None and o.address and wallet.is_mine(o.address):
                     note.append(_("yours"))
                 rows.append([o.address or o.script_hex, sats(o.value_sats), ", ".join(note)])
-            _fill(self.outputs_table, rows)
+            fill_table(self.outputs_table, rows)
             vbox.addWidget(self.outputs_table)
             vbox.addWidget(QLabel(_("Inputs:")))
-            self.inputs_table = _table([_("coin"), _("amount"), _("to sign"),
+            self.inputs_table = make_table([_("coin"), _("amount"), _("to sign"),
                                         _("recovery path")])
-            _fill(self.inputs_table, [[i["prevout"], sats(i["value_sats"]),
+            fill_table(self.inputs_table, [[i["prevout"], sats(i["value_sats"]),
                                        _("yes") if n in review.messages else "",
                                        i.get("recovery") or _("none")]
                                       for n, i in enumerate(review.inputs)])
@@ -243,7 +245,8 @@ class ApprovalDialog(WindowModalDialog):
         self.error_label = WWLabel("")
         vbox.addWidget(self.error_label)
         self.approve_button = QPushButton(_("Approve and sign"))
-        self.approve_button.setEnabled(review is not None and state.status == "pending")
+        self.approve_button.setEnabled(review is not None
+                                       and state.status == RequestStatus.PENDING)
         self.approve_button.clicked.connect(self.accept)
         self.reject_button = QPushButton(_("Reject"))
         self.reject_button.clicked.connect(self.reject)
@@ -261,7 +264,7 @@ class ApprovalDialog(WindowModalDialog):
 
     def _on_approved(self, _state, exc) -> None:
         if exc is not None:
-            self.error_label.setText(_("Not approved: {}").format(exc))
+            self.error_label.setText(_("Not approved: {}").format(user_message(exc)))
             return                            # stays open; Approve stays disabled
         self.error_label.setText("")
         super().accept()
@@ -271,9 +274,11 @@ class ApprovalDialog(WindowModalDialog):
 class ProgressDialog(WindowModalDialog):
     """join -> round 1 -> round 2 -> signed -> broadcast, live from the request's events."""
 
-    STEPS = [("joined", _("Joined the signing sessions")), ("ready", _("All co-signers joined")),
-             ("round1", _("Round 1: public nonces")), ("round2", _("Round 2: partial signatures")),
-             ("signed", _("Transaction signed")), ("broadcast", _("Broadcast"))]
+    STEPS = [(RequestEvent.JOINED, _("Joined the signing sessions")),
+             (RequestEvent.READY, _("All co-signers joined")),
+             (RequestEvent.ROUND1, _("Round 1: public nonces")),
+             (RequestEvent.ROUND2, _("Round 2: partial signatures")),
+             (RequestEvent.SIGNED, _("Transaction signed")), (RequestEvent.BROADCAST, _("Broadcast"))]
     changed = pyqtSignal()
 
     def __init__(self, parent, plugin, wallet, state: "RequestState"):
@@ -282,7 +287,7 @@ class ProgressDialog(WindowModalDialog):
         vbox = QVBoxLayout(self)
         self.tx_label = WWLabel("")
         vbox.addWidget(self.tx_label)
-        self.labels: dict[str, QLabel] = {}
+        self.labels: dict[RequestEvent, QLabel] = {}
         for key, text in self.STEPS:
             label = QLabel()
             self.labels[key] = label
@@ -309,20 +314,21 @@ class ProgressDialog(WindowModalDialog):
                                                                _(self.state.status)))
         for key, text in self.STEPS:
             done = key in phases
-            if key == "ready" and "round1" in phases:
+            if key == RequestEvent.READY and RequestEvent.ROUND1 in phases:
                 done = True
             # seconds since the request was created: where a slow step shows
             when = f"  ({phases[key] - self.state.created:.2f} s)" if key in phases else ""
             self.labels[key].setText(("✔ " if done else "… ") + text + when)
         if self.state.error:
             self.error_label.setText(self.state.error)
-        self.cancel_button.setEnabled(self.state.status in ("pending", "approved"))
+        self.cancel_button.setEnabled(self.state.status in (RequestStatus.PENDING,
+                                                             RequestStatus.APPROVED))
 
     def cancel(self) -> None:
         try:
             self.plugin.cosigner(self.wallet).cancel(self.state.key)
         except Exception as exc:
-            self.error_label.setText(str(exc))
+            self.error_label.setText(user_message(exc))
         self.refresh()
 
 
@@ -378,7 +384,7 @@ class SpendDialog(WindowModalDialog):
     def _on_done(self, state, exc) -> None:
         self.request_button.setEnabled(True)
         if exc is not None:
-            self.error_label.setText(f"{type(exc).__name__}: {exc}")
+            self.error_label.setText(user_message(exc))
             return
         self.state = state
         ProgressDialog(self.parent(), self.plugin, self.wallet, state).show()
@@ -395,9 +401,9 @@ class OverviewDialog(WindowModalDialog):
         self.setMinimumWidth(820)
         vbox = QVBoxLayout(self)
         tabs = QTabWidget()
-        self.outputs_table = _table([_("label"), _("address"), _("co-signers"), _("confirmed"),
+        self.outputs_table = make_table([_("label"), _("address"), _("co-signers"), _("confirmed"),
                                      _("unconfirmed"), _("coins"), _("recovery")])
-        self.sessions_table = _table([_("request"), _("role"), _("status"), _("txid"),
+        self.sessions_table = make_table([_("request"), _("role"), _("status"), _("txid"),
                                       _("fee"), _("error")])
         tabs.addTab(self.outputs_table, _("Outputs"))
         tabs.addTab(self.sessions_table, _("Sessions"))
@@ -468,11 +474,11 @@ class OverviewDialog(WindowModalDialog):
             self.accept()
 
     def refresh(self) -> None:
-        from .app.recovery import earliest_recovery
+        from .app import recovery
         watcher = self.plugin.watcher
         rows = []
         for s in self.plugin.vaults(self.wallet).all():
-            opens = earliest_recovery(self.plugin, self.wallet, s.output)
+            opens = recovery.earliest_recovery(self.plugin, self.wallet, s.output)
             bal = watcher.balance(s.output) if watcher is not None else None
             coins = len(watcher.coins(s.output)) if watcher is not None else None
             rows.append([s.label, s.output.address(), str(len(s.output.participants)),
@@ -484,9 +490,9 @@ class OverviewDialog(WindowModalDialog):
                           _("{} blocks after funding").format(s.output.recovery.blocks))])
         if rows != getattr(self, "_last_rows", None):    # keep the user's selection otherwise
             self._last_rows = rows
-            _fill(self.outputs_table, rows)
+            fill_table(self.outputs_table, rows)
         c = self.plugin.cosigners.get(id(self.wallet))
         states = sorted(c.requests.values(), key=lambda s: s.created) if c else []
-        _fill(self.sessions_table, [[short_key(s.key.hex()), s.role, s.status, s.txid or "—",
+        fill_table(self.sessions_table, [[short_key(s.key.hex()), s.role, s.status, s.txid or "—",
                                      sats(s.review.fee_sats) if s.review else "—", s.error or ""]
                                     for s in states])

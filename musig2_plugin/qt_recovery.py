@@ -23,7 +23,7 @@ from electrum.gui.qt.util import Buttons, CloseButton, WindowModalDialog, WWLabe
 
 from .foundation.constants import (RECOVERY_DEFAULT_BLOCKS, RECOVERY_MAX_BLOCKS,
                                    RECOVERY_MIN_BLOCKS)
-from .qt_dialogs import AsyncRunner, _fill, _table, sats
+from .qt_dialogs import AsyncRunner, fill_table, make_table, sats
 
 NO_LEAF, FUNDER, K_OF_N = 0, 1, 2
 
@@ -115,7 +115,7 @@ class RecoverDialog(WindowModalDialog):
         vbox.addWidget(WWLabel(_("Output {}").format(out.address())))
         vbox.addWidget(WWLabel(_("Recovery path: {}").format(
             out.recovery.describe() if out.recovery else _("none"))))
-        self.coins = _table([_("coin"), _("amount"), _("confirmed at"),
+        self.coins = make_table([_("coin"), _("amount"), _("confirmed at"),
                              _("recoverable from block"), _("now")])
         vbox.addWidget(self.coins)
         grid = QGridLayout()
@@ -152,7 +152,7 @@ class RecoverDialog(WindowModalDialog):
             return
         tip = int(self.wallet.adb.get_local_height())
         rows = recovery.plan(out, watcher.coins(out), watcher.coin_heights(out), tip)
-        _fill(self.coins, [[_short_outpoint(r["outpoint"]), sats(r["value_sats"]), str(r["height"] or "—"),
+        fill_table(self.coins, [[_short_outpoint(r["outpoint"]), sats(r["value_sats"]), str(r["height"] or "—"),
                             str(r["recoverable_from_height"] or _("after confirmation")),
                             _("yes") if r["recoverable_now"] else _("not yet")] for r in rows])
         self.plan_rows = rows
@@ -277,7 +277,7 @@ class SignRecoveryDialog(WindowModalDialog):
         vbox.addWidget(self.psbt)
         self.review_label = WWLabel("")
         vbox.addWidget(self.review_label)
-        self.outputs = _table([_("address"), _("amount")])
+        self.outputs = make_table([_("address"), _("amount")])
         vbox.addWidget(self.outputs)
         self.status = WWLabel("")
         vbox.addWidget(self.status)
@@ -316,7 +316,7 @@ class SignRecoveryDialog(WindowModalDialog):
         self.review_label.setText(_("Recovery path: {}. Fee: {}. {}").format(
             "; ".join(sorted({i["recovery"] for i in rev["inputs"]})), sats(rev["fee_sats"]),
             _("Your key can sign it.") if ours else _("Your key is not in its recovery path.")))
-        _fill(self.outputs, [[o["address"] or o["script"], sats(o["value_sats"])]
+        fill_table(self.outputs, [[o["address"] or o["script"], sats(o["value_sats"])]
                              for o in rev["outputs"]])
         self.sign_button.setEnabled(ours)
         self.status.setText("")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from electrum.commands import plugin_command
 from electrum.util import UserFacingException
 
-from .commands import _clear_errors
+from .commands import clear_errors
 from .plugin import PLUGIN_NAME
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ async def recovery_backup(self: "Commands", output, wallet=None,
     output, its cooperative (key) path and its recovery (script) path.
     arg:str:output:the MuSig2 output (address or descriptor)
     """
-    with _clear_errors():
+    with clear_errors():
         stored = plugin.vaults(wallet).find(str(output))
         out = stored.output
     return {"descriptor": out.descriptor, "address": out.address(),
@@ -49,7 +49,7 @@ async def recovery_info(self: "Commands", output, wallet=None,
     arg:str:output:the MuSig2 output (address or descriptor)
     """
     from .app import recovery
-    with _clear_errors():
+    with clear_errors():
         out = recovery.recovery_output(plugin, wallet, output).output
         coins, heights, tip = await recovery.coins_and_heights(plugin, wallet, out)
     return {"descriptor": out.descriptor, "recovery": out.recovery.describe(),
@@ -70,7 +70,7 @@ async def recover(self: "Commands", output, destination=None, fee=None, feerate=
     arg:float:feerate:fee rate in sat/vbyte (instead of fee)
     """
     from .app import recovery
-    with _clear_errors():
+    with clear_errors():
         if (fee is None) == (feerate is None):
             raise UserFacingException("BadArgument: give exactly one of fee and feerate")
         return await recovery.recover(
@@ -89,7 +89,7 @@ async def recovery_sign(self: "Commands", psbt, password=None, wallet=None,
     """
     from .app import recovery
     from .wallet_bridge import parse_psbt
-    with _clear_errors():
+    with clear_errors():
         return recovery.sign(plugin, wallet, password, parse_psbt(psbt))
 
 
@@ -100,6 +100,6 @@ async def recovery_finalize(self: "Commands", psbt, wallet=None,
     arg:str:psbt:the recovery PSBT with enough signatures (base64 or hex)
     """
     from .wallet_bridge import finalize_recovery, parse_psbt
-    with _clear_errors():
+    with clear_errors():
         final = finalize_recovery(parse_psbt(psbt))
     return {"tx": final.serialize(), "txid": final.txid()}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import json
 import logging
 import time
@@ -32,18 +33,56 @@ from electrum.transaction import PartialTransaction
 
 from ..foundation.chain import Chain, chain_for_network
 from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
-from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, request_key
-from ..records import TxType
-from ..session.spec import TWEAK_TAPROOT
+from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, Tweak, TxType, request_key
 from ..wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
                             broadcast, finalize, musig_inputs, parse_psbt, psbt_base64,
-                            review_spend, sighashes)
+                            review_spend)
+from .review import OwnSpend, prepare_own_spend
 
 log = logging.getLogger(__name__)
 APP_DATA_VERSION = 1
 
+class RequestStatus(enum.StrEnum):
+    """Where a signing request stands for this wallet (``RequestState.status``).
+
+    A ``StrEnum``: the JSON the commands answer and the text the dialogs show stay the words
+    below, while code compares members, never string literals.
+    """
+    PENDING = "pending"          # received, reviewed, waiting for the user
+    REFUSED = "refused"          # failed the review, or rejected by the user
+    APPROVED = "approved"        # joined: the rounds run by themselves
+    SIGNED = "signed"            # every input of the request has its signature
+    BROADCAST = "broadcast"      # the final transaction was sent
+    FAILED = "failed"            # aborted, cancelled, or the send failed
+
+
+class RequestRole(enum.StrEnum):
+    """Whether this wallet created the request or was asked to co-sign it."""
+    CREATOR = "creator"
+    COSIGNER = "cosigner"
+
+
+class RequestEvent(enum.StrEnum):
+    """What the service tells its listeners (``notify(event, state)``): the GUI, the plugin's
+    observed-reputation record. The progress events double as ``RequestState.phases`` keys."""
+    CREATED = "created"
+    RECEIVED = "received"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REJOINED = "rejoined"
+    JOINED = "joined"            # a phase only: our sessions were joined
+    READY = "ready"
+    ROUND1 = "round1"
+    ROUND2 = "round2"
+    SIGNED = "signed"
+    BROADCASTING = "broadcasting"  # a phase only: the send started
+    BROADCAST = "broadcast"
+    FAILED = "failed"
+
+
 PENDING, REFUSED, APPROVED, SIGNED, BROADCAST, FAILED = (
-    "pending", "refused", "approved", "signed", "broadcast", "failed")
+    RequestStatus.PENDING, RequestStatus.REFUSED, RequestStatus.APPROVED, RequestStatus.SIGNED,
+    RequestStatus.BROADCAST, RequestStatus.FAILED)
 
 
 def electrum_chain() -> Chain:
@@ -81,7 +120,7 @@ def decode_app_data(data: bytes) -> tuple[PartialTransaction, list[int]]:
 
 def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list[int], SpendReview]:
     """Everything a co-signer checks before a request may even be shown as approvable."""
-    if payload.tweak != TWEAK_TAPROOT:
+    if payload.tweak != Tweak.TAPROOT:
         raise RequestPayloadError("only taproot key-path requests are supported")
     tx, inputs = decode_app_data(payload.app_data)
     messages = list(record.messages)
@@ -104,8 +143,8 @@ def review_request(record, payload, me: bytes) -> tuple[PartialTransaction, list
 class RequestState:
     key: bytes
     record: Any
-    role: str                          # "creator" or "cosigner"
-    status: str
+    role: RequestRole
+    status: RequestStatus
     tx: Optional[PartialTransaction] = None
     inputs: list[int] = field(default_factory=list)
     review: Optional[SpendReview] = None
@@ -117,8 +156,9 @@ class RequestState:
     broadcast_txid: Optional[str] = None
     final_tx: Optional[str] = None
     created: float = field(default_factory=time.time)
-    phases: dict[str, float] = field(default_factory=dict)
+    phases: dict[RequestEvent, float] = field(default_factory=dict)
     musig: Optional[dict] = None
+    payload: Any = None                # the decrypted payload the review was computed from
     culprits: tuple[bytes, ...] = ()
     #: Culprit -> kind of our own evidence against it ("invalid" or "timeout").
     evidence: dict[bytes, str] = field(default_factory=dict)
@@ -128,7 +168,7 @@ class RequestState:
     _broadcasting: Optional["asyncio.Future"] = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"request_id": self.key.hex(), "role": self.role, "status": self.status,
+        return {"request_id": self.key.hex(), "role": self.role.value, "status": self.status.value,
                 "creator": self.record.creator.hex(),
                 "participants": [k.hex() for k in self.record.keys],
                 "inputs": self.inputs, "txid": self.txid, "error": self.error,
@@ -136,7 +176,7 @@ class RequestState:
                 "session_ids": [s.hex() for s in self.session_ids],
                 "signed_inputs": sorted(self.signatures), "final_tx": self.final_tx,
                 "broadcast_txid": self.broadcast_txid, "broadcasts": self.broadcasts,
-                "phases": {k: round(v - self.created, 3) for k, v in self.phases.items()}}
+                "phases": {str(k): round(v - self.created, 3) for k, v in self.phases.items()}}
 
 
 class WalletCosigner:
@@ -144,7 +184,7 @@ class WalletCosigner:
 
     def __init__(self, wallet, seckey: bytes, *, config=None, chain: Optional[Chain] = None,
                  peers_path=None,
-                 notify: Optional[Callable[[str, "RequestState"], None]] = None,
+                 notify: Optional[Callable[[RequestEvent, "RequestState"], None]] = None,
                  auto_broadcast: bool = True, approvals: Optional[dict] = None,
                  connector: object = None):
         """``approvals``: persistent map (plugin storage) of request ids the user approved; after
@@ -171,32 +211,24 @@ class WalletCosigner:
                     public_host: Optional[str] = None, public_port: Optional[int] = None,
                     poll_interval: float = REQUEST_POLL_INTERVAL_S,
                     dht_client: bool = False) -> tuple[str, int]:
+        # The node's own DHT watcher is started below with our interval (one watcher, not two).
         endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap,
                                          public_host=public_host, public_port=public_port,
-                                         dht_client=dht_client)
+                                         watch_requests=False, dht_client=dht_client)
         loop = asyncio.get_running_loop()
         self._subs = [self.node.on("signing-request:received", self._on_received, loop),
                       self.node.on("signature:finalized", self._on_finalized, loop),
                       self.node.on("session:aborted", self._on_aborted, loop),
-                      self.node.on("session:ready", self._on_phase("ready"), loop),
-                      self.node.on("round1:complete", self._on_phase("round1"), loop),
-                      self.node.on("round2:complete", self._on_phase("round2"), loop)]
+                      self.node.on("session:ready", self._on_phase(RequestEvent.READY), loop),
+                      self.node.on("round1:complete", self._on_phase(RequestEvent.ROUND1), loop),
+                      self.node.on("round2:complete", self._on_phase(RequestEvent.ROUND2), loop)]
         if dht:
-            self._poller = asyncio.ensure_future(self._poll_loop(poll_interval))
+            # The background listener's second ear (requests stored in the DHT: pushes that
+            # could not reach us, or sent while we were offline) is the coordinator's own
+            # watcher; the node cancels it when it stops.
+            self._poller = self.node.watch_signing_requests(poll_interval, immediately=False)
         self._running = True
         return endpoint
-
-    async def _poll_loop(self, interval: float) -> None:
-        """The background listener's second ear: requests stored in the DHT (pushes that
-        could not reach us, or sent while we were offline)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.node.find_signing_requests_for_me()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("polling the DHT for requests failed: %r", exc)
 
     async def attach_onion(self, control) -> tuple[str, int]:
         """Publish an ephemeral onion service for our listener (``control``: a
@@ -221,6 +253,10 @@ class WalletCosigner:
         self._subs = []
         await self.node.stop()
 
+    async def reach(self, peers) -> dict[str, Any]:
+        """How peers reach this node, arranged (dial-back, else a relay; docs/network.md)."""
+        return await self.node.reach_out(list(peers))
+
     def is_running(self) -> bool:
         return self._running
 
@@ -240,7 +276,7 @@ class WalletCosigner:
                 # how peers reach us (reach command): direct / relay (which) / none
                 "reach": self.node.reach_summary() if self.is_running() else None}
 
-    def _emit(self, what: str, state: RequestState) -> None:
+    def _emit(self, what: RequestEvent, state: RequestState) -> None:
         if self.notify is not None:
             try:
                 self.notify(what, state)
@@ -248,38 +284,42 @@ class WalletCosigner:
                 log.exception("request notification callback failed")
 
     # ------------------------------------------------------------------ requests
-    async def request_spend(self, tx: PartialTransaction, *, metadata: str = "") -> RequestState:
-        """Announce a spend of MuSig2 coins to their participants and join it ourselves."""
-        musig = musig_inputs(tx)
-        mine = {i: o for i, o in musig.items() if o.index_of(self.pubkey) is not None}
-        if not mine:
-            raise ParticipantMismatch(0, "no input of this transaction is ours to co-sign")
-        key_sets = {(o.participants, o.merkle_root) for o in mine.values()}
-        if len(key_sets) != 1:
+    async def request_spend(self, tx: PartialTransaction, *, metadata: str = "",
+                            prepared: Optional[OwnSpend] = None) -> RequestState:
+        """Announce a spend of MuSig2 coins to their participants and join it ourselves.
+
+        ``prepared``: the sighashes and review the caller already computed for this wallet's key
+        (``prepare_own_spend``), so a command that answers them does not compute them twice.
+        """
+        own = prepared if prepared is not None else prepare_own_spend(tx, self.pubkey)
+        if len(own.key_sets) != 1:
             raise BridgeError("one request signs inputs of one participant set; "
                               "split the spend or use the PSBT commands")
-        msgs = sighashes(tx)
-        inputs = sorted(mine)
-        participants, merkle_root = next(iter(key_sets))
+        msgs = own.sighashes
+        inputs = list(own.inputs)
+        participants, merkle_root = next(iter(own.key_sets))
         record = await self.node.announce_signing_request(
             participants, [msgs[i] for i in inputs], app_data=encode_app_data(tx, inputs),
             tx_type=TxType.SPEND, metadata=metadata[:200], merkle_root=merkle_root)
         key = request_key(record)
-        state = RequestState(key=key, record=record, role="creator", status=APPROVED, tx=tx,
+        state = RequestState(key=key, record=record, role=RequestRole.CREATOR, status=APPROVED, tx=tx,
                              inputs=inputs, txid=tx.txid(), approved=True)
-        state.review = review_spend(tx, self.pubkey, {i: msgs[i] for i in inputs})
+        state.review = own.review
+        # What our own join is approved against (_approve): the payload we just encrypted.
+        state.payload = self.node.known_request(key).payload
         self.requests[key] = state
         state.session_ids = await self.node.join_signing_request(record, auto=True)
-        state.phases["joined"] = time.time()
-        self._emit("created", state)
+        state.phases[RequestEvent.JOINED] = time.time()
+        self._emit(RequestEvent.CREATED, state)
         return state
 
     def _on_received(self, request_id: bytes, request, **_kw) -> None:
         if request_id in self.requests:
             return
-        state = RequestState(key=request_id, record=request, role="cosigner", status=PENDING)
+        state = RequestState(key=request_id, record=request, role=RequestRole.COSIGNER, status=PENDING)
         try:
             known = self.node.known_request(request_id)
+            state.payload = known.payload
             state.tx, state.inputs, state.review = review_request(request, known.payload,
                                                                   self.pubkey)
             state.txid = state.tx.txid()
@@ -288,7 +328,7 @@ class WalletCosigner:
             state.error = f"{type(exc).__name__}: {exc}"
         self._evict()
         self.requests[request_id] = state
-        self._emit("received", state)
+        self._emit(RequestEvent.RECEIVED, state)
         if state.status == PENDING and request_id.hex() in self.approvals:
             asyncio.ensure_future(self._rejoin(state))
 
@@ -301,11 +341,11 @@ class WalletCosigner:
         except Exception as exc:
             state.status = FAILED
             state.error = f"rejoin failed: {type(exc).__name__}: {exc}"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
             return
         state.status = APPROVED
-        state.phases["joined"] = time.time()
-        self._emit("rejoined", state)
+        state.phases[RequestEvent.JOINED] = time.time()
+        self._emit(RequestEvent.REJOINED, state)
 
     def _evict(self) -> None:
         """Keep at most MAX_TRACKED_REQUESTS: anyone can address requests to our public key,
@@ -325,19 +365,22 @@ class WalletCosigner:
         await self.node.find_signing_requests_for_me()
         return list(self.requests.values())
 
-    def get(self, request_id: "bytes | str") -> RequestState:
+    def get(self, request_key: "bytes | str") -> RequestState:
+        """The request under its *request key* (``coordinator.request_key(record)``, shown as
+        ``request_id`` in the commands' JSON), not the creator's own ``record.request_id``."""
         try:
-            key = bytes.fromhex(request_id) if isinstance(request_id, str) else bytes(request_id)
+            key = (bytes.fromhex(request_key) if isinstance(request_key, str)
+                   else bytes(request_key))
         except ValueError:
-            raise BridgeError("request id must be hex") from None
+            raise BridgeError("the request id (request key) must be hex") from None
         state = self.requests.get(key)
         if state is None:
             raise BridgeError("unknown signing request")
         return state
 
-    async def approve(self, request_id: "bytes | str") -> RequestState:
+    async def approve(self, request_key: "bytes | str") -> RequestState:
         """The user's approval: join every session of the request (both rounds run on their own)."""
-        state = self.get(request_id)
+        state = self.get(request_key)
         if state.status == REFUSED:
             raise BridgeError(f"this request was refused: {state.error}")
         if state.status != PENDING:
@@ -352,8 +395,8 @@ class WalletCosigner:
             state.error = f"{type(exc).__name__}: {exc}"
             raise BridgeError(state.error) from None
         state.status = APPROVED
-        state.phases["joined"] = time.time()
-        self._emit("approved", state)
+        state.phases[RequestEvent.JOINED] = time.time()
+        self._emit(RequestEvent.APPROVED, state)
         return state
 
     def _remember_approval(self, key: bytes) -> None:
@@ -364,20 +407,20 @@ class WalletCosigner:
         self.approvals.clear()
         self.approvals.update(approvals)
 
-    def reject(self, request_id: "bytes | str") -> RequestState:
-        state = self.get(request_id)
+    def reject(self, request_key: "bytes | str") -> RequestState:
+        state = self.get(request_key)
         if state.status == PENDING:
             state.status = REFUSED
             state.error = "rejected by the user"
-            self._emit("rejected", state)
+            self._emit(RequestEvent.REJECTED, state)
         return state
 
-    def cancel(self, request_id: "bytes | str") -> RequestState:
+    def cancel(self, request_key: "bytes | str") -> RequestState:
         """The user's cancel: a pending request is rejected; a joined one is left (our sessions
         are dropped, with their secret nonces; the others' sessions time out)."""
-        state = self.get(request_id)
+        state = self.get(request_key)
         if state.status == PENDING:
-            return self.reject(request_id)
+            return self.reject(request_key)
         if state.status == APPROVED:
             for sid in state.session_ids:
                 session = self.node.sessions.get(sid)
@@ -385,23 +428,27 @@ class WalletCosigner:
                     session.stop()
             state.status = FAILED
             state.error = "cancelled by the user"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
         return state
 
     def _approve(self, record, payload) -> bool:
-        """The node's approval callback: approved by the user *and* still checks out."""
+        """The node's approval callback: approved by the user, for exactly what was reviewed.
+
+        The review is a pure function of the record, the decrypted payload and our key, so
+        instead of parsing and reviewing the PSBT a second time we require the very record and
+        payload that passed the review at receipt (frozen dataclasses: field-wise equality,
+        signature and application data included). Anything else is refused.
+        """
         state = self.requests.get(request_key(record))
         if state is None or not state.approved:
             return False
-        try:
-            review_request(record, payload, self.pubkey)
-        except BridgeError as exc:
-            state.error = f"{type(exc).__name__}: {exc}"
+        if state.review is None or record != state.record or payload != state.payload:
+            state.error = "the request differs from the one reviewed and approved"
             return False
         return True
 
     # ------------------------------------------------------------------ signatures
-    def _on_phase(self, name: str):
+    def _on_phase(self, name: RequestEvent):
         def handler(session_id: bytes, **_kw) -> None:
             for state in self.requests.values():
                 if session_id in state.session_ids and name not in state.phases:
@@ -422,7 +469,7 @@ class WalletCosigner:
         except BridgeError as exc:
             state.status = FAILED
             state.error = f"{type(exc).__name__}: {exc}"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
             return
         state.signatures[input_index] = signature
         if len(state.signatures) == len(state.inputs):
@@ -435,13 +482,13 @@ class WalletCosigner:
             # Inputs of other participant sets (not in this request) may still be unsigned.
             state.status = SIGNED
             state.error = f"{type(exc).__name__}: {exc}"
-            self._emit("signed", state)
+            self._emit(RequestEvent.SIGNED, state)
             return
         state.final_tx = final.serialize()
         state.status = SIGNED
-        state.phases["signed"] = time.time()
-        self._emit("signed", state)
-        if state.role == "creator" and self.auto_broadcast:
+        state.phases[RequestEvent.SIGNED] = time.time()
+        self._emit(RequestEvent.SIGNED, state)
+        if state.role is RequestRole.CREATOR and self.auto_broadcast:
             asyncio.ensure_future(self._auto_broadcast(state))
 
     async def broadcast(self, state: RequestState) -> str:
@@ -475,18 +522,18 @@ class WalletCosigner:
 
     async def _broadcast_once(self, state: RequestState) -> str:
         from electrum.transaction import Transaction
-        state.phases["broadcasting"] = time.time()
+        state.phases[RequestEvent.BROADCASTING] = time.time()
         state.broadcasts += 1
         try:
             txid = await broadcast(self.wallet, Transaction(state.final_tx))
         except BridgeError as exc:
             state.error = f"{type(exc).__name__}: {exc}"
-            self._emit("failed", state)
+            self._emit(RequestEvent.FAILED, state)
             raise
         state.broadcast_txid = txid
         state.status = BROADCAST
-        state.phases["broadcast"] = time.time()
-        self._emit("broadcast", state)
+        state.phases[RequestEvent.BROADCAST] = time.time()
+        self._emit(RequestEvent.BROADCAST, state)
         return txid
 
     def _on_aborted(self, session_id: bytes, request_id: bytes, reason: str,
@@ -499,4 +546,4 @@ class WalletCosigner:
         state.evidence = dict(evidence or {})
         state.error = f"session aborted: {reason}" + (
             f" (culprits: {', '.join(c.hex() for c in culprits)})" if culprits else "")
-        self._emit("failed", state)
+        self._emit(RequestEvent.FAILED, state)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..foundation.chain import Chain
-from ..transport import EndpointNotPublic, check_publishable
+from ..coordinator import EndpointNotPublic, check_publishable
 from ..wallet_bridge import BridgeError
 
 LISTEN_LOOPBACK = "127.0.0.1"

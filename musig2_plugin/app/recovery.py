@@ -68,7 +68,7 @@ def own_origin(plugin, wallet) -> Optional[tuple[bytes, tuple[int, ...]]]:
 
 
 def _add_origin(plugin, wallet, tx, me) -> None:
-    from ..wallet_bridge.psbt_taptree import add_own_derivation
+    from ..wallet_bridge import add_own_derivation
     origin = own_origin(plugin, wallet)
     if origin is not None:
         add_own_derivation(tx, me, *origin)

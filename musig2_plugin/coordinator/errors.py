@@ -1,8 +1,10 @@
 """Errors of the coordinator API (kept apart so the payload fetcher can raise them too)."""
 from __future__ import annotations
 
+from ..foundation.errors import Musig2Error
 
-class CoordinatorError(Exception):
+
+class CoordinatorError(Musig2Error):
     """Base of the coordinator API's errors."""
 
 

@@ -27,13 +27,11 @@ from ..foundation.events import EventEmitter, Subscription
 from .payload_crypto import PayloadError, decrypt_payload, encrypt_payload
 from ..records import (Advertisement, Endpoint, PayloadRef, Reach, RecordError,
                        SigningRequest, TxType, Withdrawal, WrongChain, decode_record)
-from ..session import Evidence, SessionAborted, SessionManager, SessionSpec, SpecError
-from ..session.endpoints import EndpointBook
-from ..session.spec import TWEAK_TAPROOT
-from ..transport import (EndpointNotPublic, PeerRefused, PeerUnreachable, PushAdmission,
-                         RelayClient, RelayService, Transport, check_publishable,
-                         publishable_endpoint)
-from ..transport.dialback import DialbackService, Reachability, probe_reachability
+from ..session import (EndpointBook, Evidence, SessionAborted, SessionManager, SessionSpec,
+                       SpecError, Tweak)
+from ..transport import (DialbackService, EndpointNotPublic, PeerRefused, PeerUnreachable,
+                         PushAdmission, Reachability, RelayClient, RelayService, Transport,
+                         check_publishable, probe_reachability, publishable_endpoint)
 from .errors import (CoordinatorError, NoPublicEndpoint, OversizedPayloadReply, PayloadFetchError,
                      PayloadMismatch, RequestRefused, WrongChainRequest)
 from .fetch import PayloadStore, fetch_payload
@@ -580,12 +578,12 @@ class Musig2Node:
         return out if max_results is None else out[:max_results]
 
     @staticmethod
-    def aggregate_key(participants: Sequence[bytes], *, tweak: str = TWEAK_TAPROOT,
+    def aggregate_key(participants: Sequence[bytes], *, tweak: "Tweak | str" = Tweak.TAPROOT,
                       merkle_root: bytes | None = None) -> KeyAggContext:
         """The key-aggregation context of a participant set (sorted), tweaked as a session
         would: ``.xonly()`` is the taproot output key, ``.internal_xonly()`` the inner key."""
         ctx = KeyAggContext.from_pubkeys(key_sort(list(participants)))
-        return ctx.with_taproot_tweak(merkle_root) if tweak == TWEAK_TAPROOT else ctx
+        return ctx.with_taproot_tweak(merkle_root) if Tweak.parse(tweak) is Tweak.TAPROOT else ctx
 
     # ------------------------------------------------------------------ requests
     def _specs(self, record: SigningRequest, payload: RequestPayload) -> tuple[SessionSpec, ...]:
@@ -604,7 +602,7 @@ class Musig2Node:
 
     async def announce(self, participants: Sequence[bytes], messages: Sequence[bytes], *,
                        app_data: bytes = b"", tx_type: "TxType | str" = TxType.SPEND,
-                       metadata: str = "", tweak: str = TWEAK_TAPROOT,
+                       metadata: str = "", tweak: "Tweak | str" = Tweak.TAPROOT,
                        merkle_root: bytes | None = None,
                        ttl: float = C.SIGNING_REQUEST_DEFAULT_TTL_S,
                        push: bool = True) -> Announcement:

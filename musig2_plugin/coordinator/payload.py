@@ -21,27 +21,26 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ..records.fields import Endpoint, InvalidField, Reach
-from ..session.spec import TWEAK_NONE, TWEAK_TAPROOT
+from ..foundation.errors import Musig2Error
+from ..foundation.endpoint import Endpoint, InvalidEndpoint, Reach
+from ..session import SpecError, Tweak
 
 PAYLOAD_PLAIN_VERSION = 1
-_TWEAKS = {TWEAK_NONE: 0, TWEAK_TAPROOT: 1}
-_TWEAK_NAMES = {v: k for k, v in _TWEAKS.items()}
 
 
-class PayloadFormatError(ValueError):
+class PayloadFormatError(Musig2Error, ValueError):
     pass
 
 
 @dataclass(frozen=True)
 class RequestPayload:
-    tweak: str = TWEAK_TAPROOT
+    tweak: Tweak = Tweak.TAPROOT
     merkle_root: bytes | None = None
     endpoints: dict = field(default_factory=dict)     # key33 -> Endpoint (or (host, port))
     app_data: bytes = b""
 
     def encode(self) -> bytes:
-        out = bytearray([PAYLOAD_PLAIN_VERSION, _TWEAKS[self.tweak]])
+        out = bytearray([PAYLOAD_PLAIN_VERSION, Tweak.parse(self.tweak).wire])
         if self.merkle_root is None:
             out.append(0)
         else:
@@ -55,7 +54,7 @@ class RequestPayload:
         for key, value in sorted(self.endpoints.items()):
             try:
                 ep = Endpoint.of(value)
-            except InvalidField:
+            except InvalidEndpoint:
                 raise PayloadFormatError("bad endpoint hint") from None
             h = ep.host.encode("ascii")
             if len(key) != 33 or not 0 < len(h) < 256:
@@ -78,13 +77,14 @@ class RequestPayload:
     def _decode(cls, data: bytes, max_app: int) -> "RequestPayload":
         if data[0] != PAYLOAD_PLAIN_VERSION:
             raise PayloadFormatError(f"unknown payload version {data[0]}")
-        tweak = _TWEAK_NAMES.get(data[1])
-        if tweak is None:
-            raise PayloadFormatError("unknown tweak")
+        try:
+            tweak = Tweak.from_wire(data[1])
+        except SpecError:
+            raise PayloadFormatError("unknown tweak") from None
         pos = 3
         merkle = None
         if data[2] == 1:
-            if tweak != TWEAK_TAPROOT:
+            if tweak is not Tweak.TAPROOT:
                 raise PayloadFormatError("merkle root without taproot tweak")
             merkle = bytes(data[3:35])
             if len(merkle) != 32:
@@ -109,7 +109,7 @@ class RequestPayload:
                 raise PayloadFormatError("bad endpoint hint")
             try:
                 endpoints[key] = Endpoint(host, port, kind, relay_key)
-            except InvalidField:
+            except InvalidEndpoint:
                 raise PayloadFormatError("bad endpoint hint") from None
         (alen,) = struct.unpack_from(">I", data, pos)
         pos += 4

@@ -20,15 +20,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ..foundation import constants as C
-from ..crypto import CryptoError, plain_pubkey, tagged_hash
-from ..crypto.ecdh import ecdh, new_secret_key
+from ..foundation.errors import Musig2Error
+from ..crypto import CryptoError, ecdh, new_secret_key, plain_pubkey, tagged_hash
 
 _ZERO_NONCE = bytes(12)
 _WRAPPED_LEN = 32 + 16
 _MAX_RECIPIENTS = 255
 
 
-class PayloadError(ValueError):
+class PayloadError(Musig2Error, ValueError):
     """The payload cannot be encrypted or decrypted (not for us, tampered, malformed)."""
 
 

@@ -2,6 +2,9 @@
 from .bip340 import (parse_xonly, plain_pubkey, schnorr_sign, schnorr_verify,
                      tagged_hash, xonly_pubkey)
 from .bip328 import Bip328Node, bip328_derive, bip328_xpub
+from . import backend                     # which libsecp256k1 binding runs, and what it lacks
+from .backend import require_musig
+from .ecdh import ecdh, new_secret_key
 from .errors import (BlameError, CryptoError, InvalidAggNonce, InvalidMessageLength,
                      InvalidPartialSig, InvalidPubNonce, InvalidPublicKey, InvalidSecretKey,
                      InvalidTweak, LibraryRefusal, NonceReuseError)
@@ -14,5 +17,6 @@ __all__ = [
     "InvalidAggNonce", "InvalidMessageLength", "InvalidPartialSig", "InvalidPubNonce",
     "InvalidPublicKey", "InvalidSecretKey", "InvalidTweak", "LibraryRefusal", "NonceReuseError",
     "KeyAggContext", "SecretNonce", "SigningSession", "key_sort", "nonce_agg", "nonce_gen",
-    "parse_partial_sig", "parse_pubkey", "parse_pubnonce",
+    "parse_partial_sig", "parse_pubkey", "parse_pubnonce", "backend", "require_musig", "ecdh",
+    "new_secret_key",
 ]

@@ -27,7 +27,7 @@ def tagged_hash(tag: str, data: bytes) -> bytes:
     return hashlib.sha256(tag_digest + tag_digest + data).digest()
 
 
-def _keypair(seckey: bytes):
+def keypair(seckey: bytes):
     """32-byte secret -> ``secp256k1_keypair *``; InvalidSecretKey if not in [1, n-1]."""
     if not isinstance(seckey, (bytes, bytearray)) or len(seckey) != 32:
         raise InvalidSecretKey("secret key must be 32 bytes")
@@ -37,7 +37,7 @@ def _keypair(seckey: bytes):
     return kp
 
 
-def _keypair_pub(kp):
+def keypair_pub(kp):
     """(``secp256k1_pubkey *``, 33-byte encoding) of a keypair, without re-multiplying."""
     pk = ffi.new("secp256k1_pubkey *")
     call(lib.secp256k1_keypair_pub, pk, kp)
@@ -69,7 +69,7 @@ def schnorr_sign(seckey: bytes, msg32: bytes, aux_rand: bytes | None = None) -> 
     """Sign a 32-byte message; fresh auxiliary randomness unless the caller fixes it (tests)."""
     if not isinstance(msg32, (bytes, bytearray)) or len(msg32) != 32:
         raise InvalidMessageLength("BIP-340 messages here are exactly 32 bytes")
-    kp = _keypair(seckey)
+    kp = keypair(seckey)
     aux = os.urandom(32) if aux_rand is None else bytes(aux_rand)
     if len(aux) != 32:
         raise ValueError("aux_rand must be 32 bytes")

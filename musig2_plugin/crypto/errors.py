@@ -5,8 +5,10 @@ signer who supplied it, so the session layer can name (and block) the culprit.
 """
 from __future__ import annotations
 
+from ..foundation.errors import Musig2Error
 
-class CryptoError(Exception):
+
+class CryptoError(Musig2Error):
     """Base of every error raised by musig2_plugin.crypto."""
 
 

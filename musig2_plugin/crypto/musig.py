@@ -25,7 +25,7 @@ from typing import Sequence
 
 from ..foundation.constants import (AGGNONCE_LEN, MAX_SIGNERS, MESSAGE_LEN, PARTIAL_SIG_LEN, PUBKEY_LEN,
                          PUBNONCE_LEN)
-from .bip340 import _keypair, _keypair_pub, schnorr_verify, tagged_hash
+from .bip340 import keypair, keypair_pub, schnorr_verify, tagged_hash
 from .errors import (CryptoError, InvalidAggNonce, InvalidMessageLength, InvalidPartialSig,
                      InvalidPubNonce, InvalidPublicKey, InvalidSecretKey, InvalidTweak,
                      LibraryRefusal, NonceReuseError)
@@ -407,8 +407,8 @@ class SigningSession:
         """Sign once with ``secnonce`` (consuming it) and check our own partial signature."""
         if not isinstance(secnonce, SecretNonce):
             raise CryptoError("secnonce must be a SecretNonce from nonce_gen")
-        kp = _keypair(seckey)
-        own_pk_struct, own_pk = _keypair_pub(kp)
+        kp = keypair(seckey)
+        own_pk_struct, own_pk = keypair_pub(kp)
         if own_pk not in self.keyagg.pubkeys:
             raise InvalidSecretKey("our public key is not one of the session's signers")
         if secnonce.pubkey != own_pk:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 from ..foundation import constants as C
 from ..records import (Advertisement, SigningRequest, TxType, Withdrawal, signer_topic,
                        topic_for_requests, topic_for_type)
-from ..records.fields import tx_type as _tx_type
+from ..records import tx_type as parse_tx_type
 from .node import DhtNode
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class Discovery:
         advertised reputation >= ``min_reputation``), best first (``rank_key``), at most
         ``max_results``. With ``max_results``, shards are sampled in random order, each
         from a random slot, until enough match; without, every shard is read."""
-        kind = _tx_type(tx_type)
+        kind = parse_tx_type(tx_type)
         if max_results is not None and max_results < 0:
             raise ValueError("max_results must be >= 0")
 
@@ -218,7 +218,7 @@ class Discovery:
     async def find_signer(self, owner: bytes, tx_type: "TxType | str") -> Advertisement | None:
         """The live advertisement of one known key for ``tx_type`` (reads only its slot of its
         shard), or None if it has none or withdrew."""
-        kind = _tx_type(tx_type)
+        kind = parse_tx_type(tx_type)
         xonly = bytes(owner[-32:])
         slot = b"S" + xonly
         records = await self.node.lookup(signer_topic(kind, xonly, self.node.chain_id), start=slot,
@@ -234,7 +234,7 @@ class Discovery:
         ``callback(ad)`` and emit ``signer:discovered``. An owner seen before whose slot
         now holds a withdrawal emits ``signer:withdrawn`` (and may be discovered again
         if it advertises later). Cancel the returned task to stop watching."""
-        kind = _tx_type(tx_type)
+        kind = parse_tx_type(tx_type)
         task = asyncio.ensure_future(self._watch(kind, callback, interval))
         self._watches.add(task)
         task.add_done_callback(self._watches.discard)

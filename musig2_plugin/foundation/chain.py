@@ -17,6 +17,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from . import constants as C
+from .errors import Musig2Error
 
 
 def _tagged_hash(tag: str, data: bytes) -> bytes:
@@ -25,7 +26,7 @@ def _tagged_hash(tag: str, data: bytes) -> bytes:
     return hashlib.sha256(t + t + data).digest()
 
 
-class UnknownChain(ValueError):
+class UnknownChain(Musig2Error, ValueError):
     """A chain name (or name/genesis pair) this code does not know."""
 
 

@@ -63,7 +63,7 @@ class Musig2Config:
     #: Open inbound connections accepted at once.
     max_inbound_connections: int = 256
     #: Accepted difference between a message's timestamp and our clock (seconds).
-    max_clock_skew: float = 120.0
+    max_clock_skew: float = float(C.MAX_CLOCK_SKEW_S)
     #: Failed connection attempts (and failed handshakes) allowed per peer endpoint per
     #: minute, after a burst of ``endpoint_attempt_burst``: an endpoint named by many
     #: advertisements (somebody else's address) cannot be hammered through us.

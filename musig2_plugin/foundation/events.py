@@ -15,6 +15,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .errors import Musig2Error
+
 log = logging.getLogger(__name__)
 
 #: The seed's 14 events (exact strings, part of the public contract).
@@ -31,7 +33,7 @@ EVENTS: frozenset[str] = frozenset(SEED_EVENTS + EXTRA_EVENTS)
 WILDCARD = "*"
 
 
-class UnknownEvent(ValueError):
+class UnknownEvent(Musig2Error, ValueError):
     """Subscribing to a misspelt event would silently never fire: refuse it instead."""
 
 

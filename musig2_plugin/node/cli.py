@@ -19,12 +19,13 @@ from typing import Sequence
 
 from ..dht import DhtConfig
 from ..foundation.chain import KNOWN_CHAINS, UnknownChain, chain_named
+from ..foundation.errors import Musig2Error
 from .service import NodeSettings, StandaloneNode
 
 PROG = "musig2-node"
 
 
-class ArgumentError(Exception):
+class ArgumentError(Musig2Error):
     """A bad command line; its message is the one line the user sees."""
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..foundation.config import Musig2Config
-from ..transport import Transport
-from ..transport.dialback import DialbackService
+from ..transport import DialbackService, Transport
 
 if TYPE_CHECKING:
     from .service import StandaloneNode

@@ -16,7 +16,7 @@ from ..foundation.chain import Chain
 from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField
-from .fields import (Endpoint, TxType, check_int, read_endpoint, write_endpoint, check_text, check_trust_requirements,
+from .fields import (Endpoint, TxType, check_int, make_endpoint, read_endpoint, write_endpoint, check_text, check_trust_requirements,
                      decode_text, mask_to_tx_types, tx_type, tx_types_to_mask)
 from .topics import signer_topic, signer_topics
 
@@ -54,7 +54,7 @@ class Advertisement(Record):
         so a restarted owner that lost its counter still outbids its old records.
         ``endpoint`` (any reach kind) replaces ``host``/``port`` (a direct endpoint)."""
         if endpoint is None:
-            endpoint = Endpoint(host, port)
+            endpoint = make_endpoint(host, port)
         elif host is not None or port is not None:
             raise InvalidField("give either host/port or an endpoint")
         types = mask_to_tx_types(tx_types_to_mask(tx_types))

@@ -36,7 +36,6 @@ from .fields import check_int, check_pubkey33
 
 HEADER_LEN = 1 + 1 + C.CHAIN_ID_LEN + 33 + 8 + 8 + 8
 OWNER_OFFSET = 2 + C.CHAIN_ID_LEN
-SIG_LEN = 64
 MAX_SEQ = (1 << 64) - 1
 
 
@@ -126,7 +125,7 @@ class Record(ABC):
 
     def encode(self) -> bytes:
         if not self._encoded:
-            if len(self.signature) != SIG_LEN:
+            if len(self.signature) != C.SCHNORR_SIG_LEN:
                 raise InvalidField("record is not signed")
             object.__setattr__(self, "_encoded", self.unsigned_bytes() + self.signature)
         return self._encoded

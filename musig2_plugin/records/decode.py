@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..foundation import constants as C
 from .advertisement import Advertisement, Withdrawal
 from ..foundation.chain import Chain, chain_id_of, chain_label
-from .base import HEADER_LEN, OWNER_OFFSET, SIG_LEN, Record, check_signature, check_time
+from .base import HEADER_LEN, OWNER_OFFSET, Record, check_signature, check_time
 from .codec import Reader
 from .errors import (InvalidField, MalformedRecord, OversizedRecord, RecordError,
                      UnknownRecordKind, UnsupportedVersion, WrongChain)
@@ -36,7 +36,7 @@ def decode_record(data: bytes, *, chain: "Chain | bytes", now: float | None = No
     data = bytes(data)
     if len(data) > C.MAX_RECORD_BYTES:
         raise OversizedRecord(f"record of {len(data)} bytes exceeds {C.MAX_RECORD_BYTES}")
-    if len(data) < HEADER_LEN + SIG_LEN:
+    if len(data) < HEADER_LEN + C.SCHNORR_SIG_LEN:
         if data and data[0] != C.RECORD_VERSION:
             raise UnsupportedVersion(f"record version {data[0]}")
         raise MalformedRecord("record shorter than header and signature")
@@ -49,7 +49,7 @@ def decode_record(data: bytes, *, chain: "Chain | bytes", now: float | None = No
     if data[2:OWNER_OFFSET] != want:
         raise WrongChain(f"record of chain {chain_label(data[2:OWNER_OFFSET])}, "
                          f"not of {chain_label(want)}")
-    body, signature = data[:-SIG_LEN], data[-SIG_LEN:]
+    body, signature = data[:-C.SCHNORR_SIG_LEN], data[-C.SCHNORR_SIG_LEN:]
     r = Reader(body)
     r.take(2, "version and kind")
     chain_id = r.take(C.CHAIN_ID_LEN, "chain id")
@@ -77,7 +77,7 @@ def decode_record(data: bytes, *, chain: "Chain | bytes", now: float | None = No
 def peek_chain(data: bytes) -> bytes | None:
     """The chain id a record claims, read from its header without verifying anything (None
     when the bytes are not even a current-version header)."""
-    if not isinstance(data, (bytes, bytearray)) or len(data) < HEADER_LEN + SIG_LEN \
+    if not isinstance(data, (bytes, bytearray)) or len(data) < HEADER_LEN + C.SCHNORR_SIG_LEN \
             or data[0] != C.RECORD_VERSION:
         return None
     return bytes(data[2:OWNER_OFFSET])
@@ -89,11 +89,11 @@ def peek_slot(data: bytes) -> bytes | None:
     Only for routing decisions where a lie costs nothing (e.g. "this peer seems to
     hold another version: send it ours too"); never for accepting a record.
     """
-    if not isinstance(data, bytes) or len(data) < HEADER_LEN + SIG_LEN or data[0] != C.RECORD_VERSION:
+    if not isinstance(data, bytes) or len(data) < HEADER_LEN + C.SCHNORR_SIG_LEN or data[0] != C.RECORD_VERSION:
         return None
     kind, xonly = data[1], data[OWNER_OFFSET + 1:OWNER_OFFSET + 33]
     if kind in (Advertisement.KIND, Withdrawal.KIND):
         return b"S" + xonly
-    if kind == SigningRequest.KIND and len(data) >= HEADER_LEN + 32 + SIG_LEN:
+    if kind == SigningRequest.KIND and len(data) >= HEADER_LEN + 32 + C.SCHNORR_SIG_LEN:
         return b"R" + xonly + data[HEADER_LEN:HEADER_LEN + 32]
     return None

@@ -7,8 +7,10 @@ from ``RecordError`` so callers guard a decode with a single ``except``.
 """
 from __future__ import annotations
 
+from ..foundation.errors import Musig2Error
 
-class RecordError(Exception):
+
+class RecordError(Musig2Error):
     """Base of every error raised when building or decoding a record."""
 
 

@@ -19,7 +19,8 @@ from .base import Record
 from .codec import Reader, Writer
 from .errors import InvalidField
 from .fields import (Endpoint, TxType, check_bytes, check_pubkey33, check_text,
-                     code_to_tx_type, decode_text, read_endpoint, tx_type, write_endpoint)
+                     code_to_tx_type, decode_text, make_endpoint, read_endpoint, tx_type,
+                     write_endpoint)
 from .topics import topic_for_requests
 
 KIND_SIGNING_REQUEST = 3
@@ -78,7 +79,7 @@ class SigningRequest(Record):
         DHT record and participants fetch it from the creator's endpoint (see docs/sessions.md).
         """
         if endpoint is None:
-            endpoint = None if host is None and port is None else Endpoint(host, port)
+            endpoint = None if host is None and port is None else make_endpoint(host, port)
         elif host is not None or port is not None:
             raise InvalidField("give either host/port or an endpoint")
         return cls._signed(seckey, chain=chain, ttl=ttl, seq=seq, now=now,

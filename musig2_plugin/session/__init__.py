@@ -4,5 +4,6 @@ from .machine import Session
 from .states import CoordinatorPhase, Evidence, SessionStatus
 from .manager import SessionLimit, SessionManager
 from .messages import BadBody, decode_body, encode_body
-from .spec import (TWEAK_NONE, TWEAK_TAPROOT, SessionSpec, SpecError, compute_session_id,
+from .endpoints import EndpointBook
+from .spec import (TWEAK_NONE, TWEAK_TAPROOT, SessionSpec, SpecError, Tweak, compute_session_id,
                    election_order)

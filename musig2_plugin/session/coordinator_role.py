@@ -19,7 +19,7 @@ from .states import CoordinatorPhase as Phase
 from .states import Evidence, SessionStatus
 
 
-class _CoordinatorState:
+class CoordinatorState:
     """What the coordinator of one epoch holds; thrown away when the epoch changes."""
 
     def __init__(self, epoch: int) -> None:
@@ -50,7 +50,7 @@ class CoordinatorRole:
             return
         if self._coord is not None and self._coord.timer is not None:
             self._coord.timer.cancel()
-        self._coord = _CoordinatorState(self.epoch)
+        self._coord = CoordinatorState(self.epoch)
         wait = self.config.join_timeout if self.epoch == 0 else self.config.rejoin_timeout
         self._arm_coord(wait, Phase.JOINS)
 
@@ -60,7 +60,7 @@ class CoordinatorRole:
             c.timer.cancel()
         c.timer = asyncio.get_running_loop().call_later(delay, self._coord_deadline, c, phase)
 
-    def _coord_deadline(self, c: _CoordinatorState, phase: Phase) -> None:
+    def _coord_deadline(self, c: CoordinatorState, phase: Phase) -> None:
         if c is not self._coord or c.phase != phase or self.closed:
             return
         parts = self.spec.participants
@@ -173,7 +173,7 @@ class CoordinatorRole:
             return
         self._broadcast(MsgType.READY, epoch=self.epoch, attempt=attempt)
 
-    def _coord_for(self, b: dict, phase: Phase) -> _CoordinatorState | None:
+    def _coord_for(self, b: dict, phase: Phase) -> CoordinatorState | None:
         c = self._coord
         if c is None or b["epoch"] != c.epoch or c.attempt != b["attempt"] or c.phase != phase:
             return None  # stale or early (a previous attempt or epoch): ignore, no blame
@@ -191,7 +191,7 @@ class CoordinatorRole:
         if len(c.nonces) == self.spec.n:
             self._nonces_complete(c)
 
-    def _take_nonce(self, c: _CoordinatorState, sender: bytes, pubnonce: bytes) -> bool:
+    def _take_nonce(self, c: CoordinatorState, sender: bytes, pubnonce: bytes) -> bool:
         """Check and keep one public nonce; an invalid one aborts at once, naming its sender."""
         try:
             parse_pubnonce(pubnonce, self.spec.index_of(sender))
@@ -202,7 +202,7 @@ class CoordinatorRole:
         c.nonces[sender] = pubnonce
         return True
 
-    def _nonces_complete(self, c: _CoordinatorState) -> None:
+    def _nonces_complete(self, c: CoordinatorState) -> None:
         ordered = [c.nonces[k] for k in self.spec.participants]
         try:
             c.signing = SigningSession.from_pubnonces(self.spec.keyagg, ordered, self.spec.message)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ..records.fields import Endpoint
+from ..foundation.endpoint import Endpoint
 
 
 class EndpointBook(OrderedDict):

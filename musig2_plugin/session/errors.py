@@ -1,6 +1,7 @@
 """Errors of the session layer: refusals of signed messages, and the end of a session."""
 from __future__ import annotations
 
+from ..foundation.errors import Musig2Error
 from ..transport import AuthenticRefusal, UnknownSession
 from .states import Evidence
 
@@ -18,7 +19,7 @@ class InvalidContribution(AuthenticRefusal):
     """A signed message whose content is cryptographically wrong (bad nonce, bad partial sig)."""
 
 
-class SessionAborted(Exception):
+class SessionAborted(Musig2Error):
     """A session ended without a signature.
 
     ``culprits``: whom *this node* blames, on its own evidence only (``evidence`` maps each

@@ -30,7 +30,7 @@ from ..foundation.config import Musig2Config
 from ..foundation.events import EventEmitter
 from ..transport import (AuthenticRefusal, Envelope, EnvelopeError, MsgType, PeerRefused,
                          PeerUnreachable, Transport)
-from .coordinator_role import CoordinatorRole, _CoordinatorState
+from .coordinator_role import CoordinatorRole, CoordinatorState
 from .errors import InvalidContribution, NotCoordinator, NotOurEpoch, SessionAborted
 from .messages import decode_body, encode_body
 from .participant import ParticipantRole
@@ -105,7 +105,7 @@ class Session(ParticipantRole, CoordinatorRole):
         self._tasks: set[asyncio.Task] = set()
         self._wait_timer: asyncio.TimerHandle | None = None
         self._heartbeat: asyncio.Task | None = None
-        self._coord: _CoordinatorState | None = None
+        self._coord: CoordinatorState | None = None
         self._life_timer = loop.call_later(config.session_lifetime, self._lifetime_over)
         self._ensure_coordinator_state()
         emitter.emit("session:created", session_id=self.sid, request_id=spec.request_id,

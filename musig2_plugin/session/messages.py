@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from ..foundation import constants as C
-from ..records.fields import Endpoint, InvalidField
-from ..transport.envelope import AuthenticRefusal, MsgType
+from ..foundation.endpoint import Endpoint, InvalidEndpoint
+from ..transport import AuthenticRefusal, MsgType
 
 MAX_ATTEMPT = 1 << 31
 MAX_EPOCH = 1 << 16
@@ -48,7 +48,7 @@ def _endpoint(v: Any) -> Endpoint | None:
         raise BadBody("endpoint host too long")
     try:
         return Endpoint.from_json(v)
-    except InvalidField as exc:
+    except InvalidEndpoint as exc:
         raise BadBody(f"bad endpoint: {exc}") from None
 
 

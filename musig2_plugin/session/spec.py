@@ -17,19 +17,55 @@ without exchanging a single message.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 from ..foundation import constants as C
+from ..foundation.errors import Musig2Error
 from ..crypto import KeyAggContext, key_sort, tagged_hash
 
 
-class SpecError(ValueError):
+class SpecError(Musig2Error, ValueError):
     pass
 
 
-TWEAK_NONE = "none"
-TWEAK_TAPROOT = "taproot"
+class Tweak(enum.StrEnum):
+    """What the aggregate key is tweaked with before signing: one type for the session spec and
+    the request payload (which carries it as one byte, :attr:`wire`).
+
+    ``TAPROOT`` signs for the taproot output key Q (BIP-341, optionally with a script-tree merkle
+    root); ``NONE`` signs for the plain aggregate key. A ``StrEnum``, so the names a caller or a
+    test writes (``"taproot"``) are the same values.
+    """
+    NONE = "none"
+    TAPROOT = "taproot"
+
+    @property
+    def wire(self) -> int:
+        """The payload's byte for this tweak (0 none, 1 taproot)."""
+        return _TWEAK_WIRE[self]
+
+    @classmethod
+    def from_wire(cls, value: int) -> "Tweak":
+        """The tweak of a payload byte; SpecError for a byte no tweak has."""
+        for tweak, byte in _TWEAK_WIRE.items():
+            if byte == value:
+                return tweak
+        raise SpecError(f"unknown tweak byte {value}")
+
+    @classmethod
+    def parse(cls, value: "Tweak | str") -> "Tweak":
+        """A tweak from its name; SpecError (not ValueError from the enum) for an unknown one."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise SpecError(f"unknown tweak {value!r}") from None
+
+
+_TWEAK_WIRE = {Tweak.NONE: 0, Tweak.TAPROOT: 1}
+TWEAK_NONE = Tweak.NONE
+TWEAK_TAPROOT = Tweak.TAPROOT
 
 
 def compute_session_id(request_id: bytes, participants, index: int = 0) -> bytes:
@@ -53,7 +89,7 @@ def election_order(session_id: bytes, participants) -> tuple[bytes, ...]:
 
 
 @lru_cache(maxsize=256)
-def _keyagg_for(participants: tuple[bytes, ...], tweak: str,
+def _keyagg_for(participants: tuple[bytes, ...], tweak: Tweak,
                 merkle_root: bytes | None) -> KeyAggContext:
     """One key aggregation per key set, shared by every session that uses it.
 
@@ -74,13 +110,13 @@ class SessionSpec:
     participants: tuple[bytes, ...]        # sorted (BIP-327 KeySort)
     message: bytes                         # 32 bytes (a sighash)
     index: int = 0                         # which of the request's messages
-    tweak: str = TWEAK_TAPROOT
+    tweak: Tweak = Tweak.TAPROOT
     merkle_root: bytes | None = None
     endpoints: dict = field(default_factory=dict)   # key -> (host, port) hints
 
     @classmethod
     def build(cls, request_id: bytes, participants, message: bytes, *, index: int = 0,
-              tweak: str = TWEAK_TAPROOT, merkle_root: bytes | None = None,
+              tweak: "Tweak | str" = Tweak.TAPROOT, merkle_root: bytes | None = None,
               endpoints: dict | None = None, max_signers: int = C.MAX_SIGNERS) -> "SessionSpec":
         keys = [bytes(k) for k in participants]
         if not 2 <= len(keys) <= max_signers:
@@ -89,8 +125,7 @@ class SessionSpec:
             raise SpecError("participant keys must be distinct")
         if len(message) != C.MESSAGE_LEN:
             raise SpecError("the message must be 32 bytes")
-        if tweak not in (TWEAK_NONE, TWEAK_TAPROOT):
-            raise SpecError(f"unknown tweak {tweak!r}")
+        tweak = Tweak.parse(tweak)
         if merkle_root is not None and (tweak != TWEAK_TAPROOT or len(merkle_root) != 32):
             raise SpecError("a merkle root is 32 bytes and only with the taproot tweak")
         spec = cls(bytes(request_id), _sorted_keys(tuple(keys)), bytes(message), index, tweak,

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ..foundation import constants as C
+from ..foundation.errors import Musig2Error
 
 
-class PolicyError(ValueError):
+class PolicyError(Musig2Error, ValueError):
     """Base: the network settings cannot be used as they are; nothing was sent."""
 
 

@@ -10,3 +10,5 @@ from .peer import ClientPool, Endpoint, PeerIgnored, PeerRefused, PeerUnreachabl
 from .relay import (BadReservation, MalformedRelayFrame, NoReservation, RelayClient,
                     RelayClientSilent, RelayDisabled, RelayFrameTooLarge, RelayFull, RelayLink,
                     RelayQuotaExceeded, RelayRefusal, RelayService, RelayUnreachable)
+from .dialback import (DialbackRefusal, DialbackService, Reachability, ask_dialback,
+                       probe_reachability)

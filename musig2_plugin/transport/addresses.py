@@ -24,6 +24,7 @@ import ipaddress
 
 from ..foundation import constants as C
 from ..foundation.chain import Chain
+from ..foundation.errors import Musig2Error
 
 #: Never published on a non-regtest chain (and 0.0.0.0/:: on none at all).
 _NOT_PUBLIC_V4 = tuple(ipaddress.ip_network(n) for n in (
@@ -35,7 +36,7 @@ _LOCAL_NAMES = ("localhost",)
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal")
 
 
-class EndpointNotPublic(ValueError):
+class EndpointNotPublic(Musig2Error, ValueError):
     """An endpoint that must not be published on this chain; the message says why."""
 
 

@@ -24,10 +24,11 @@ from collections import OrderedDict
 from typing import Callable
 
 from ..foundation.config import Musig2Config
+from ..foundation.errors import Musig2Error
 from .guards import TokenBucket
 
 
-class PushRefused(ValueError):
+class PushRefused(Musig2Error, ValueError):
     """A verified push over its signer's budget: refused now, still findable in the DHT."""
 
 

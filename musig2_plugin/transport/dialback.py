@@ -36,7 +36,8 @@ from aiorpcx.session import SessionKind
 
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 from ..foundation import constants as C
-from ..records.fields import Endpoint
+from ..foundation.errors import Musig2Error
+from ..foundation.endpoint import Endpoint
 from .guards import TokenBucket
 from .peer import ClientSession, PeerRefused, PeerUnreachable
 
@@ -49,7 +50,7 @@ ERR_DIALBACK = -32020
 CHALLENGE_LEN = 32
 
 
-class DialbackRefusal(Exception):
+class DialbackRefusal(Musig2Error):
     """A dial-back request refused; the class name starts the JSON-RPC error message."""
 
     def rpc_error(self) -> RPCError:

@@ -31,11 +31,12 @@ from collections import Counter, OrderedDict
 from typing import Callable
 
 from ..foundation.config import Musig2Config
+from ..foundation.errors import Musig2Error
 
 Endpoint = tuple[str, int]
 
 
-class EndpointIgnored(Exception):
+class EndpointIgnored(Musig2Error):
     """We do not dial this endpoint (for this key) now; the message says why."""
 
 

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 
 from ..foundation import constants as C
 from ..foundation.chain import Chain, chain_id_of, chain_label
+from ..foundation.errors import Musig2Error
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
 
 _HEADER = struct.Struct(f">BB{C.CHAIN_ID_LEN}s32s33sQQI")
-SIG_LEN = 64
+SIG_LEN = C.SCHNORR_SIG_LEN
 MIN_ENVELOPE_LEN = _HEADER.size + SIG_LEN
 
 
@@ -48,7 +49,7 @@ class MsgType(enum.IntEnum):
                     # (session_id = the request's key; only on RPC_PAYLOAD, never RPC_MESSAGE)
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(Musig2Error, ValueError):
     """A message refused by the transport; ``authentic`` says whether its signature held."""
     authentic = False
 

@@ -15,9 +15,10 @@ import os
 
 from ..crypto import plain_pubkey, schnorr_sign, schnorr_verify, tagged_hash
 from ..foundation import constants as C
+from ..foundation.errors import Musig2Error
 
 
-class HandshakeFailed(Exception):
+class HandshakeFailed(Musig2Error):
     """The listener did not prove the expected key. ``speaks_protocol``: it answered with a
     well-formed hello (another key or chain), so the endpoint is a node of ours."""
 

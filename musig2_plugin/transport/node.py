@@ -38,7 +38,7 @@ from .envelope import (AuthenticRefusal, BadSignature, CounterSource, Envelope,
 from .admission import PushRefused
 from .hello import answer_hello
 from .guards import PeerScore, ReplayGuard, TokenBucket, check_clock
-from ..records.fields import Endpoint, Reach
+from ..foundation.endpoint import Endpoint, Reach
 from .peer import (ERR_RATE, ClientPool, PeerRefused, PeerUnreachable,
                    ServerSession, make_refusal)
 from .relay import (RelayClientSession, RelayDisabled, RelayService, RelayUnreachable)

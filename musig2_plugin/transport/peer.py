@@ -21,7 +21,8 @@ from functools import partial
 
 from ..foundation import constants as C
 from ..foundation.config import Musig2Config
-from ..records.fields import Endpoint
+from ..foundation.errors import Musig2Error
+from ..foundation.endpoint import Endpoint
 from .dialguard import DialGuard, EndpointIgnored
 from .guards import TokenBucket
 from .hello import HandshakeFailed, check_hello, new_nonce
@@ -37,7 +38,7 @@ ERR_RATE = -32002
 ERR_BAD_ARGS = -32003
 
 
-class TransportError(Exception):
+class TransportError(Musig2Error):
     """Base of the errors a send can end with."""
 
 

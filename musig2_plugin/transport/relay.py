@@ -35,8 +35,9 @@ from aiorpcx.session import SessionKind
 
 from ..foundation import constants as C
 from ..foundation.config import Musig2Config
+from ..foundation.errors import Musig2Error
 from ..crypto import schnorr_sign, schnorr_verify, tagged_hash
-from ..records.fields import Endpoint, Reach
+from ..foundation.endpoint import Endpoint, Reach
 from .guards import TokenBucket
 from .hello import HandshakeFailed, check_hello, new_nonce
 from .peer import BoundedConnection, PeerRefused, PeerUnreachable
@@ -53,7 +54,7 @@ RESERVATION_LEN = _RES.size + 64
 
 
 # --------------------------------------------------------------------------- refusals
-class RelayRefusal(Exception):
+class RelayRefusal(Musig2Error):
     """A relay refused a request; the class name is the first word of the error message."""
 
     def rpc_error(self) -> RPCError:

@@ -15,8 +15,11 @@ from .spend import (MusigCoin, SpendReview, attach_signature, broadcast, build_s
                     check_input_info, finalize, keypath_sighash, musig_inputs, parse_psbt,
                     psbt_base64, review_spend, sighashes)
 from .psbt_signer import PsbtSigner, aggregate_all, aggregate_input
+from .combine import MAX_COMBINED_PSBTS, combine_psbts
+from .vaults import StoredOutput, UnknownOutput, VaultStore, VaultWatcher
 from .recovery_tree import RecoveryPolicy
 from .recovery_spend import (build_recovery_spend, check_mature, finalize_recovery,
                              recovery_height, recovery_inputs, recovery_status, review_recovery,
                              script_path_sighash, sign_recovery)
 from .recovery_import import create_output as create_recovery_output, import_output
+from .psbt_taptree import add_own_derivation

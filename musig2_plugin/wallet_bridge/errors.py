@@ -6,8 +6,10 @@ check fired. Errors about one input of a transaction carry ``input_index``.
 """
 from __future__ import annotations
 
+from ..foundation.errors import Musig2Error
 
-class BridgeError(Exception):
+
+class BridgeError(Musig2Error):
     """Base of every error raised by musig2_plugin.wallet_bridge."""
 
 

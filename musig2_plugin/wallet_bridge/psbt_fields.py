@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import MutableMapping, Optional
 
 from .. import crypto
-from ..foundation.constants import MAX_OUTPUT_PARTICIPANTS
+from ..foundation.constants import MAX_OUTPUT_PARTICIPANTS, PARTIAL_SIG_LEN, PUBNONCE_LEN
 from .errors import PsbtFieldError
 from . import psbt_taptree
 from .musig_output import MusigOutput
@@ -38,8 +38,6 @@ OUT_TAP_INTERNAL_KEY = 0x05
 OUT_TAP_BIP32_DERIVATION = 0x07
 OUT_MUSIG2_PARTICIPANT_PUBKEYS = 0x08
 
-PUBNONCE_LEN = 66
-PARTIAL_SIG_LEN = 32
 
 
 def _entries(unknown: MutableMapping[bytes, bytes], key_type: int) -> list[tuple[bytes, bytes]]:

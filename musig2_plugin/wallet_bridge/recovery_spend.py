@@ -38,7 +38,7 @@ from . import psbt_fields, psbt_taptree
 from .errors import (BridgeError, InvalidFinalSignature, MissingInputInfo, NotAMusigInput,
                      ParticipantMismatch, RecoveryNotMature, SpendBuildError)
 from .musig_output import MusigOutput
-from .spend import MusigCoin, _txout, check_input_info, musig_inputs
+from .spend import MusigCoin, payment_output, check_input_info, musig_inputs
 
 SCRIPT_PATH_SPEND_TYPE = 2          # (ext_flag 1) * 2 + no annex
 KEY_VERSION = b"\x00"               # BIP-342 key_version
@@ -108,12 +108,12 @@ def build_recovery_spend(coins: Sequence[MusigCoin], destination: str, *,
     txins = [recovery_txin(c) for c in coins]
     total = sum(c.value_sats for c in coins)
     if fee_sats is None:
-        probe = PartialTransaction.from_io(list(txins), [_txout(destination, total)],
+        probe = PartialTransaction.from_io(list(txins), [payment_output(destination, total)],
                                            locktime=0, version=2)
         fee_sats = math.ceil(feerate_sat_vb * probe.estimated_size())
     if total - fee_sats <= 0:
         raise SpendBuildError(f"the coins ({total} sat) do not cover the fee ({fee_sats} sat)")
-    return PartialTransaction.from_io(txins, [_txout(destination, total - fee_sats)],
+    return PartialTransaction.from_io(txins, [payment_output(destination, total - fee_sats)],
                                       locktime=0, version=2)
 
 

@@ -72,7 +72,7 @@ def musig_txin(coin: MusigCoin) -> PartialTxInput:
     return txin
 
 
-def _txout(address: str, value: int) -> PartialTxOutput:
+def payment_output(address: str, value: int) -> PartialTxOutput:
     if not bitcoin.is_address(address):
         raise SpendBuildError(f"not an address of this network: {address!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -107,7 +107,7 @@ def build_spend(coins: Sequence[MusigCoin], outputs: Sequence[tuple[str, int]], 
     if feerate_sat_vb is not None and not (0 < feerate_sat_vb <= 10_000):
         raise SpendBuildError(f"bad feerate {feerate_sat_vb!r}")
     txins = [musig_txin(c) for c in coins]
-    txouts = [_txout(a, v) for a, v in outputs]
+    txouts = [payment_output(a, v) for a, v in outputs]
     total_in = sum(c.value_sats for c in coins)
     total_out = sum(o.value for o in txouts)
 
@@ -117,7 +117,7 @@ def build_spend(coins: Sequence[MusigCoin], outputs: Sequence[tuple[str, int]], 
         return tx
 
     if fee_sats is None:
-        probe_change = [_txout(change_address, 1_000_000)] if change_address else []
+        probe_change = [payment_output(change_address, 1_000_000)] if change_address else []
         vsize = assemble(probe_change).estimated_size()
         fee_sats = math.ceil(feerate_sat_vb * vsize)
         if change_address and total_in - total_out - fee_sats < _dust(change_address):
@@ -135,7 +135,7 @@ def build_spend(coins: Sequence[MusigCoin], outputs: Sequence[tuple[str, int]], 
     if change > 0:
         if not change_address:
             raise SpendBuildError(f"{change} sat would be left over: give a change address")
-        ch = _txout(change_address, change)
+        ch = payment_output(change_address, change)
         ch.is_change = True
         extra.append(ch)
     tx = assemble(extra)

@@ -210,3 +210,54 @@ async def test_approved_request_is_rejoined_after_a_restart(cosigners, trio_keys
         assert state.error is None and sorted(state.signatures) == [0]
     finally:
         await bob2.stop()
+
+
+async def test_creator_review_computed_once_and_approval_bound_to_the_reviewed_payload(cosigners):
+    """The creator announces with the sighashes and review it already computed (the same
+    object, not a second computation); a co-signer's approval callback accepts only the exact
+    record and payload it reviewed, without parsing the PSBT again."""
+    import dataclasses
+
+    from musig2_plugin.app import prepare_own_spend
+    alice, bob, _carol = cosigners
+    _out, tx = _spend(cosigners)
+    own = prepare_own_spend(tx, alice.pubkey)
+    assert own.inputs == (0, 1) and own.sighashes == sighashes(tx)
+    state = await alice.request_spend(tx, prepared=own)
+    assert state.review is own.review
+    await _until(lambda: state.key in bob.requests)
+    st = bob.requests[state.key]
+    assert st.status == PENDING and st.payload is not None
+    record, payload = st.record, st.payload
+    assert bob._approve(record, payload) is False                # not approved by the user yet
+    st.approved = True
+    assert bob._approve(record, payload) is True
+    other = dataclasses.replace(payload, app_data=payload.app_data + b" ")
+    assert bob._approve(record, other) is False                  # not what was reviewed
+    assert "differs from the one reviewed" in st.error
+    assert bob._approve(dataclasses.replace(record, metadata="x"), payload) is False
+    st.approved = False
+
+
+async def test_a_request_stored_in_the_dht_reaches_the_service_through_the_node_watcher(trio_keys):
+    """Bob's node runs (DHT joined) but Alice cannot push to him (she does not know his
+    endpoint): the request reaches Bob's service only through the coordinator's DHT watcher,
+    which the service starts (it has no polling loop of its own any more)."""
+    ws, secrets = trio_keys
+    alice = WalletCosigner(ws[0], secrets[0], auto_broadcast=False)
+    bob = WalletCosigner(ws[1], secrets[1], auto_broadcast=False)
+    await alice.start(dht=True)
+    try:
+        await bob.start(dht=True, bootstrap=[alice.node.dht_address], poll_interval=0.3)
+        assert bob._poller is not None and not bob._poller.done()
+        assert bob._poller in bob.node._watchers        # the coordinator's watcher, not our own
+        _out, tx = _spend([alice, bob])
+        state = await alice.request_spend(tx)
+        await _until(lambda: state.key in bob.requests, timeout=20)
+        st = bob.requests[state.key]
+        assert st.status == PENDING and st.review is not None, st.error
+        assert bob.node.requests[state.key].via == "dht"
+    finally:
+        await bob.stop()
+        await alice.stop()
+    assert bob._poller is None

@@ -95,6 +95,10 @@ def test_create_and_list_output_offline(rpc):
     assert listed[0]["label"] == "team" and listed[0]["balance"] is None    # offline: no server
     _refused(rpc, "request_spend", "Offline", outputs=f"[[\"{made['address']}\", 1000]]",
              fee=200, password="secret")
+    # a fee that is not a number: a typed refusal, not Electrum's "internal error"
+    msg = _refused(rpc, "request_spend", "BadArgument", outputs=f"[[\"{made['address']}\", 1000]]",
+                   fee="lots", password="secret")
+    assert "fee must be whole satoshis" in msg
 
 
 def test_psbt_commands_refuse_garbage(rpc):
@@ -118,6 +122,12 @@ def test_node_start_refusals_and_advertise(rpc):
     st = rpc("node_start", dht=False, password="secret")
     assert st["running"] and st["endpoint"][0] == "127.0.0.1"
     _refused(rpc, "advertise", "BadArgument", tx_types="teleport")
+    # Over-long nicknames: the limit in words (not the record layer's InvalidField), nothing
+    # published; ASCII over the limit, and 20 characters that are 40 UTF-8 bytes.
+    for nick, size in (("n" * 33, 33), ("\u00e9" * 20, 40)):
+        msg = _refused(rpc, "advertise", f"BadArgument: the nickname is {size} bytes", nickname=nick)
+        assert "at most 32" in msg
+    assert rpc("status")["node"]["advertising"] is False
     _refused(rpc, "approve", "unknown signing request", request_id="ab" * 32)
     _refused(rpc, "approve", "must be hex", request_id="xyz")
     assert rpc("status")["node"]["running"] is True

@@ -302,6 +302,12 @@ try:
     out["settings_bad_peer_error"] = sd.error_label.text()
     out["settings_still_open"] = sd.result() == 0
     sd.bootstrap_edit.setText("127.0.0.1:4242")
+    out["nick_max_length"] = sd.nick_edit.maxLength()
+    sd.nick_edit.setText("\u00e9" * 20)          # 20 characters, 40 UTF-8 bytes: over the limit
+    sd.accept()
+    out["settings_long_nick_error"] = sd.error_label.text()
+    out["settings_long_nick_open"] = sd.result() == 0
+    out["settings_long_nick_saved"] = config.get("plugins.musig2_plugin.ad_nickname")
     sd.public_host_edit.setText("0.0.0.0")
     sd.accept()
     out["settings_bad_public_error"] = sd.error_label.text()

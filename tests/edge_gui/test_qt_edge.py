@@ -23,6 +23,7 @@ import pytest
 import electrum  # noqa: E402,F401  (no skip: a missing Electrum or PyQt6 must fail the run)
 import PyQt6.QtWidgets  # noqa: E402,F401
 
+from musig2_plugin.foundation import constants as C  # noqa: E402
 from tests.harness.electrum import REPO, ElectrumDaemon, build_plugin_zip  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.electrum, pytest.mark.slow]
@@ -89,6 +90,13 @@ def test_approval_runs_both_rounds_to_a_valid_signature(probe):
 def test_settings_validate_and_save(probe):
     assert "not host:port" in probe["settings_bad_peer_error"]
     assert probe["settings_still_open"] is True
+    # The nickname field: limited by the records' constant; a non-ASCII name over the byte
+    # limit is refused with the limit in words, the dialog stays open, nothing is saved.
+    assert probe["nick_max_length"] == C.MAX_NICKNAME_BYTES
+    assert probe["settings_long_nick_error"].startswith("BadArgument: the nickname is 40 bytes")
+    assert f"at most {C.MAX_NICKNAME_BYTES}" in probe["settings_long_nick_error"]
+    assert probe["settings_long_nick_open"] is True
+    assert probe["settings_long_nick_saved"] is None
     assert "unspecified address" in probe["settings_bad_public_error"]
     assert probe["settings_still_open_public"] is True
     assert probe["settings_saved"] == ["127.0.0.1:4242", "alice", True, "0.0.0.0",

@@ -328,7 +328,7 @@ def test_endpoint_type_forms() -> None:
     assert r != d and r != ("203.0.113.5", 7800) and tuple(r) == ("203.0.113.5", 7800)
     for ep in (d, r, o):
         assert Endpoint.from_json(json.loads(json.dumps(ep.to_json()))) == ep
-    from musig2_plugin.records import InvalidField
+    from musig2_plugin.foundation.endpoint import InvalidEndpoint as InvalidField
     for bad in (["h", 1, "relay"], ["h", 1, "relay", "00"], ["h", 1, "tor"], ["h", 0],
                 ["h", 1, "onion"], ["h", True], "h:1", ["h", 1, "direct", "x"]):
         with pytest.raises(InvalidField):
