@@ -129,6 +129,8 @@ class TorControl:
         are kept, bounded, for wait_event()."""
         while True:
             message = await self._read_message()
+            if message is None:   # unreachable: without first_wait a timeout raises instead
+                raise TorControlError("control port did not answer in time")
             if message.status != "650":
                 return message
             self._events.append(message)
@@ -148,27 +150,40 @@ class TorControl:
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     raise TorControlError(f"no matching event from Tor within {timeout:.0f} s")
-                try:
-                    message = await asyncio.wait_for(self._read_message(), left)
-                except asyncio.TimeoutError:
-                    raise TorControlError(f"no matching event from Tor within {timeout:.0f} s") from None
+                # Only the wait for a message's first line may be long (events can be far
+                # apart); once a message starts, its lines come at once. Never cancelled
+                # mid-message, so the stream stays in step.
+                message = await self._read_message(first_wait=left)
+                if message is None:
+                    raise TorControlError(f"no matching event from Tor within {timeout:.0f} s")
                 if message.status == "650":
                     self._events.append(message)
 
-    async def _read_message(self) -> Reply:
+    async def _readline(self, wait: float) -> bytes | None:
+        """One raw line; None when nothing came within ``wait`` seconds."""
+        try:
+            return await asyncio.wait_for(self._reader.readline(), wait)
+        except asyncio.TimeoutError:
+            return None
+        except (ValueError, asyncio.LimitOverrunError):
+            raise TorControlError("control port reply line too long") from None
+        except OSError as exc:
+            raise TorControlError(f"control connection failed: {exc!r}") from None
+
+    async def _read_message(self, first_wait: float | None = None) -> Reply | None:
+        """One complete reply or event. With ``first_wait``: None when no message starts
+        within it; otherwise (and for every later line) TorControlError after the timeout."""
         lines: list[str] = []
         status = ""
         while True:
             if len(lines) >= C.TOR_CONTROL_MAX_LINES:
                 raise TorControlError("control port reply has too many lines")
-            try:
-                raw = await asyncio.wait_for(self._reader.readline(), self._timeout)
-            except asyncio.TimeoutError:
-                raise TorControlError("control port did not answer in time") from None
-            except (ValueError, asyncio.LimitOverrunError):
-                raise TorControlError("control port reply line too long") from None
-            except OSError as exc:
-                raise TorControlError(f"control connection failed: {exc!r}") from None
+            waiting_first = not lines and first_wait is not None
+            raw = await self._readline(first_wait if waiting_first else self._timeout)
+            if raw is None:
+                if waiting_first:
+                    return None
+                raise TorControlError("control port did not answer in time")
             if not raw:
                 raise TorControlError("control port closed the connection")
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -180,7 +195,9 @@ class TorControl:
             lines.append(text[4:])
             if text[3] == "+":   # a data block follows, ended by a line with a single "."
                 while True:
-                    data = await asyncio.wait_for(self._reader.readline(), self._timeout)
+                    data = await self._readline(self._timeout)
+                    if data is None:
+                        raise TorControlError("control port did not answer in time")
                     if not data:
                         raise TorControlError("control port closed the connection in a data block")
                     if data.rstrip(b"\r\n") == b".":

@@ -256,3 +256,35 @@ async def test_events_interleaved_with_replies_are_kept_and_failed_uploads_time_
             await control.close()
     finally:
         server.close()
+
+
+async def test_events_further_apart_than_the_reply_timeout_are_still_awaited() -> None:
+    """Descriptor uploads on the real network can take longer than one control reply may:
+    waiting for an event uses the event's own deadline, not the per-reply timeout."""
+
+    async def handle(reader, writer):
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            word = line.split()[0].decode()
+            writer.write(BASE.get(word, b"510 Unrecognized command\r\n"))
+            await writer.drain()
+            if word == "SETEVENTS":
+                await asyncio.sleep(2.5)                       # longer than the 1 s reply timeout
+                writer.write(f"650 HS_DESC UPLOADED {SID} UNKNOWN $AA\r\n".encode())
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    try:
+        control = await TorControl.connect(ControlSettings(LOOPBACK, server.sockets[0].getsockname()[1]),
+                                           timeout=1)
+        try:
+            await control.command("SETEVENTS HS_DESC")
+            event = await control.wait_event(lambda e: e.lines[0].startswith("HS_DESC UPLOADED"), 10)
+            assert event.lines[0].split()[2] == SID
+        finally:
+            await control.close()
+    finally:
+        server.close()
