@@ -162,3 +162,26 @@ def test_core_import_does_not_load_electrum_or_the_commands():
     assert "musig2_plugin.crypto" in loaded
     assert "musig2_plugin.commands" not in loaded
     assert not any(m == "electrum" or m.startswith("electrum.") for m in loaded), loaded
+
+
+LAZY_APP = r'''
+import json, sys
+from musig2_plugin.app import crypto_backend
+light = "musig2_plugin.coordinator" in sys.modules
+from musig2_plugin.app import WalletCosigner, recovery
+print(json.dumps({"coordinator_after_backend": light,
+                  "coordinator_after_service": "musig2_plugin.coordinator" in sys.modules,
+                  "recovery": recovery.__name__, "backend": crypto_backend.NAME}))
+'''
+
+
+def test_the_application_face_loads_what_is_used():
+    """Every daemon builds the plugin object at start-up and asks the application layer for the
+    crypto backend's report: that must not import the coordinator, DHT and transport."""
+    res = subprocess.run([sys.executable, "-c", LAZY_APP], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["coordinator_after_backend"] is False
+    assert out["coordinator_after_service"] is True
+    assert out["recovery"] == "musig2_plugin.app.recovery" and out["backend"]
