@@ -4,6 +4,7 @@ Never imports Electrum. See docs/records-and-dht.md for the byte layout.
 """
 from .advertisement import Advertisement, Withdrawal
 from .base import Record, supersedes
+from .codec import Reader as RecordReader, Writer as RecordWriter
 from .decode import RECORD_KINDS, decode_record, peek_chain, peek_slot
 from .errors import (ExpiredRecord, FutureRecord, InvalidField, InvalidSignature,
                      MalformedRecord, OversizedRecord, RecordError, UnknownRecordKind,
@@ -14,7 +15,7 @@ from .topics import (shard_of, signer_topic, signer_topics, topic_for_requests, 
                      type_topics)
 
 __all__ = [
-    "Advertisement", "Withdrawal", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
+    "Advertisement", "Withdrawal", "RecordReader", "RecordWriter", "SigningRequest", "PayloadRef", "Record", "supersedes", "decode_record",
     "RECORD_KINDS", "peek_slot", "peek_chain", "RecordError", "MalformedRecord", "InvalidField", "UnknownRecordKind",
     "UnsupportedVersion", "OversizedRecord", "InvalidSignature", "ExpiredRecord",
     "FutureRecord", "WrongChain", "Endpoint", "Reach", "TxType", "topic_for_type",
