@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from .foundation.constants import PLUGIN_NAME
+from . import settings
 from .tor import (ControlSettings, NetworkMode, NetworkPlan, PolicyError, ProxyConfigError, ProxySpec,
                          is_loopback, parse_proxy, plan_network)
 
 if TYPE_CHECKING:
     from electrum.simple_config import SimpleConfig
 
-CONFIG_NETWORK_MODE = f"plugins.{PLUGIN_NAME}.network_mode"   # auto | direct | proxy
-CONFIG_PROXY = f"plugins.{PLUGIN_NAME}.proxy"                 # [socks5:]host:port, or empty
-CONFIG_TOR_CONTROL = f"plugins.{PLUGIN_NAME}.tor_control"     # host:port of Tor's control port
-CONFIG_TOR_CONTROL_PASSWORD = f"plugins.{PLUGIN_NAME}.tor_control_password"
-CONFIG_TOR_CONTROL_COOKIE = f"plugins.{PLUGIN_NAME}.tor_control_cookie"  # cookie file path
+# Declared as Electrum config variables in settings.py; the key names stay importable from here.
+CONFIG_NETWORK_MODE = settings.NETWORK_MODE.key()      # auto | direct | proxy
+CONFIG_PROXY = settings.PROXY.key()                    # [socks5:]host:port, or empty
+CONFIG_TOR_CONTROL = settings.TOR_CONTROL.key()        # host:port of Tor's control port
+CONFIG_TOR_CONTROL_PASSWORD = settings.TOR_CONTROL_PASSWORD.key()
+CONFIG_TOR_CONTROL_COOKIE = settings.TOR_CONTROL_COOKIE.key()  # cookie file path
 
 
 def electrum_proxy(config: "SimpleConfig") -> Optional[ProxySpec]:
@@ -41,7 +42,7 @@ def electrum_proxy(config: "SimpleConfig") -> Optional[ProxySpec]:
 
 
 def plugin_proxy(config: "SimpleConfig") -> Optional[ProxySpec]:
-    return parse_proxy(config.get(CONFIG_PROXY, "") or "", source="plugin")
+    return parse_proxy(config.MUSIG2_PROXY or "", source="plugin")
 
 
 def network_plan(config: "SimpleConfig", listen_host: str, public_host: Optional[str] = None,
@@ -50,7 +51,7 @@ def network_plan(config: "SimpleConfig", listen_host: str, public_host: Optional
     return plan_network(
         electrum_proxy=electrum_proxy(config),
         plugin_proxy=plugin_proxy(config) if proxy is None else parse_proxy(proxy, source="plugin"),
-        mode=NetworkMode.parse(config.get(CONFIG_NETWORK_MODE, "auto") if mode is None else mode),
+        mode=NetworkMode.parse(config.MUSIG2_NETWORK_MODE if mode is None else mode),
         listen_host=listen_host, public_host=public_host)
 
 
@@ -73,9 +74,9 @@ def save_network_settings(config: "SimpleConfig", listen_host: str,
 def tor_control(config: "SimpleConfig") -> Optional[ControlSettings]:
     """The Tor control port to create our onion service on, or None when none is set.
     Authentication: the password when set, else the cookie (file from the settings or from Tor)."""
-    return parse_tor_control(config.get(CONFIG_TOR_CONTROL, "") or "",
-                             config.get(CONFIG_TOR_CONTROL_PASSWORD, None),
-                             config.get(CONFIG_TOR_CONTROL_COOKIE, None))
+    return parse_tor_control(config.MUSIG2_TOR_CONTROL or "",
+                             config.MUSIG2_TOR_CONTROL_PASSWORD,
+                             config.MUSIG2_TOR_CONTROL_COOKIE)
 
 
 def parse_tor_control(text: object, password: object = None,
@@ -101,7 +102,7 @@ def describe(config: "SimpleConfig", listen_host: str, public_host: Optional[str
         plan = network_plan(config, listen_host, public_host)
         control = tor_control(config)
     except PolicyError as exc:
-        return {"mode": str(config.get(CONFIG_NETWORK_MODE, "auto")), "refused": str(exc)}
+        return {"mode": str(config.MUSIG2_NETWORK_MODE), "refused": str(exc)}
     return {"mode": plan.mode.value, "path": plan.describe(),
             "reachability": "onion" if control is not None else plan.reachability,
             "proxy": None if plan.proxy is None else plan.proxy.describe(),

@@ -13,7 +13,8 @@ from electrum.logging import get_logger
 from electrum.plugin import BasePlugin, hook
 from electrum.version import ELECTRUM_VERSION
 
-from .foundation.constants import PLUGIN_NAME
+from . import settings
+from .foundation.constants import PLUGIN_NAME  # noqa: F401  (re-exported: commands.py imports it from here)
 from .wallet_bridge import (ParticipantKey, PsbtSigner, VaultStore, VaultWatcher,
                             cached_participant_key, check_supported, ensure_participant_key,
                             participant_secret_checked)
@@ -23,25 +24,22 @@ if TYPE_CHECKING:
     from electrum.simple_config import SimpleConfig
     from electrum.wallet import Abstract_Wallet
 
-# Config key (in Electrum's own config file, next to plugins.<name>.enabled) of the user's choice
-# to run the co-signing node; kept in Electrum's config so both GUIs and the daemon see one value.
-CONFIG_NODE_ENABLED = f"plugins.{PLUGIN_NAME}.node_enabled"
-# Where the node listens (TCP for peer sessions, UDP for the DHT) and whom it joins first.
-CONFIG_LISTEN_HOST = f"plugins.{PLUGIN_NAME}.listen_host"
-CONFIG_LISTEN_PORT = f"plugins.{PLUGIN_NAME}.listen_port"
-CONFIG_BOOTSTRAP = f"plugins.{PLUGIN_NAME}.bootstrap"          # "host:port,host:port"
-# The endpoint strangers connect to (port forward, server address); see app/reach.py.
-CONFIG_PUBLIC_HOST = f"plugins.{PLUGIN_NAME}.public_host"
-CONFIG_PUBLIC_PORT = f"plugins.{PLUGIN_NAME}.public_port"
+# The settings are Electrum config variables declared in settings.py (listconfig, helpconfig,
+# one default each); the key names stay importable from here for the dialogs and scripts.
+CONFIG_NODE_ENABLED = settings.NODE_ENABLED.key()
+CONFIG_LISTEN_HOST = settings.LISTEN_HOST.key()
+CONFIG_LISTEN_PORT = settings.LISTEN_PORT.key()
+CONFIG_BOOTSTRAP = settings.BOOTSTRAP.key()
+CONFIG_PUBLIC_HOST = settings.PUBLIC_HOST.key()
+CONFIG_PUBLIC_PORT = settings.PUBLIC_PORT.key()
 REACH_KEYS = {"listen_host": CONFIG_LISTEN_HOST, "listen_port": CONFIG_LISTEN_PORT,
               "public_host": CONFIG_PUBLIC_HOST, "public_port": CONFIG_PUBLIC_PORT}
-# "Advertise me": whether to publish, and what (types, amount range, fee, nickname).
-CONFIG_ADVERTISE = f"plugins.{PLUGIN_NAME}.advertise"
-CONFIG_AD_TYPES = f"plugins.{PLUGIN_NAME}.ad_types"            # "spend,custody"
-CONFIG_AD_MIN = f"plugins.{PLUGIN_NAME}.ad_min_sat"
-CONFIG_AD_MAX = f"plugins.{PLUGIN_NAME}.ad_max_sat"
-CONFIG_AD_FEE = f"plugins.{PLUGIN_NAME}.ad_fee_sat"
-CONFIG_AD_NICK = f"plugins.{PLUGIN_NAME}.ad_nickname"
+CONFIG_ADVERTISE = settings.ADVERTISE.key()
+CONFIG_AD_TYPES = settings.AD_TYPES.key()
+CONFIG_AD_MIN = settings.AD_MIN.key()
+CONFIG_AD_MAX = settings.AD_MAX.key()
+CONFIG_AD_FEE = settings.AD_FEE.key()
+CONFIG_AD_NICK = settings.AD_NICK.key()
 
 
 class NodeHandle(Protocol):
@@ -170,7 +168,7 @@ class Musig2Plugin(BasePlugin):
 
     # --- the co-signing node ---------------------------------------------------------------
     def bootstrap_peers(self) -> list[tuple[str, int]]:
-        return parse_peers(self.config.get(CONFIG_BOOTSTRAP, "") or "")
+        return parse_peers(self.config.MUSIG2_BOOTSTRAP or "")
 
     def chain(self):
         """The chain of Electrum's network; NodeSettingsError on a network the plugin does not
@@ -258,7 +256,7 @@ class Musig2Plugin(BasePlugin):
                 raise
         self.cosigners[id(wallet)] = cosigner
         self.node = cosigner
-        if self.config.get(CONFIG_ADVERTISE, False):
+        if self.config.MUSIG2_ADVERTISE:
             await self.advertise(wallet)
         return cosigner
 
@@ -287,17 +285,17 @@ class Musig2Plugin(BasePlugin):
         """
         from . import app
         nickname = app.check_nickname(str(overrides.get("nickname",
-                                                        self.config.get(CONFIG_AD_NICK, ""))))
+                                                        self.config.MUSIG2_AD_NICKNAME)))
         c = self.cosigner(wallet)
         types = overrides.get("tx_types") or [t.strip() for t in str(
-            self.config.get(CONFIG_AD_TYPES, "spend")).split(",") if t.strip()]
-        max_amount = overrides.get("max_amount_sat", self.config.get(CONFIG_AD_MAX, None))
+            self.config.MUSIG2_AD_TYPES).split(",") if t.strip()]
+        max_amount = overrides.get("max_amount_sat", self.config.MUSIG2_AD_MAX_SAT)
         return await app.advertise(
             c, tx_types=types, nickname=nickname,
-            min_amount_sat=int(overrides.get("min_amount_sat", self.config.get(CONFIG_AD_MIN, 0))),
+            min_amount_sat=int(overrides.get("min_amount_sat", self.config.MUSIG2_AD_MIN_SAT)),
             max_amount_sat=None if max_amount is None else int(max_amount),
             fee_per_signature_sat=int(overrides.get("fee_per_signature_sat",
-                                                    self.config.get(CONFIG_AD_FEE, 0))))
+                                                    self.config.MUSIG2_AD_FEE_SAT)))
 
     def create_output(self, wallet: "Abstract_Wallet", me: bytes, *, keys=None,
                       descriptor: Optional[str] = None, label: str = "",
@@ -464,13 +462,13 @@ class Musig2Plugin(BasePlugin):
 
     # --- settings -------------------------------------------------------------------------
     def is_node_enabled(self) -> bool:
-        return bool(self.config.get(CONFIG_NODE_ENABLED, False))
+        return self.config.MUSIG2_NODE_ENABLED
 
     def set_node_enabled(self, enabled: bool) -> None:
         """Persist the user's choice; the node layer starts or stops the node on this value."""
         if not isinstance(enabled, bool):
             raise TypeError(f"node_enabled must be a bool, got {type(enabled).__name__}")
-        self.config.set_key(CONFIG_NODE_ENABLED, enabled)
+        self.config.MUSIG2_NODE_ENABLED = bool(enabled)
 
     def is_node_running(self) -> bool:
         if any(c.is_running() for c in getattr(self, "cosigners", {}).values()):
@@ -522,7 +520,7 @@ class Musig2Plugin(BasePlugin):
             reach = self.reach_settings()
             return reach.listen_host, reach.public_host
         except Exception:
-            return str(self.config.get(CONFIG_LISTEN_HOST, "127.0.0.1")), None
+            return str(self.config.MUSIG2_LISTEN_HOST), None
 
     def network_status(self) -> dict[str, Any]:
         """The proxy policy's verdict: the path the node would take, or why it is refused."""

@@ -326,6 +326,11 @@ try:
                              config.get("plugins.musig2_plugin.listen_host"),
                              config.get("plugins.musig2_plugin.public_host"),
                              config.get("plugins.musig2_plugin.public_port")]
+    # the same values through the ConfigVars the zip-loaded plugin declared (settings.py)
+    out["settings_configvars"] = [config.MUSIG2_BOOTSTRAP, config.MUSIG2_AD_NICKNAME,
+                                  config.MUSIG2_ADVERTISE, config.MUSIG2_LISTEN_HOST,
+                                  config.MUSIG2_PUBLIC_HOST, config.MUSIG2_PUBLIC_PORT,
+                                  type(config).MUSIG2_ADVERTISE.key()]
     # An encrypted wallet opened with the node enabled: the plugin asks for the password once
     # (the user's typing is stood in for by answering the prompt) and the node starts.
     from electrum.gui.qt.main_window import ElectrumWindow

@@ -101,6 +101,9 @@ def test_settings_validate_and_save(probe):
     assert probe["settings_still_open_public"] is True
     assert probe["settings_saved"] == ["127.0.0.1:4242", "alice", True, "0.0.0.0",
                                        "signer.example.org", 443]
+    assert probe["settings_configvars"] == ["127.0.0.1:4242", "alice", True, "0.0.0.0",
+                                            "signer.example.org", 443,
+                                            "plugins.musig2_plugin.advertise"]
     # how the running node is reached, as the dialog shows it
     assert "regtest: listening on 127.0.0.1:" in probe["reach_text"]
     assert "reached directly at 127.0.0.1:" in probe["reach_text"]
