@@ -431,7 +431,7 @@ class Musig2Plugin(BasePlugin):
         me = self.participant_key(wallet, password).pubkey
         vaults = self.vaults(wallet)
         chosen = [vaults.find(r) for r in from_refs] if from_refs else vaults.all()
-        chosen = [s for s in chosen if s.output.index_of(me) is not None]
+        chosen = [s for s in chosen if s.output.signer_index_of(me) is not None]
         watcher = self.watcher
         if watcher is None:
             raise Offline("this wallet is offline: MuSig2 outputs are not being followed")

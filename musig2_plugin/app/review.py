@@ -32,7 +32,7 @@ def prepare_own_spend(tx: PartialTransaction, me: bytes) -> OwnSpend:
     when an input lacks what the review needs.
     """
     musig = musig_inputs(tx)
-    mine = tuple(sorted(i for i, out in musig.items() if out.index_of(me) is not None))
+    mine = tuple(sorted(i for i, out in musig.items() if out.signer_index_of(me) is not None))
     if not mine:
         raise ParticipantMismatch(0, "no input of this transaction is ours to co-sign")
     msgs = sighashes(tx)
@@ -47,5 +47,5 @@ def review_psbt(tx: PartialTransaction, me: bytes,
     none claimed, the ones we compute for our own inputs (SighashMismatch on a difference)."""
     if claimed is None:
         claimed = {i: keypath_sighash(tx, i) for i, out in musig_inputs(tx).items()
-                   if out.index_of(me) is not None}
+                   if out.signer_index_of(me) is not None}
     return review_spend(tx, me, dict(claimed))

@@ -588,7 +588,7 @@ class Musig2Node:
     # ------------------------------------------------------------------ requests
     def _specs(self, record: SigningRequest, payload: RequestPayload) -> tuple[SessionSpec, ...]:
         rid = request_key(record)
-        return tuple(SessionSpec.build(rid, record.keys, msg, index=i, tweak=payload.tweak,
+        return tuple(SessionSpec.build(rid, record.keys, msg, message_index=i, tweak=payload.tweak,
                                        merkle_root=payload.merkle_root,
                                        endpoints=payload.endpoints,
                                        max_signers=self.config.max_signers)
@@ -620,8 +620,9 @@ class Musig2Node:
                                    [bytes(m) for m in messages])
         hints: dict[bytes, tuple[str, int]] = {}
         for i in range(len(messages)):
-            probe = SessionSpec.build(session_rid, keys, bytes(messages[i]), index=i, tweak=tweak,
-                                      merkle_root=merkle_root, max_signers=self.config.max_signers)
+            probe = SessionSpec.build(session_rid, keys, bytes(messages[i]), message_index=i,
+                                      tweak=tweak, merkle_root=merkle_root,
+                                      max_signers=self.config.max_signers)
             for k in probe.order[:self.config.max_failovers + 1]:
                 if k in self.endpoints:
                     hints[k] = self.endpoints[k]

@@ -125,7 +125,7 @@ class CoordinatorRole:
             if held is not None and held[0] == for_attempt and held[1] != b["join_nonce"]:
                 raise InvalidContribution("two different public nonces for one attempt")
             try:
-                parse_pubnonce(b["join_nonce"], self.spec.index_of(sender))
+                parse_pubnonce(b["join_nonce"], self.spec.signer_index_of(sender))
             except BlameError:
                 if c.phase not in (Phase.DONE,):
                     self._coordinator_abort("invalid public nonce", (sender,))
@@ -194,7 +194,7 @@ class CoordinatorRole:
     def _take_nonce(self, c: CoordinatorState, sender: bytes, pubnonce: bytes) -> bool:
         """Check and keep one public nonce; an invalid one aborts at once, naming its sender."""
         try:
-            parse_pubnonce(pubnonce, self.spec.index_of(sender))
+            parse_pubnonce(pubnonce, self.spec.signer_index_of(sender))
         except BlameError:
             # Blame at once rather than after everyone else has answered.
             self._coordinator_abort("invalid public nonce", (sender,))
@@ -220,9 +220,9 @@ class CoordinatorRole:
         c = self._coord_for(b, Phase.PSIGS)
         if c is None:
             return
-        index = self.spec.index_of(sender)
+        signer_index = self.spec.signer_index_of(sender)
         try:
-            ok = c.signing.partial_sig_verify(b["psig"], c.nonces[sender], index)
+            ok = c.signing.partial_sig_verify(b["psig"], c.nonces[sender], signer_index)
         except BlameError:
             ok = False
         if not ok:

@@ -54,7 +54,7 @@ class Session(ParticipantRole, CoordinatorRole):
         self.me = transport.pubkey
         if self.me not in spec.participants:
             raise ValueError("this node's key is not a participant of the session")
-        self.my_index = spec.index_of(self.me)
+        self.my_signer_index = spec.signer_index_of(self.me)
         self.config = config
         self.emitter = emitter
         self.endpoints = endpoints
@@ -109,7 +109,7 @@ class Session(ParticipantRole, CoordinatorRole):
         self._life_timer = loop.call_later(config.session_lifetime, self._lifetime_over)
         self._ensure_coordinator_state()
         emitter.emit("session:created", session_id=self.sid, request_id=spec.request_id,
-                     participants=spec.participants, index=spec.index)
+                     participants=spec.participants, index=spec.message_index)
 
     @property
     def coordinator(self) -> bytes:
@@ -253,7 +253,7 @@ class Session(ParticipantRole, CoordinatorRole):
         self._teardown()
         self._emit_round2()
         self.emitter.emit("signature:finalized", session_id=self.sid,
-                          request_id=self.spec.request_id, index=self.spec.index,
+                          request_id=self.spec.request_id, index=self.spec.message_index,
                           signature=sig, message=self.spec.message,
                           aggregate_key=self.spec.aggregate_xonly)
         if not self._final_fut.done():

@@ -244,7 +244,7 @@ class ParticipantRole:
             return
         pubnonces = b["pubnonces"]
         try:
-            if pubnonces[self.my_index] != self._pubnonce:
+            if pubnonces[self.my_signer_index] != self._pubnonce:
                 raise InvalidContribution("our public nonce is not in the coordinator's list")
             aggnonce = nonce_agg(pubnonces)
             if aggnonce != b["aggnonce"]:

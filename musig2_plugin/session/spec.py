@@ -4,8 +4,8 @@ Everything here is a pure function of the signing request, so every
 participant computes the same session id and the same coordinator order
 without exchanging a single message.
 
-* ``session_id = tagged_hash(SESSION_ID_TAG, request_id || sorted keys || u16 input index)``.
-  The input index is our addition to the design's "hash of request id and
+* ``session_id = tagged_hash(SESSION_ID_TAG, request_id || sorted keys || u16 message index)``.
+  The message index is our addition to the design's "hash of request id and
   sorted keys": a request may carry one message per transaction input, and each
   needs its own MuSig2 session (its own nonces).
 * Coordinator election: rank every participant key by
@@ -68,13 +68,13 @@ TWEAK_NONE = Tweak.NONE
 TWEAK_TAPROOT = Tweak.TAPROOT
 
 
-def compute_session_id(request_id: bytes, participants, index: int = 0) -> bytes:
-    return _session_id_sorted(request_id, key_sort(list(participants)), index)
+def compute_session_id(request_id: bytes, participants, message_index: int = 0) -> bytes:
+    return _session_id_sorted(request_id, key_sort(list(participants)), message_index)
 
 
-def _session_id_sorted(request_id: bytes, sorted_keys, index: int) -> bytes:
+def _session_id_sorted(request_id: bytes, sorted_keys, message_index: int) -> bytes:
     return tagged_hash(C.SESSION_ID_TAG, bytes(request_id) + b"".join(sorted_keys)
-                       + index.to_bytes(2, "big"))
+                       + message_index.to_bytes(2, "big"))
 
 
 @lru_cache(maxsize=256)
@@ -109,13 +109,13 @@ class SessionSpec:
     request_id: bytes
     participants: tuple[bytes, ...]        # sorted (BIP-327 KeySort)
     message: bytes                         # 32 bytes (a sighash)
-    index: int = 0                         # which of the request's messages
+    message_index: int = 0                 # which of the request's messages
     tweak: Tweak = Tweak.TAPROOT
     merkle_root: bytes | None = None
     endpoints: dict = field(default_factory=dict)   # key -> (host, port) hints
 
     @classmethod
-    def build(cls, request_id: bytes, participants, message: bytes, *, index: int = 0,
+    def build(cls, request_id: bytes, participants, message: bytes, *, message_index: int = 0,
               tweak: "Tweak | str" = Tweak.TAPROOT, merkle_root: bytes | None = None,
               endpoints: dict | None = None, max_signers: int = C.MAX_SIGNERS) -> "SessionSpec":
         keys = [bytes(k) for k in participants]
@@ -128,15 +128,15 @@ class SessionSpec:
         tweak = Tweak.parse(tweak)
         if merkle_root is not None and (tweak != TWEAK_TAPROOT or len(merkle_root) != 32):
             raise SpecError("a merkle root is 32 bytes and only with the taproot tweak")
-        spec = cls(bytes(request_id), _sorted_keys(tuple(keys)), bytes(message), index, tweak,
-                   merkle_root, dict(endpoints or {}))
+        spec = cls(bytes(request_id), _sorted_keys(tuple(keys)), bytes(message), message_index,
+                   tweak, merkle_root, dict(endpoints or {}))
         spec.keyagg  # validates every key (raises InvalidPublicKey naming its index)
         return spec
 
     @cached_property
     def session_id(self) -> bytes:
         # participants are KeySorted by build(): the same bytes compute_session_id hashes.
-        return _session_id_sorted(self.request_id, self.participants, self.index)
+        return _session_id_sorted(self.request_id, self.participants, self.message_index)
 
     @cached_property
     def order(self) -> tuple[bytes, ...]:
@@ -157,15 +157,17 @@ class SessionSpec:
     def signs_the_same(self, other: "SessionSpec") -> bool:
         """Same session id *and* same thing signed under the same key.
 
-        The session id covers the request (with its messages), the keys and the index, but
+        The session id covers the request (with its messages), the keys and the message index, but
         not the tweak, which comes from the encrypted payload: two records of one creator
         with one request id could differ there. What a user approved must be what runs.
         """
         return (self.session_id == other.session_id and self.message == other.message
-                and self.participants == other.participants and self.index == other.index
+                and self.participants == other.participants
+                and self.message_index == other.message_index
                 and self.tweak == other.tweak and self.merkle_root == other.merkle_root)
 
-    def index_of(self, key: bytes) -> int:
+    def signer_index_of(self, key: bytes) -> int:
+        """The key's signer index: its position among the KeySorted participants (BIP-327)."""
         return self.participants.index(key)
 
     @property

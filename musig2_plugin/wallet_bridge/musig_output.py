@@ -130,7 +130,7 @@ class MusigOutput:
             raise DescriptorError("this output has no recovery leaf")
         return self.recovery.control_block(self.internal_key, self.output_key)
 
-    def index_of(self, pubkey: bytes) -> Optional[int]:
+    def signer_index_of(self, pubkey: bytes) -> Optional[int]:
         try:
             return self.participants.index(bytes(pubkey))
         except ValueError:

@@ -50,7 +50,7 @@ class PsbtSigner:
         if claimed is None:
             cache = SighashCache()
             claimed = {i: keypath_sighash(tx, i, cache) for i, out in musig_inputs(tx).items()
-                       if out.index_of(self.pubkey) is not None}
+                       if out.signer_index_of(self.pubkey) is not None}
         review = review_spend(tx, self.pubkey, claimed)
         txid = tx.txid()
         musig = musig_inputs(tx)

@@ -41,7 +41,7 @@ def import_output(descriptor: str, me: bytes, announced: Optional[str],
     None for a key-path-only output. ``funder:N`` needs ``announced_funder``.
     """
     out = MusigOutput.from_descriptor(descriptor)
-    if out.index_of(me) is None:
+    if out.signer_index_of(me) is None:
         raise InvalidParticipants("your participant key is not in this descriptor")
     expected = None
     if announced:

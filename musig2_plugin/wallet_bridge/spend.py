@@ -284,7 +284,7 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
         if i not in musig:
             raise NotAMusigInput(i, "the request asks to sign an input without MuSig2 "
                                     "participant keys")
-        if musig[i].index_of(my_pubkey) is None:
+        if musig[i].signer_index_of(my_pubkey) is None:
             raise ParticipantMismatch(i, "our participant key is not among this input's keys")
         if not isinstance(msg, (bytes, bytearray)) or len(msg) != 32:
             raise SighashMismatch(i, "the message to sign is not 32 bytes")
@@ -297,7 +297,8 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
         total_in += txin.value_sats()
         review.inputs.append({"prevout": txin.prevout.to_str(), "value_sats": txin.value_sats(),
                               "address": txin.address, "musig": i in musig,
-                              "ours": i in musig and musig[i].index_of(my_pubkey) is not None,
+                              "ours": (i in musig
+                                       and musig[i].signer_index_of(my_pubkey) is not None),
                               # Every co-signer sees the way out of each input it signs for.
                               "descriptor": musig[i].descriptor if i in musig else None,
                               "recovery": (musig[i].recovery.describe()

@@ -111,3 +111,11 @@ def test_output_from_real_wallet_keys_order_independent(wallets):
     assert a == b and a.descriptor == b.descriptor
     assert list(a.participants) == crypto.key_sort(keys)
     assert a.address(net=ec.BitcoinRegtest).startswith("bcrt1p")
+
+
+def test_signer_index_of_is_the_keysorted_position_or_none():
+    keys = [bytes.fromhex(k) for k in BIP390_KEYS]
+    out = MusigOutput.from_pubkeys(reversed(keys))
+    assert [out.signer_index_of(k) for k in crypto.key_sort(keys)] == list(range(len(keys)))
+    assert out.signer_index_of(b"\x02" + bytes(32)) is None
+    assert not hasattr(out, "index_of")

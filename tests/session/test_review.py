@@ -207,7 +207,7 @@ async def test_a_second_aggregate_nonce_for_the_same_attempt_is_never_signed():
         aggs = await asyncio.gather(*(x.start_round1(sid, 10) for x in nodes))
         first = p.sessions.get(sid)._pubnonces
         evil = list(first)
-        evil[spec.index_of(q.pubkey)] = nonce_gen(pubkey=q.pubkey)[1]
+        evil[spec.signer_index_of(q.pubkey)] = nonce_gen(pubkey=q.pubkey)[1]
         body = encode_body(MsgType.NONCES, epoch=0, attempt=0, pubnonces=evil,
                            aggnonce=nonce_agg(evil))
         await coord.transport.send(p.endpoint, coord.transport.seal(MsgType.NONCES, sid, body))
@@ -220,8 +220,8 @@ async def test_a_second_aggregate_nonce_for_the_same_attempt_is_never_signed():
         mine = [ps for s, _a, ps in log.psigs if s == p.pubkey]
         assert len(mine) == 1
         session = SigningSession(spec.keyagg, aggs[0], spec.message)
-        assert session.partial_sig_verify(mine[0], first[spec.index_of(p.pubkey)],
-                                          spec.index_of(p.pubkey))
+        assert session.partial_sig_verify(mine[0], first[spec.signer_index_of(p.pubkey)],
+                                          spec.signer_index_of(p.pubkey))
         assert p.sessions.get(sid)._secnonce is None
     finally:
         await stop_all(nodes)
