@@ -67,15 +67,15 @@ def _set_participants(unknown, internal_type, participants_type, out: MusigOutpu
          "participant key list", section)
 
 
-def set_input_musig_info(txin, out: MusigOutput, index: Optional[int] = None) -> None:
-    _set_participants(txin._unknown, IN_TAP_INTERNAL_KEY, IN_MUSIG2_PARTICIPANT_PUBKEYS, out, index,
-                      "input")
-    psbt_taptree.set_input_tree(txin, out, index)
+def set_input_musig_info(txin, out: MusigOutput, input_index: Optional[int] = None) -> None:
+    _set_participants(txin._unknown, IN_TAP_INTERNAL_KEY, IN_MUSIG2_PARTICIPANT_PUBKEYS, out,
+                      input_index, "input")
+    psbt_taptree.set_input_tree(txin, out, input_index)
 
 
-def set_output_musig_info(txout, out: MusigOutput, index: Optional[int] = None) -> None:
+def set_output_musig_info(txout, out: MusigOutput, output_index: Optional[int] = None) -> None:
     _set_participants(txout._unknown, OUT_TAP_INTERNAL_KEY, OUT_MUSIG2_PARTICIPANT_PUBKEYS, out,
-                      index, "output")
+                      output_index, "output")
     psbt_taptree.set_output_tree(txout, out)
 
 
@@ -116,21 +116,22 @@ def _read_internal_key(unknown, key_type, index, section) -> Optional[bytes]:
     return value
 
 
-def read_input_internal_key(txin, index: Optional[int] = None) -> Optional[bytes]:
-    return _read_internal_key(txin._unknown, IN_TAP_INTERNAL_KEY, index, "input")
+def read_input_internal_key(txin, input_index: Optional[int] = None) -> Optional[bytes]:
+    return _read_internal_key(txin._unknown, IN_TAP_INTERNAL_KEY, input_index, "input")
 
 
-def read_output_internal_key(txout, index: Optional[int] = None) -> Optional[bytes]:
-    return _read_internal_key(txout._unknown, OUT_TAP_INTERNAL_KEY, index, "output")
+def read_output_internal_key(txout, output_index: Optional[int] = None) -> Optional[bytes]:
+    return _read_internal_key(txout._unknown, OUT_TAP_INTERNAL_KEY, output_index, "output")
 
 
-def read_input_participants(txin, index: Optional[int] = None):
+def read_input_participants(txin, input_index: Optional[int] = None):
     """(aggregate key P, participant keys) of a MuSig2 input, or None for other inputs."""
-    return _read_participants(txin._unknown, IN_MUSIG2_PARTICIPANT_PUBKEYS, index, "input")
+    return _read_participants(txin._unknown, IN_MUSIG2_PARTICIPANT_PUBKEYS, input_index, "input")
 
 
-def read_output_participants(txout, index: Optional[int] = None):
-    return _read_participants(txout._unknown, OUT_MUSIG2_PARTICIPANT_PUBKEYS, index, "output")
+def read_output_participants(txout, output_index: Optional[int] = None):
+    return _read_participants(txout._unknown, OUT_MUSIG2_PARTICIPANT_PUBKEYS, output_index,
+                              "output")
 
 
 @functools.lru_cache(maxsize=64)
@@ -141,28 +142,28 @@ def _output_of(keys: tuple[bytes, ...], policy) -> MusigOutput:
     return MusigOutput.from_pubkeys(keys, recovery=policy)
 
 
-def input_musig_output(txin, index: Optional[int] = None) -> Optional[MusigOutput]:
+def input_musig_output(txin, input_index: Optional[int] = None) -> Optional[MusigOutput]:
     """The MuSig2 output an input claims to spend, recomputed from its participant keys.
 
     The claim is checked: the recomputed aggregate must equal the field's key, and
     its taproot output script must be the script the input actually spends.
     """
-    got = read_input_participants(txin, index)
+    got = read_input_participants(txin, input_index)
     if got is None:
         return None
     agg, keys = got
-    policy = psbt_taptree.read_input_policy(txin, keys, index)
+    policy = psbt_taptree.read_input_policy(txin, keys, input_index)
     out = _output_of(keys, policy)
-    psbt_taptree.check_control_block(txin, out, index)
+    psbt_taptree.check_control_block(txin, out, input_index)
     if out.participants != keys:
-        raise PsbtFieldError(index, "MuSig2 participant keys are not in KeySort order")
+        raise PsbtFieldError(input_index, "MuSig2 participant keys are not in KeySort order")
     if out.internal_key != agg:
-        raise PsbtFieldError(index, "participant keys do not aggregate to the field's key")
-    internal = read_input_internal_key(txin, index)
+        raise PsbtFieldError(input_index, "participant keys do not aggregate to the field's key")
+    internal = read_input_internal_key(txin, input_index)
     if internal is not None and internal != out.internal_key[1:]:
         # Other wallets sign and derive from 0x17: a value that disagrees with the
         # participants would make them see a different output than we do.
-        raise PsbtFieldError(index, "taproot internal key is not the MuSig2 aggregate key")
+        raise PsbtFieldError(input_index, "taproot internal key is not the MuSig2 aggregate key")
     return out
 
 
@@ -205,7 +206,7 @@ def _hash160(data: bytes) -> bytes:
     return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
 
 
-def output_musig_info(txout, index: Optional[int] = None) -> Optional[OutputMusigInfo]:
+def output_musig_info(txout, output_index: Optional[int] = None) -> Optional[OutputMusigInfo]:
     """Check an output's BIP-373 fields against its script; None if it has none.
 
     Two shapes are valid: the script is the key-path taproot output of the plain
@@ -216,18 +217,18 @@ def output_musig_info(txout, index: Optional[int] = None) -> Optional[OutputMusi
     claim we cannot check and is refused, naming the output.
     """
     from electrum.bitcoin import taproot_output_script
-    got = read_output_participants(txout, index)
+    got = read_output_participants(txout, output_index)
     if got is None:
         return None
     agg, keys = got
 
     def refuse(why):
-        return PsbtFieldError(index, why, section="output")
+        return PsbtFieldError(output_index, why, section="output")
     out = MusigOutput.from_pubkeys(keys)
     if out.participants != keys or out.internal_key != agg:
         raise refuse("output participant keys do not aggregate to the field's key")
-    internal = read_output_internal_key(txout, index)
-    policy = psbt_taptree.read_output_policy(txout, keys, index)
+    internal = read_output_internal_key(txout, output_index)
+    policy = psbt_taptree.read_output_policy(txout, keys, output_index)
     if policy is not None:
         # A recovery output (our change, or a new one): the tree must produce the script.
         out = MusigOutput.from_pubkeys(keys, recovery=policy)
@@ -243,7 +244,7 @@ def output_musig_info(txout, index: Optional[int] = None) -> Optional[OutputMusi
     for key, value in _entries(txout._unknown, OUT_TAP_BIP32_DERIVATION):
         if len(key) != 32:
             raise refuse("taproot key derivation key data must be a 32-byte x-only key")
-        fingerprint, path = _parse_tap_derivation(value, index, "output")
+        fingerprint, path = _parse_tap_derivation(value, output_index, "output")
         if key != internal or fingerprint != _hash160(agg)[:4]:
             continue
         try:
@@ -287,24 +288,24 @@ def _session_read(txin, key_type, output_key, size, index, what) -> dict[bytes, 
 
 
 def add_pubnonce(txin, participant: bytes, output_key: bytes, pubnonce: bytes,
-                 index: Optional[int] = None) -> None:
+                 input_index: Optional[int] = None) -> None:
     _session_put(txin, IN_MUSIG2_PUB_NONCE, participant, output_key, pubnonce, PUBNONCE_LEN,
-                 index, "public nonce")
+                 input_index, "public nonce")
 
 
-def pubnonces(txin, output_key: bytes, index: Optional[int] = None) -> dict[bytes, bytes]:
-    return _session_read(txin, IN_MUSIG2_PUB_NONCE, output_key, PUBNONCE_LEN, index,
+def pubnonces(txin, output_key: bytes, input_index: Optional[int] = None) -> dict[bytes, bytes]:
+    return _session_read(txin, IN_MUSIG2_PUB_NONCE, output_key, PUBNONCE_LEN, input_index,
                          "public nonce")
 
 
 def add_partial_sig(txin, participant: bytes, output_key: bytes, psig: bytes,
-                    index: Optional[int] = None) -> None:
+                    input_index: Optional[int] = None) -> None:
     _session_put(txin, IN_MUSIG2_PARTIAL_SIG, participant, output_key, psig, PARTIAL_SIG_LEN,
-                 index, "partial signature")
+                 input_index, "partial signature")
 
 
-def partial_sigs(txin, output_key: bytes, index: Optional[int] = None) -> dict[bytes, bytes]:
-    return _session_read(txin, IN_MUSIG2_PARTIAL_SIG, output_key, PARTIAL_SIG_LEN, index,
+def partial_sigs(txin, output_key: bytes, input_index: Optional[int] = None) -> dict[bytes, bytes]:
+    return _session_read(txin, IN_MUSIG2_PARTIAL_SIG, output_key, PARTIAL_SIG_LEN, input_index,
                          "partial signature")
 
 

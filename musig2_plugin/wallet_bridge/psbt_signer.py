@@ -111,29 +111,30 @@ class PsbtSigner:
         self._pending.clear()
 
 
-def aggregate_input(tx: PartialTransaction, index: int, *, musig: Optional[dict] = None,
+def aggregate_input(tx: PartialTransaction, input_index: int, *, musig: Optional[dict] = None,
                     cache: Optional[SighashCache] = None) -> bytes:
     """Combine all partial signatures of a MuSig2 input (blaming a bad one) into tap_key_sig."""
     musig = musig_inputs(tx) if musig is None else musig
     cache = SighashCache() if cache is None else cache
-    if index not in musig:
-        raise InvalidFinalSignature(index, "not a MuSig2 input")
-    out = musig[index]
-    txin = tx.inputs()[index]
-    nonces = psbt_fields.pubnonces(txin, out.output_key, index)
-    psigs = psbt_fields.partial_sigs(txin, out.output_key, index)
+    if input_index not in musig:
+        raise InvalidFinalSignature(input_index, "not a MuSig2 input")
+    out = musig[input_index]
+    txin = tx.inputs()[input_index]
+    nonces = psbt_fields.pubnonces(txin, out.output_key, input_index)
+    psigs = psbt_fields.partial_sigs(txin, out.output_key, input_index)
     missing = [k.hex() for k in out.participants if k not in nonces or k not in psigs]
     if missing:
-        raise BridgeError(f"input {index}: nonces or partial signatures missing from {missing}")
-    msg = keypath_sighash(tx, index, cache)
+        raise BridgeError(f"input {input_index}: nonces or partial signatures missing from "
+                          f"{missing}")
+    msg = keypath_sighash(tx, input_index, cache)
     session = crypto.SigningSession.from_pubnonces(
         out.keyagg(), [nonces[k] for k in out.participants], msg)
     try:
         sig = session.aggregate([psigs[k] for k in out.participants])
     except crypto.InvalidPartialSig as exc:
         who = out.participants[exc.index].hex() if exc.index is not None else "unknown"
-        raise InvalidFinalSignature(index, f"bad partial signature from {who}") from exc
-    attach_signature(tx, index, sig, musig=musig, cache=cache)
+        raise InvalidFinalSignature(input_index, f"bad partial signature from {who}") from exc
+    attach_signature(tx, input_index, sig, musig=musig, cache=cache)
     return sig
 
 

@@ -46,7 +46,7 @@ def _derivation_value(leaf_hashes: list[bytes], fingerprint: bytes, path: tuple[
             + b"".join(i.to_bytes(4, "little") for i in path))
 
 
-def set_input_tree(txin, out, index: Optional[int] = None,
+def set_input_tree(txin, out, input_index: Optional[int] = None,
                    own: Optional[tuple[bytes, bytes, tuple[int, ...]]] = None) -> None:
     """Write merkle root, leaf script and derivation fields of a recovery output's input.
 
@@ -103,38 +103,40 @@ def _check_derivations(txin, index) -> None:
 
 
 def read_input_policy(txin, participants: tuple[bytes, ...],
-                      index: Optional[int] = None) -> Optional[RecoveryPolicy]:
+                      input_index: Optional[int] = None) -> Optional[RecoveryPolicy]:
     """The recovery leaf an input's fields describe (checked), or None for key-path-only inputs."""
     leaves = _entries(txin._unknown, IN_TAP_LEAF_SCRIPT)
-    _check_derivations(txin, index)
-    _check_script_sigs(txin, index)
+    _check_derivations(txin, input_index)
+    _check_script_sigs(txin, input_index)
     root = txin.tap_merkle_root
     if not leaves:
         if root is not None:
-            raise PsbtFieldError(index, "a taproot merkle root without its leaf script: the "
+            raise PsbtFieldError(input_index, "a taproot merkle root without its leaf script: the "
                                         "script tree cannot be checked")
         return None
     if len(leaves) > MAX_LEAF_ENTRIES:
-        raise PsbtFieldError(index, "more than one taproot leaf script: not one of our outputs")
+        raise PsbtFieldError(input_index,
+                             "more than one taproot leaf script: not one of our outputs")
     control, value = leaves[0]
     if len(control) != 33 or (control[0] & 0xFE) != TAPSCRIPT_LEAF_VERSION:
-        raise PsbtFieldError(index, "the leaf's control block is not a one-leaf tapscript block")
+        raise PsbtFieldError(input_index,
+                             "the leaf's control block is not a one-leaf tapscript block")
     if len(value) < 2 or value[-1] != TAPSCRIPT_LEAF_VERSION:
-        raise PsbtFieldError(index, "the leaf script does not end with the tapscript version")
+        raise PsbtFieldError(input_index, "the leaf script does not end with the tapscript version")
     try:
         policy = RecoveryPolicy.from_script(value[:-1], participants)
     except RecoveryPolicyError as exc:
-        raise PsbtFieldError(index, str(exc)) from exc
+        raise PsbtFieldError(input_index, str(exc)) from exc
     if root is not None and (len(root) != 32 or root != policy.merkle_root):
-        raise PsbtFieldError(index, "the taproot merkle root is not the leaf's hash")
+        raise PsbtFieldError(input_index, "the taproot merkle root is not the leaf's hash")
     return policy
 
 
-def check_control_block(txin, out, index: Optional[int] = None) -> None:
+def check_control_block(txin, out, input_index: Optional[int] = None) -> None:
     """The written control block must be the one the recomputed output has."""
     leaves = _entries(txin._unknown, IN_TAP_LEAF_SCRIPT)
     if out.recovery is not None and leaves and leaves[0][0] != out.control_block():
-        raise PsbtFieldError(index, "the leaf's control block does not match the output")
+        raise PsbtFieldError(input_index, "the leaf's control block does not match the output")
 
 
 def _check_script_sigs(txin, index) -> None:
@@ -149,21 +151,21 @@ def _check_script_sigs(txin, index) -> None:
             raise PsbtFieldError(index, "tapscript signature must be 64 bytes (SIGHASH_DEFAULT)")
 
 
-def script_sigs(txin, leaf_hash: bytes, index: Optional[int] = None) -> dict[bytes, bytes]:
+def script_sigs(txin, leaf_hash: bytes, input_index: Optional[int] = None) -> dict[bytes, bytes]:
     """x-only key -> 64-byte tapscript signature for this leaf (checked shapes)."""
-    _check_script_sigs(txin, index)
+    _check_script_sigs(txin, input_index)
     return {k[:32]: v for k, v in _entries(txin._unknown, IN_TAP_SCRIPT_SIG)
             if k[32:] == leaf_hash}
 
 
 def add_script_sig(txin, xonly: bytes, leaf_hash: bytes, sig: bytes,
-                   index: Optional[int] = None) -> None:
+                   input_index: Optional[int] = None) -> None:
     if len(xonly) != 32 or len(leaf_hash) != 32 or len(sig) != 64:
-        raise PsbtFieldError(index, "a tapscript signature entry has a bad length")
+        raise PsbtFieldError(input_index, "a tapscript signature entry has a bad length")
     full = bytes([IN_TAP_SCRIPT_SIG]) + xonly + leaf_hash
     old = txin._unknown.get(full)
     if old is not None and old != sig:
-        raise PsbtFieldError(index, "a different tapscript signature is already present")
+        raise PsbtFieldError(input_index, "a different tapscript signature is already present")
     txin._unknown[full] = bytes(sig)
 
 
@@ -178,14 +180,14 @@ def set_output_tree(txout, out) -> None:
 
 
 def read_output_policy(txout, participants: tuple[bytes, ...],
-                       index: Optional[int] = None) -> Optional[RecoveryPolicy]:
+                       output_index: Optional[int] = None) -> Optional[RecoveryPolicy]:
     """The recovery leaf of an output's PSBT_OUT_TAP_TREE (checked), or None without one."""
     entries = _entries(txout._unknown, OUT_TAP_TREE)
     if not entries:
         return None
 
     def bad(why):
-        return PsbtFieldError(index, f"taproot tree {why}", section="output")
+        return PsbtFieldError(output_index, f"taproot tree {why}", section="output")
     key, value = entries[0]
     if len(entries) != 1 or key:
         raise bad("field has key data")
@@ -203,7 +205,7 @@ def read_output_policy(txout, participants: tuple[bytes, ...],
     try:
         return RecoveryPolicy.from_script(value[start:], participants)
     except RecoveryPolicyError as exc:
-        raise PsbtFieldError(index, str(exc), section="output") from exc
+        raise PsbtFieldError(output_index, str(exc), section="output") from exc
 
 
 def _compact(n: int) -> bytes:

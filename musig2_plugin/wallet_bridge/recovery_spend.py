@@ -130,21 +130,21 @@ def recovery_inputs(tx: PartialTransaction) -> dict[int, MusigOutput]:
     return found
 
 
-def script_path_sighash(tx: PartialTransaction, index: int, leaf_hash: bytes,
+def script_path_sighash(tx: PartialTransaction, input_index: int, leaf_hash: bytes,
                         cache: Optional[SighashCache] = None) -> bytes:
-    """BIP-342 SIGHASH_DEFAULT message of input ``index`` for the leaf ``leaf_hash``."""
+    """BIP-342 SIGHASH_DEFAULT message of input ``input_index`` for the leaf ``leaf_hash``."""
     if cache is None or cache._witver1 is None:
         check_input_info(tx)
-    txin = tx.inputs()[index]
+    txin = tx.inputs()[input_index]
     if txin.sighash not in (None, Sighash.DEFAULT):
-        raise NotAMusigInput(index, "only SIGHASH_DEFAULT is signed for recovery inputs")
+        raise NotAMusigInput(input_index, "only SIGHASH_DEFAULT is signed for recovery inputs")
     if tx.version < 2:
         raise SpendBuildError("a relative timelock needs transaction version 2")
     try:
-        pre = tx.serialize_preimage(index, sighash_cache=cache)
+        pre = tx.serialize_preimage(input_index, sighash_cache=cache)
     except Exception as exc:
-        raise MissingInputInfo(index, f"cannot compute the sighash: {exc}") from exc
-    if pre[-5] != 0 or pre[-4:] != index.to_bytes(4, "little"):
+        raise MissingInputInfo(input_index, f"cannot compute the sighash: {exc}") from exc
+    if pre[-5] != 0 or pre[-4:] != input_index.to_bytes(4, "little"):
         raise BridgeError("unexpected key-path sighash layout from Electrum")
     ext = bytes(leaf_hash) + KEY_VERSION + NO_CODESEPARATOR
     return bip340_tagged_hash(b"TapSighash",
@@ -172,7 +172,7 @@ def sign_recovery(tx: PartialTransaction, secret: bytes) -> list[int]:
 
 @dataclass(frozen=True)
 class RecoveryStatus:
-    index: int
+    input_index: int
     policy_text: str
     required: int
     signed_by: tuple[bytes, ...]
@@ -207,16 +207,17 @@ def finalize_recovery(tx: PartialTransaction) -> PartialTransaction:
     outs = recovery_inputs(tx)
     for st in statuses:
         if len(st.signed_by) < st.required:
-            raise InvalidFinalSignature(st.index, f"{len(st.signed_by)} of the {st.required} "
+            raise InvalidFinalSignature(st.input_index, f"{len(st.signed_by)} of the {st.required} "
                                                   f"required signature(s)")
-        out = outs[st.index]
+        out = outs[st.input_index]
         policy = out.recovery
-        sigs = psbt_taptree.script_sigs(tx.inputs()[st.index], policy.leaf_hash, st.index)
+        sigs = psbt_taptree.script_sigs(tx.inputs()[st.input_index], policy.leaf_hash,
+                                        st.input_index)
         use = set(st.signed_by[:st.required])   # multi_a counts: exactly k, the rest empty
         # The script checks the first key against the top of the stack: witness items are
         # listed bottom to top, so the signatures go in reverse key order.
         items = [sigs[k[1:]] if k in use else b"" for k in reversed(policy.signers)]
-        txin = tx.inputs()[st.index]
+        txin = tx.inputs()[st.input_index]
         txin.script_sig = b""
         txin.witness = construct_witness(items + [policy.script, out.control_block()])
     tx.finalize_psbt()

@@ -192,20 +192,20 @@ def check_input_info(tx: PartialTransaction) -> None:
             raise MissingInputInfo(i, "the PSBT does not carry this input's script")
 
 
-def keypath_sighash(tx: PartialTransaction, index: int,
+def keypath_sighash(tx: PartialTransaction, input_index: int,
                     cache: Optional[SighashCache] = None) -> bytes:
     """BIP-341 key-path sighash of one input, by Electrum's serialize_preimage."""
     if cache is None or cache._witver1 is None:
         check_input_info(tx)     # once per cache: the shared digests need every amount/script
-    txin = tx.inputs()[index]
+    txin = tx.inputs()[input_index]
     if not txin.is_taproot():
-        raise NotAMusigInput(index, "not a taproot input")
+        raise NotAMusigInput(input_index, "not a taproot input")
     if txin.sighash not in (None, Sighash.DEFAULT):
-        raise NotAMusigInput(index, "only SIGHASH_DEFAULT is signed for MuSig2 inputs")
+        raise NotAMusigInput(input_index, "only SIGHASH_DEFAULT is signed for MuSig2 inputs")
     try:
-        pre = tx.serialize_preimage(index, sighash_cache=cache)
+        pre = tx.serialize_preimage(input_index, sighash_cache=cache)
     except Exception as exc:
-        raise MissingInputInfo(index, f"cannot compute the sighash: {exc}") from exc
+        raise MissingInputInfo(input_index, f"cannot compute the sighash: {exc}") from exc
     return bip340_tagged_hash(b"TapSighash", pre)
 
 
@@ -319,20 +319,21 @@ def review_spend(tx: PartialTransaction, my_pubkey: bytes,
 
 
 # --- final signature, finalize, broadcast -------------------------------------------
-def attach_signature(tx: PartialTransaction, index: int, sig64: bytes, *,
+def attach_signature(tx: PartialTransaction, input_index: int, sig64: bytes, *,
                      musig: Optional[dict] = None, cache: Optional[SighashCache] = None) -> None:
     """Verify the aggregate signature under Q and the input's sighash, then set tap_key_sig.
 
     ``musig``/``cache`` let a caller signing many inputs compute them once (else O(n^2))."""
     musig = musig_inputs(tx) if musig is None else musig
-    if index not in musig:
-        raise NotAMusigInput(index, "not a MuSig2 input")
+    if input_index not in musig:
+        raise NotAMusigInput(input_index, "not a MuSig2 input")
     if not isinstance(sig64, (bytes, bytearray)) or len(sig64) != 64:
-        raise InvalidFinalSignature(index, "a key-path signature is 64 bytes")
-    msg = keypath_sighash(tx, index, cache)
-    if not crypto.schnorr_verify(musig[index].xonly_output_key, msg, bytes(sig64)):
-        raise InvalidFinalSignature(index, "the signature does not verify under the output key")
-    tx.inputs()[index].tap_key_sig = bytes(sig64)
+        raise InvalidFinalSignature(input_index, "a key-path signature is 64 bytes")
+    msg = keypath_sighash(tx, input_index, cache)
+    if not crypto.schnorr_verify(musig[input_index].xonly_output_key, msg, bytes(sig64)):
+        raise InvalidFinalSignature(input_index,
+                                    "the signature does not verify under the output key")
+    tx.inputs()[input_index].tap_key_sig = bytes(sig64)
     tx.invalidate_ser_cache()
 
 
