@@ -13,6 +13,8 @@ import pytest
 from musig2_plugin.app import ReachNotSettled, advertise
 from musig2_plugin.app.cosign import WalletCosigner
 from musig2_plugin.foundation.chain import REGTEST
+from musig2_plugin.foundation.config import DEFAULT_CONFIG
+from musig2_plugin.foundation.endpoint import Endpoint, Reach
 from musig2_plugin.wallet_bridge import participant_secret
 
 
@@ -81,3 +83,59 @@ async def test_without_reach_start_runs_no_step(duo):
         assert node.node.reachability is None
     finally:
         await node.stop()
+
+
+def _relay_endpoint(c: WalletCosigner) -> Endpoint:
+    ep = c.node.endpoint
+    return Endpoint(ep.host, ep.port, Reach.RELAY, c.pubkey)
+
+
+async def test_a_node_nobody_can_dial_back_advertises_through_a_relay(duo, module_wallets):
+    """The node listens on 127.0.0.2 but reaches its peer from 127.0.0.1: the peer's dial-back
+    (to the address it sees) finds nobody, so the background step reserves at the peer's relay."""
+    (wa, sa), (wb, sb) = duo
+    relay, node = WalletCosigner(wa, sa, chain=REGTEST), WalletCosigner(wb, sb, chain=REGTEST)
+    relay_ep = await relay.start(dht=False)
+    relay.node.enable_relay()
+    try:
+        await node.start("127.0.0.2", 0, dht=False, bootstrap=[tuple(relay_ep)], reach=True)
+        assert node.reach_pending
+        ad = await advertise(node, tx_types=["spend"], nickname="bob")
+        st = node.status()
+        assert st["reach_error"] is None and st["reach"]["path"] == "relay"
+        assert st["reach"]["verified"] is False and st["reach"]["public_ip"] == "127.0.0.1"
+        assert st["reach"]["relays"] == [_relay_endpoint(relay).to_json()]
+        assert ad.endpoint == _relay_endpoint(relay)
+    finally:
+        await node.stop()
+        await relay.stop()
+
+
+async def test_a_failed_reach_step_is_reported(duo, module_wallets):
+    """The only relay is full (one reservation, taken): the step fails, the node keeps running,
+    the status names the failure, and the advertise publishes the listen endpoint regtest
+    allows (never a relay that refused us)."""
+    (wa, sa), (wb, sb) = duo
+    filler_w = module_wallets.new(password="pw")[0]
+    relay = WalletCosigner(wa, sa, chain=REGTEST,
+                           config=DEFAULT_CONFIG.with_(relay_max_reservations=1))
+    filler = WalletCosigner(filler_w, participant_secret(filler_w, "pw"), chain=REGTEST)
+    node = WalletCosigner(wb, sb, chain=REGTEST)
+    relay_ep = await relay.start(dht=False)
+    relay.node.enable_relay()
+    await filler.start("127.0.0.2", 0, dht=False)
+    try:
+        await filler.node.use_relays([_relay_endpoint(relay)])
+        await node.start("127.0.0.2", 0, dht=False, bootstrap=[tuple(relay_ep)], reach=True)
+        await node.reach_settled()
+        st = node.status()
+        assert st["running"] and not st["reach_pending"]
+        assert st["reach_error"] == ("CoordinatorError: no relay among the candidates accepted "
+                                 "a reservation")
+        assert st["reach"]["relays"] == [] and st["reach"]["path"] == "direct"
+        ad = await advertise(node, tx_types=["spend"])
+        assert ad.endpoint == node.node.endpoint and ad.endpoint.kind is Reach.DIRECT
+    finally:
+        await node.stop()
+        await filler.stop()
+        await relay.stop()

@@ -4,6 +4,7 @@ how the node is reached, and the node remembers its DHT peers in Electrum's data
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -114,3 +115,26 @@ def test_a_second_wallet_falls_back_from_the_default_port_and_a_set_port_must_be
             rpc("node_stop", wallet=bob)
     finally:
         rpc("node_stop")
+
+
+def test_the_advertise_setting_at_start_waits_for_the_reach_step(daemon, rpc):
+    """'Advertise me' is on and the node listens on all interfaces: node start returns before
+    its reach step has run, and the advertisement follows once the step has settled."""
+    raw = DaemonRPC(daemon.datadir)
+    raw.call("setconfig", key="plugins.musig2_plugin.advertise", value=True)
+    raw.call("setconfig", key="plugins.musig2_plugin.ad_nickname", value="alice")
+    try:
+        st = rpc("node_start", listen_host="0.0.0.0")
+        try:
+            assert st["reach_pending"] is True and st["advertising"] is False
+            deadline = time.monotonic() + 30
+            node = rpc("status")["node"]
+            while not node["advertising"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+                node = rpc("status")["node"]
+            assert node["advertising"] and not node["reach_pending"], node
+            assert node["public_endpoint"] == ["127.0.0.1", st["network"]["listen"][1]]
+        finally:
+            rpc("node_stop")
+    finally:
+        raw.call("setconfig", key="plugins.musig2_plugin.advertise", value=False)
