@@ -18,8 +18,9 @@ every machine is a Linux network namespace (tests/harness/netns.py):
 Each wallet's node listens on 0.0.0.0:7800 and joins the DHT through relay1; node start then
 finds out by itself, in the background, how peers reach it (no ``musig2_plugin_reach`` call):
 peers dial it back; only alice's port forward passes, the others keep a reservation at a relay
-and advertise "reachable through relay R" (the advertise waits for that step). The demo prints which wallet is
-behind which NAT, the path (direct / relay) each one is reached by, and what the relays carried.
+and advertise "reachable through relay R" (the advertise waits for that step). The demo
+prints which wallet is behind which NAT, the path (direct / relay) each one is reached by, and
+what the relays carried.
 Exit status and clean-up as in wallet_demo.py; every namespace is deleted at the end.
 """
 from __future__ import annotations
