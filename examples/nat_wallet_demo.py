@@ -15,10 +15,12 @@ every machine is a Linux network namespace (tests/harness/netns.py):
                           masquerade (unreachable)
   home "rnd"              carol, masquerade with random port mapping (symmetric-style)
 
-Each wallet's node listens on 0.0.0.0:7800, joins the DHT through relay1 and runs
-``musig2_plugin_reach``: peers dial it back; only alice's port forward passes, the others keep a
-reservation at a relay and advertise "reachable through relay R". The demo prints which wallet is
-behind which NAT, the path (direct / relay) each one is reached by, and what the relays carried.
+Each wallet's node listens on 0.0.0.0:7800 and joins the DHT through relay1; node start then
+finds out by itself, in the background, how peers reach it (no ``musig2_plugin_reach`` call):
+peers dial it back; only alice's port forward passes, the others keep a reservation at a relay
+and advertise "reachable through relay R" (the advertise waits for that step). The demo
+prints which wallet is behind which NAT, the path (direct / relay) each one is reached by, and
+what the relays carried.
 Exit status and clean-up as in wallet_demo.py; every namespace is deleted at the end.
 """
 from __future__ import annotations
@@ -125,18 +127,25 @@ def phase_discovery(ph: Phases, chain, wallets, hosts, relay1, timeout: float):
     alive = wd.all_alive(chain, wallets)
     reach: dict[str, dict] = {}
     seed = f"{relay1.host.ip}:{PORT}"
+    pending_at_start: dict[str, bool] = {}
     for w in wallets:
         st = w.cmd(P + "node_start", bootstrap=seed)
         if not st.get("running"):
             raise DemoFailure(f"{w.name}: node did not start: {st}")
+        pending_at_start[w.name] = bool(st.get("reach_pending"))
     for w in wallets:
-        r = reach[w.name] = w.cmd(P + "reach", timeout=90)
+        # No reach command: the advertise waits for node start's own reach step.
+        w.cmd(P + "advertise", nickname=w.name, tx_types="spend", fee=100, timeout=120)
+        st = w.cmd(P + "status")["node"]
+        if st.get("reach_pending") or st.get("reach_error"):
+            raise DemoFailure(f"{w.name}: reach step not settled after advertise: {st}")
+        r = reach[w.name] = st["reach"]
+        r["pending_at_start"] = pending_at_start[w.name]
         h = hosts[w.name]
         via = (f"relay {short(r['relays'][0][3])}@{r['relays'][0][0]}:{r['relays'][0][1]}"
                if r["path"] == "relay" else f"{r['advertised'][0]}:{r['advertised'][1]}")
         say(f"{w.name:<6} behind {h.home.kind.value:<12} seen from {r['public_ip']}: "
             f"{r['path'].upper()} via {via}")
-        w.cmd(P + "advertise", nickname=w.name, tx_types="spend", fee=100)
     expected = {"alice": "direct", "bob": "relay", "carol": "relay", "dave": "relay"}
     for w in wallets:
         if reach[w.name]["path"] != expected[w.name]:
@@ -182,7 +191,7 @@ def run(args, ph: Phases, parts: dict[str, Any]) -> dict[str, Any]:
         carried = {name: st["per_client"].get(keys[w.name]) for name, st in relayed.items()}
         used = {k: v for k, v in carried.items() if v}
         paths[w.name] = {"nat": h.home.kind.value, "public_ip": r["public_ip"], "path": r["path"],
-                         "relayed": used}
+                         "relayed": used, "reach_pending_at_start": r["pending_at_start"]}
         detail = ", ".join(f"{k}: {v[0]} messages, {v[1]} bytes" for k, v in used.items())
         say(f"{w.name:<6} {h.home.kind.value:<12} -> {r['path'].upper():<6}"
             + (f" ({detail})" if detail else ""))

@@ -95,6 +95,8 @@ class Musig2Plugin(BasePlugin):
         self.cosigners: dict[int, "WalletCosigner"] = {}
         # GUI listeners of request events: callables (wallet, what, RequestState).
         self.listeners: list = []
+        # Advertises waiting for a node's background reach step (kept referenced until done).
+        self._pending: set[asyncio.Future] = set()
         # Why MuSig2 cannot run here (a libsecp256k1 without the MuSig2 module), as the one line
         # the user sees: logged once now, shown by the settings dialog and the status command,
         # and the node refuses to start. Nothing else in Electrum is touched.
@@ -231,14 +233,16 @@ class Musig2Plugin(BasePlugin):
                                       peers_path=peers_path(self.config.path, pubkey),
                                       connector=None if plan.proxy is None
                                       else socks_connector(plan.proxy))
+            # Beyond this machine and without a configured public endpoint: nobody may add us
+            # to their DHT routing tables before a dial-back proved us reachable, and how peers
+            # reach us (direct / relay) is found out in the background (the reach command's
+            # step, docs/network.md). Loopback listeners and onion services behave as before.
+            unknown_reach = not _is_loopback(reach.listen_host) and not reach.public_host
             try:
                 await cosigner.start(reach.listen_host, listen_port, dht=dht, bootstrap=boot,
                                      public_host=reach.public_host, public_port=reach.public_port,
-                                     # beyond this machine and without a configured public
-                                     # endpoint, nobody may add us to their DHT routing tables
-                                     # before a dial-back proved us reachable (reach command)
-                                     dht_client=not _is_loopback(reach.listen_host)
-                                     and not reach.public_host)
+                                     dht_client=unknown_reach,
+                                     reach=unknown_reach and dht and control is None)
                 break
             except EndpointNotPublic as exc:
                 raise NodeSettingsError(str(exc)) from None
@@ -257,8 +261,23 @@ class Musig2Plugin(BasePlugin):
         self.cosigners[id(wallet)] = cosigner
         self.node = cosigner
         if self.config.MUSIG2_ADVERTISE:
-            await self.advertise(wallet)
+            if cosigner.reach_pending:      # start does not wait for the reach step
+                self._advertise_later(wallet)
+            else:
+                await self.advertise(wallet)
         return cosigner
+
+    def _advertise_later(self, wallet: "Abstract_Wallet") -> None:
+        """Advertise once the background reach step has settled (the advertise waits for it);
+        a failure is logged, as for the automatic start."""
+        async def run() -> None:
+            try:
+                await self.advertise(wallet)
+            except Exception as exc:
+                get_logger(__name__).warning(f"automatic advertise failed: {exc!r}")
+        task = asyncio.ensure_future(run())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def stop_node(self, wallet: "Abstract_Wallet") -> bool:
         cosigner = self.cosigners.pop(id(wallet), None)

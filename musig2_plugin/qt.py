@@ -152,14 +152,26 @@ class SettingsDialog(WindowModalDialog):
         self.reach_label.setText(self.reach_text())
 
     def reach_text(self) -> str:
-        """How the running node(s) are reached: the chain, where they listen, what they publish."""
+        """How the running node(s) are reached: the chain, where they listen, what they publish
+        (directly, or through which relays: the status command's ``reach``)."""
         lines = []
         for c in list(getattr(self.plugin, "cosigners", {}).values()):
-            reach = c.status().get("network") if c.is_running() else None
+            status = c.status() if c.is_running() else {}
+            reach, how = status.get("network"), status.get("reach") or {}
             if not reach:
                 continue
             listen = "{}:{}".format(*reach["listen"])
-            if reach["endpoint"]:
+            relays = [_relay_text(r) for r in how.get("relays") or []]
+            if status.get("reach_pending"):
+                lines.append(_("{chain}: listening on {listen}; finding out how other machines "
+                               "reach it (dial-back, relays)…")
+                             .format(chain=reach["chain"], listen=listen))
+            elif how.get("path") == "relay" and relays:
+                lines.append(_("{chain}: listening on {listen}; not directly reachable, reached "
+                               "through relay {relays}")
+                             .format(chain=reach["chain"], listen=listen,
+                                     relays=", ".join(relays)))
+            elif reach["endpoint"]:
                 lines.append(_("{chain}: listening on {listen}, reached directly at {endpoint}")
                              .format(chain=reach["chain"], listen=listen,
                                      endpoint="{}:{}".format(*reach["endpoint"])))
@@ -431,3 +443,11 @@ def _layout_containing(root: QWidget, widget: QWidget):
                 return found
         return None
     return walk(root.layout())
+
+
+def _relay_text(relay: list) -> str:
+    """A relay in use, as the status lists it (``[host, port, "relay", key hex]``): its short
+    key and address, enough to tell relays apart and match the status command's output."""
+    if len(relay) == 4 and isinstance(relay[3], str):
+        return f"{relay[3][:16]}…@{relay[0]}:{relay[1]}"
+    return f"{relay[0]}:{relay[1]}"

@@ -32,7 +32,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     **{name: (".errors", name) for name in ("BadArgument", "check_nickname", "user_message")},
     # listen/public settings
     **{name: (".reach", name) for name in (
-        "NodeSettingsError", "ReachSettings", "peers_path", "read_reach_settings")},
+        "NodeSettingsError", "ReachNotSettled", "ReachSettings", "peers_path",
+        "read_reach_settings")},
     # what a wallet signs, computed once
     **{name: (".review", name) for name in ("OwnSpend", "prepare_own_spend", "review_psbt")},
     # the API the commands and dialogs call
@@ -68,7 +69,8 @@ if TYPE_CHECKING:                           # the same names, for type checkers 
                          WalletCosigner, decode_app_data, electrum_chain, encode_app_data,
                          review_request)
     from .errors import BadArgument, check_nickname, user_message
-    from .reach import NodeSettingsError, ReachSettings, peers_path, read_reach_settings
+    from .reach import (NodeSettingsError, ReachNotSettled, ReachSettings, peers_path,
+                        read_reach_settings)
     from .review import OwnSpend, prepare_own_spend, review_psbt
     from .service import (advertise, combine_psbts, create_output, find_signers, tx_type,
                           withdraw)

@@ -32,11 +32,13 @@ from typing import Any, Callable, Optional, Sequence
 from electrum.transaction import PartialTransaction
 
 from ..foundation.chain import Chain, chain_for_network
-from ..foundation.constants import MAX_TRACKED_REQUESTS, REQUEST_POLL_INTERVAL_S
+from ..foundation.constants import (AUTO_REACH_WAIT_S, MAX_TRACKED_REQUESTS,
+                                    REQUEST_POLL_INTERVAL_S)
 from ..coordinator import ApprovalDenied, Musig2Node, RequestRefused, Tweak, TxType, request_key
 from ..wallet_bridge import (BridgeError, ParticipantMismatch, SpendReview, attach_signature,
                             broadcast, finalize, musig_inputs, parse_psbt, psbt_base64,
                             review_spend)
+from .reach import ReachNotSettled
 from .review import OwnSpend, prepare_own_spend
 
 log = logging.getLogger(__name__)
@@ -210,7 +212,10 @@ class WalletCosigner:
                     bootstrap: Sequence[tuple[str, int]] = (),
                     public_host: Optional[str] = None, public_port: Optional[int] = None,
                     poll_interval: float = REQUEST_POLL_INTERVAL_S,
-                    dht_client: bool = False) -> tuple[str, int]:
+                    dht_client: bool = False, reach: bool = False) -> tuple[str, int]:
+        """Listen and join; with ``reach``, find out in the background how peers reach us
+        (the ``reach`` command's step: dial-back, else a relay) so start does not wait for
+        it; ``reach_settled`` is where an advertise waits (docs/network.md)."""
         # The node's own DHT watcher is started below with our interval (one watcher, not two).
         endpoint = await self.node.start(host, port, dht=dht, bootstrap=bootstrap,
                                          public_host=public_host, public_port=public_port,
@@ -228,7 +233,41 @@ class WalletCosigner:
             # watcher; the node cancels it when it stops.
             self._poller = self.node.watch_signing_requests(poll_interval, immediately=False)
         self._running = True
+        if reach:
+            self.reach_error = None
+            self._reach_task = asyncio.ensure_future(self._auto_reach(list(bootstrap)))
         return endpoint
+
+    _reach_task: Optional[asyncio.Task] = None
+    #: Why node start's background reachability step failed (None: it did not, or never ran).
+    reach_error: Optional[str] = None
+
+    async def _auto_reach(self, peers: list[tuple[str, int]]) -> None:
+        try:
+            await self.node.reach_out(peers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:     # the node keeps running; advertise says why it cannot
+            self.reach_error = f"{type(exc).__name__}: {exc}"
+            log.warning("finding out how peers reach this node failed: %s", self.reach_error)
+
+    @property
+    def reach_pending(self) -> bool:
+        """Node start's background reachability step is still running."""
+        return self._reach_task is not None and not self._reach_task.done()
+
+    async def reach_settled(self, timeout: float = AUTO_REACH_WAIT_S) -> None:
+        """Wait for node start's background reachability step (if any) to finish, so that
+        what we publish next names how peers really reach us. ReachNotSettled after
+        ``timeout``; the step itself keeps running (a cancelled caller does not cancel it)."""
+        task = self._reach_task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except asyncio.TimeoutError:
+            raise ReachNotSettled(f"still finding out how peers reach this node after "
+                                  f"{timeout:g} s (dial-back, relays); try again later") from None
 
     async def attach_onion(self, control) -> tuple[str, int]:
         """Publish an ephemeral onion service for our listener (``control``: a
@@ -245,6 +284,10 @@ class WalletCosigner:
             await self.onion.close()
             self.onion = None
         self._running = False
+        if self._reach_task is not None:
+            self._reach_task.cancel()
+            await asyncio.gather(self._reach_task, return_exceptions=True)
+            self._reach_task = None
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
@@ -254,7 +297,9 @@ class WalletCosigner:
         await self.node.stop()
 
     async def reach(self, peers) -> dict[str, Any]:
-        """How peers reach this node, arranged (dial-back, else a relay; docs/network.md)."""
+        """How peers reach this node, arranged (dial-back, else a relay; docs/network.md).
+        Node start's background run of the same step finishes first (never two at once)."""
+        await self.reach_settled()
         return await self.node.reach_out(list(peers))
 
     def is_running(self) -> bool:
@@ -274,7 +319,9 @@ class WalletCosigner:
                 # how strangers reach this node: chain, listen address, published endpoint
                 "network": self.node.network_status() if self.is_running() else None,
                 # how peers reach us (reach command): direct / relay (which) / none
-                "reach": self.node.reach_summary() if self.is_running() else None}
+                "reach": self.node.reach_summary() if self.is_running() else None,
+                # node start's background reach step: still running / why it failed
+                "reach_pending": self.reach_pending, "reach_error": self.reach_error}
 
     def _emit(self, what: RequestEvent, state: RequestState) -> None:
         if self.notify is not None:

@@ -33,6 +33,11 @@ class NodeSettingsError(BridgeError):
     """A listen/public setting that cannot work; the message says which and why."""
 
 
+class ReachNotSettled(BridgeError):
+    """Node start's background reachability step (dial-back, relay reservation) has not
+    finished in time: what we would publish could still be wrong, so nothing is published."""
+
+
 @dataclass(frozen=True)
 class ReachSettings:
     listen_host: str

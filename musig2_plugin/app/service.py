@@ -69,15 +69,22 @@ async def find_signers(cosigner: "WalletCosigner", kind: "TxType | str" = TxType
 async def advertise(cosigner: "WalletCosigner", *, tx_types: Sequence["TxType | str"],
                     min_amount_sat: int = 0, max_amount_sat: Optional[int] = None,
                     nickname: str = "", fee_per_signature_sat: int = 0):
-    """Publish 'advertise me' (kept alive until withdrawn); BadArgument on a bad field."""
+    """Publish 'advertise me' (kept alive until withdrawn); BadArgument on a bad field.
+
+    Issued while node start still finds out how peers reach us (dial-back, relay), it waits
+    for that first (ReachNotSettled if it takes too long), so the advertisement names the
+    endpoint peers can really use."""
     kwargs = dict(tx_types=tuple(tx_type(t) for t in tx_types), min_amount_sat=min_amount_sat,
                   nickname=check_nickname(nickname), fee_per_signature_sat=fee_per_signature_sat)
     if max_amount_sat is not None:
         kwargs["max_amount_sat"] = max_amount_sat
+    await cosigner.reach_settled()
     try:
         return await cosigner.node.advertise_signer(**kwargs)
     except NoPublicEndpoint as exc:       # a mainnet node on loopback: say what to set
-        raise NodeSettingsError(str(exc)) from None
+        why = f" (node start's reachability step failed: {cosigner.reach_error})" \
+            if cosigner.reach_error else ""
+        raise NodeSettingsError(f"{exc}{why}") from None
 
 
 async def withdraw(cosigner: "WalletCosigner") -> bool:

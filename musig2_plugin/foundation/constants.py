@@ -155,6 +155,9 @@ RECOVERY_MIN_BLOCKS = 1
 RECOVERY_MAX_BLOCKS = 65_535
 RECOVERY_DEFAULT_BLOCKS = 4_032      # ~4 weeks: outlasts a holiday, not a lost key
 REQUEST_POLL_INTERVAL_S = 20         # the background listener looks in the DHT this often
+# An advertise issued while node start's background reachability step (dial-back, relay
+# reservation) still runs waits for it at most this long (its own probes time out sooner).
+AUTO_REACH_WAIT_S = 90
 MAX_TRACKED_REQUESTS = 256           # requests one wallet remembers (oldest inactive evicted)
 MAX_OPEN_APPROVAL_DIALOGS = 3        # more incoming requests only notify (no dialog flood)
 

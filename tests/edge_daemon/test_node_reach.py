@@ -4,6 +4,7 @@ how the node is reached, and the node remembers its DHT peers in Electrum's data
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -71,8 +72,14 @@ def test_all_interfaces_publishes_loopback_on_regtest_and_remembers_peers(daemon
         assert port == 18327 or _taken(18327)       # the chain's default port unless taken
         assert reach["chain"] == "regtest" and reach["listen"] == ["0.0.0.0", port]
         assert reach["endpoint"] == ["127.0.0.1", port] and reach["reachable"] == "direct"
+        # beyond loopback without a public host: node start runs the reach step in the
+        # background (returned before it ran); the advertise waits for it to settle
+        assert st["reach_pending"] is True
         ad = rpc("advertise", nickname="alice")
         assert ad["endpoint"] == f"127.0.0.1:{port}"
+        node = rpc("status")["node"]
+        assert node["reach_pending"] is False and node["reach_error"] is None
+        assert node["reach"]["verified"] is False        # no peer to dial us back: unproved
     finally:
         assert rpc("node_stop") == {"stopped": True}
     [peers] = (daemon.datadir / "musig2_plugin").glob("peers-*.json")
@@ -81,6 +88,7 @@ def test_all_interfaces_publishes_loopback_on_regtest_and_remembers_peers(daemon
 
 def test_a_public_endpoint_is_what_the_node_advertises(rpc):
     st = rpc("node_start", public_host="signer.example.org", public_port=443)
+    assert st["reach_pending"] is False          # a configured public endpoint: no reach step
     try:
         assert st["network"]["endpoint"] == ["signer.example.org", 443]
         assert rpc("advertise")["endpoint"] == "signer.example.org:443"
@@ -94,6 +102,7 @@ def test_a_second_wallet_falls_back_from_the_default_port_and_a_set_port_must_be
     daemon.create_wallet("bob")
     bob = str(daemon.wallet_path("bob"))
     a = rpc("node_start")
+    assert a["reach_pending"] is False and a["reach"]["public_ip"] is None   # loopback: as before
     try:
         b = rpc("node_start", wallet=bob)
         try:
@@ -106,3 +115,26 @@ def test_a_second_wallet_falls_back_from_the_default_port_and_a_set_port_must_be
             rpc("node_stop", wallet=bob)
     finally:
         rpc("node_stop")
+
+
+def test_the_advertise_setting_at_start_waits_for_the_reach_step(daemon, rpc):
+    """'Advertise me' is on and the node listens on all interfaces: node start returns before
+    its reach step has run, and the advertisement follows once the step has settled."""
+    raw = DaemonRPC(daemon.datadir)
+    raw.call("setconfig", key="plugins.musig2_plugin.advertise", value=True)
+    raw.call("setconfig", key="plugins.musig2_plugin.ad_nickname", value="alice")
+    try:
+        st = rpc("node_start", listen_host="0.0.0.0")
+        try:
+            assert st["reach_pending"] is True and st["advertising"] is False
+            deadline = time.monotonic() + 30
+            node = rpc("status")["node"]
+            while not node["advertising"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+                node = rpc("status")["node"]
+            assert node["advertising"] and not node["reach_pending"], node
+            assert node["public_endpoint"] == ["127.0.0.1", st["network"]["listen"][1]]
+        finally:
+            rpc("node_stop")
+    finally:
+        raw.call("setconfig", key="plugins.musig2_plugin.advertise", value=False)

@@ -316,6 +316,16 @@ try:
     sd.public_port_spin.setValue(443)
     sd.listen_all_checkbox.setChecked(True)
     out["reach_text"] = sd.reach_label.text()
+    # The node keeps a reservation at a relay (bob relays, a real relay service on loopback,
+    # publishable on regtest): the dialog names the relay in use, as the status command does.
+    bob.enable_relay()
+    run(svc.node.use_relays([records.Endpoint(bob.endpoint.host, bob.endpoint.port,
+                                              records.Reach.RELAY, bob.pubkey)]))
+    sd.refresh_state()
+    out["reach_text_relay"] = sd.reach_label.text()
+    out["relay_key"] = bob.pubkey.hex()
+    out["relay_address"] = "{}:{}".format(bob.endpoint.host, bob.endpoint.port)
+    out["status_relays"] = svc.status()["reach"]["relays"]
     sd.nick_edit.setText("alice")
     sd.advertise_checkbox.setChecked(True)
     shot(sd, "settings_dialog.png")

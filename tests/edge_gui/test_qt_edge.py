@@ -107,6 +107,12 @@ def test_settings_validate_and_save(probe):
     # how the running node is reached, as the dialog shows it
     assert "regtest: listening on 127.0.0.1:" in probe["reach_text"]
     assert "reached directly at 127.0.0.1:" in probe["reach_text"]
+    # with a relay reservation: the relay in use, named as the status command lists it
+    key, addr = probe["relay_key"], probe["relay_address"]
+    assert probe["status_relays"] == [[*addr.rsplit(":", 1)[:1], int(addr.rsplit(":", 1)[1]),
+                                       "relay", key]]
+    assert f"reached through relay {key[:16]}…@{addr}" in probe["reach_text_relay"]
+    assert "reached directly" not in probe["reach_text_relay"]
 
 
 def test_screenshots_written(probe):

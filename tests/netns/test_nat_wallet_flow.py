@@ -62,6 +62,10 @@ def test_wallet_flow_across_three_kinds_of_nat(tmp_path: Path) -> None:
         "alice": ("port-forward", "direct"), "bob": ("masquerade", "relay"),
         "carol": ("random-port", "relay")}
     # Each wallet is seen from its own router's public address on 203.0.113.0/24.
+    # Nobody ran the reach command: node start found the path by itself, in the background
+    # (node_start returned before its reach step ran; the advertise waited for it).
+    assert 'P + "reach"' not in DEMO.read_text()
+    assert all(v["reach_pending_at_start"] is True for v in paths.values()), paths
     ips = {v["public_ip"] for v in paths.values()}
     assert len(ips) == 3 and all(ip.startswith("203.0.113.") for ip in ips)
     # The relayed wallets' traffic went through a relay; alice's did not.
